@@ -1,0 +1,136 @@
+"""One TOML file plus environment overrides, validated.
+
+A config looks like::
+
+    [store]
+    path = "murmur.duckdb"
+
+    [privacy]
+    k = 5                      # k-anonymity threshold for every aggregate
+    retention_days = 30        # posts older than this are purged; the pseudonym key rotates as often
+    public_accounts = ["whitehouse.gov", "@WHO"]   # handles that stay readable in @mentions
+
+    [[sources]]
+    id = "bluesky"             # stable id: keys the source's cursor, metrics and errors
+    type = "jetstream"         # a registered source type
+    url = "wss://jetstream2.us-east.bsky.network/subscribe"
+
+Any scalar key can be overridden from the environment as ``MURMUR_<SECTION>_<KEY>``, e.g.
+``MURMUR_PRIVACY_K=10`` or ``MURMUR_STORE_PATH=/data/m.duckdb``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from murmur.errors import ConfigError
+
+
+class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    path: str = "murmur.duckdb"
+
+
+class PrivacyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    k: int = 5
+    retention_days: int = 30
+    public_accounts: list[str] = msgspec.field(default_factory=list)
+    secret_file: str | None = None
+    """Where the installation's pseudonym secret lives; default: next to the store file."""
+
+
+class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    tier: str = "firehose"
+    """``neural`` (e5 vectors + trained heads) or ``firehose`` (lexical, cheap components only)."""
+    components: list[str] | None = None
+    """Explicit component ids in order; default: the tier's standard pipeline."""
+
+
+class SourceConfig(msgspec.Struct, kw_only=True):
+    id: str
+    type: str
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
+    enrich: EnrichConfig = msgspec.field(default_factory=EnrichConfig)
+    sources: list[SourceConfig] = msgspec.field(default_factory=list)
+
+
+_SECTIONS = ("store", "privacy", "enrich")
+
+
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith("MURMUR_"):
+            continue
+        rest = name.removeprefix("MURMUR_").lower()
+        section, _, key = rest.partition("_")
+        if section not in _SECTIONS or not key:
+            continue
+        target = raw.setdefault(section, {})
+        if key in ("k", "retention_days"):
+            try:
+                target[key] = int(value)
+            except ValueError:
+                msg = f"environment variable {name}={value!r}: expected a whole number"
+                raise ConfigError(msg) from None
+        elif key == "public_accounts":
+            target[key] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            target[key] = value
+
+
+def _lift_source_options(raw: dict[str, Any]) -> None:
+    """``[[sources]]`` tables keep their type-specific keys next to ``id``/``type``."""
+    for entry in raw.get("sources", []):
+        if isinstance(entry, dict):
+            options = entry.setdefault("options", {})
+            for key in [k for k in entry if k not in ("id", "type", "options")]:
+                options[key] = entry.pop(key)
+
+
+def parse_config(raw: dict[str, Any], *, origin: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    raw = dict(raw)
+    _apply_env(raw, dict(os.environ) if env is None else env)
+    _lift_source_options(raw)
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        msg = f"{origin}: {exc}"
+        raise ConfigError(msg) from None
+    if config.privacy.k < 2:
+        msg = f"{origin}: privacy.k must be at least 2 (k-anonymity), got {config.privacy.k}"
+        raise ConfigError(msg)
+    if config.privacy.retention_days < 1:
+        msg = f"{origin}: privacy.retention_days must be at least 1, got {config.privacy.retention_days}"
+        raise ConfigError(msg)
+    seen: set[str] = set()
+    for i, source in enumerate(config.sources):
+        if source.id in seen:
+            msg = f"{origin}: sources[{i}].id {source.id!r} is used twice; source ids key cursors"
+            raise ConfigError(msg)
+        seen.add(source.id)
+    return config
+
+
+def load_config(path: str | Path | None, *, env: dict[str, str] | None = None) -> Config:
+    """Read a TOML config (or the defaults when ``path`` is None), then apply env overrides."""
+    if path is None:
+        return parse_config({}, env=env)
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"config file {p} does not exist"
+        raise ConfigError(msg) from None
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{p}: not valid TOML: {exc}"
+        raise ConfigError(msg) from None
+    return parse_config(raw, origin=str(p), env=env)

@@ -1,0 +1,303 @@
+"""The embedded store: one DuckDB file, one writer.
+
+``Store`` is the only thing that writes. Each ``write`` is one transaction holding a batch of posts,
+deletions, quarantined payloads and the source cursors that produced them, so a cursor is durable
+exactly when its posts are (at-least-once delivery + idempotent upserts = no loss, no duplicates).
+
+Readers go through ``murmur.store.reader``: a read-only connection when no writer holds the file, or
+the running writer's read socket when one does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from murmur.errors import StoreError, StoreLockedError
+from murmur.store.schema import MIGRATIONS
+from murmur.types import Deletion, Post
+
+POST_COLUMNS: tuple[str, ...] = (
+    "platform",
+    "post_id",
+    "created_at",
+    "ingested_at",
+    "author_key",
+    "text",
+    "lang_declared",
+    "site",
+    "community",
+    "domains",
+    "hashtags",
+    "mentions",
+    "is_reply",
+    "is_repost",
+    "has_media",
+    "has_link",
+    "country",
+    "redactions",
+    "lang",
+    "lang_conf",
+    "sentiment",
+    "sentiment_score",
+    "sentiment_model",
+    "terms",
+    "simhash",
+    "dup_cluster",
+    "embedding_model",
+)
+
+_TS = pa.timestamp("us", tz="UTC")
+_STRS = pa.list_(pa.string())
+POST_SCHEMA = pa.schema(
+    [
+        ("platform", pa.string()),
+        ("post_id", pa.string()),
+        ("created_at", _TS),
+        ("ingested_at", _TS),
+        ("author_key", pa.string()),
+        ("text", pa.string()),
+        ("lang_declared", pa.string()),
+        ("site", pa.string()),
+        ("community", pa.string()),
+        ("domains", _STRS),
+        ("hashtags", _STRS),
+        ("mentions", _STRS),
+        ("is_reply", pa.bool_()),
+        ("is_repost", pa.bool_()),
+        ("has_media", pa.bool_()),
+        ("has_link", pa.bool_()),
+        ("country", pa.string()),
+        ("redactions", pa.int32()),
+        ("lang", pa.string()),
+        ("lang_conf", pa.float64()),
+        ("sentiment", pa.string()),
+        ("sentiment_score", pa.float64()),
+        ("sentiment_model", pa.string()),
+        ("terms", _STRS),
+        ("simhash", pa.uint64()),
+        ("dup_cluster", pa.string()),
+        ("embedding_model", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """A payload that could not become a post. The payload itself is not kept (it may hold raw
+    handles or PII); its hash, size and source position identify it for re-reading at the source."""
+
+    source_id: str
+    format: str
+    position: str
+    reason: str
+    field: str | None
+    size_bytes: int
+    sha256: str
+
+    @classmethod
+    def of(
+        cls, *, source_id: str, format: str, position: str, reason: str, field: str | None, payload: bytes
+    ) -> QuarantineRecord:
+        return cls(
+            source_id=source_id,
+            format=format,
+            position=position,
+            reason=reason[:500],
+            field=field,
+            size_bytes=len(payload),
+            sha256=hashlib.sha256(payload).hexdigest(),
+        )
+
+
+def posts_to_arrow(posts: Sequence[Post]) -> pa.Table:
+    cols: dict[str, list[Any]] = {name: [] for name in POST_COLUMNS}
+    for p in posts:
+        for name in POST_COLUMNS:
+            cols[name].append(getattr(p, name))
+    return pa.Table.from_pydict(cols, schema=POST_SCHEMA)
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
+
+
+class Store:
+    """The one writer of a murmur store file."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: str) -> None:
+        self.conn = conn
+        self.path = path
+
+    # --- opening ----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating and migrating if needed) the store for writing."""
+        p = str(path)
+        if p != ":memory:":
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = duckdb.connect(p)
+        except duckdb.IOException as exc:
+            if _is_lock_error(exc):
+                msg = (
+                    f"store {p} is held by another murmur process (murmur run?); "
+                    "read commands reach it through that process, writes must go through it"
+                )
+                raise StoreLockedError(msg) from None
+            msg = f"cannot open store {p}: {exc}"
+            raise StoreError(msg) from None
+        conn.execute("SET TimeZone = 'UTC'")
+        store = cls(conn, p)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        exists = self.conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()
+        if not exists or exists[0] == 0:
+            return 0
+        row = self.conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def migrate(self) -> None:
+        current = self.schema_version()
+        if current == 0:
+            self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        known = max(v for v, _, _ in MIGRATIONS)
+        if current > known:
+            msg = f"store {self.path} has schema version {current}, newer than this murmur ({known}): upgrade murmur"
+            raise StoreError(msg)
+        for version, _name, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            self.conn.execute("BEGIN TRANSACTION")
+            try:
+                self.conn.execute(sql)
+                self.conn.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
+                self.conn.execute("COMMIT")
+            except duckdb.Error as exc:
+                self.conn.execute("ROLLBACK")
+                msg = f"migration {version} failed on {self.path}: {exc}"
+                raise StoreError(msg) from None
+
+    # --- writing ----------------------------------------------------------------------------------
+    def write(
+        self,
+        posts: Sequence[Post] = (),
+        deletions: Sequence[Deletion] = (),
+        quarantine: Sequence[QuarantineRecord] = (),
+        cursors: Mapping[str, str] | None = None,
+        embeddings: Iterable[tuple[str, str, list[float]]] = (),
+    ) -> None:
+        """Store one batch atomically: posts are upserted by (platform, post_id), deletions remove
+        the post and leave a tombstone (so a replayed create cannot resurrect it), and the cursors
+        are committed in the same transaction."""
+        now = datetime.now(UTC)
+        conn = self.conn
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            if posts:
+                # Last write wins within a batch, as it would across batches.
+                unique = list({p.key: p for p in posts}.values())
+                batch = posts_to_arrow(unique)
+                conn.register("_batch", batch)
+                conn.execute(
+                    "INSERT OR REPLACE INTO posts BY NAME SELECT b.* FROM _batch b "
+                    "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
+                )
+                conn.unregister("_batch")
+            emb = list(embeddings)
+            if emb:
+                table = pa.Table.from_pydict(
+                    {
+                        "platform": [e[0] for e in emb],
+                        "post_id": [e[1] for e in emb],
+                        "embedding": [e[2] for e in emb],
+                    },
+                    schema=pa.schema(
+                        [("platform", pa.string()), ("post_id", pa.string()), ("embedding", pa.list_(pa.float32()))]
+                    ),
+                )
+                conn.register("_emb", table)
+                conn.execute("INSERT OR REPLACE INTO embeddings BY NAME SELECT * FROM _emb")
+                conn.unregister("_emb")
+            if deletions:
+                rows = [(d.platform, d.post_id, now) for d in {(d.platform, d.post_id): d for d in deletions}.values()]
+                conn.executemany("INSERT OR IGNORE INTO tombstones VALUES (?, ?, ?)", rows)
+                keys = [(r[0], r[1]) for r in rows]
+                conn.executemany("DELETE FROM posts WHERE platform = ? AND post_id = ?", keys)
+                conn.executemany("DELETE FROM embeddings WHERE platform = ? AND post_id = ?", keys)
+            if quarantine:
+                conn.executemany(
+                    "INSERT INTO quarantine (at, source_id, format, position, reason, field, size_bytes, sha256) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (now, q.source_id, q.format, q.position, q.reason, q.field, q.size_bytes, q.sha256)
+                        for q in quarantine
+                    ],
+                )
+            if cursors:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
+                    [(sid, pos, now) for sid, pos in cursors.items()],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def cursor(self, source_id: str) -> str | None:
+        row = self.conn.execute("SELECT position FROM cursors WHERE source_id = ?", [source_id]).fetchone()
+        return None if row is None else str(row[0])
+
+    def purge(self, *, older_than: datetime) -> dict[str, int]:
+        """Delete posts (and everything derived from them) created before ``older_than``, and
+        tombstones and quarantine entries recorded before it. Returns rows removed per table."""
+        conn = self.conn
+        removed: dict[str, int] = {}
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for table, column in _PURGE_TABLES:
+                row = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} < ?", [older_than]).fetchone()
+                removed[table] = int(row[0]) if row else 0
+            conn.execute(
+                "DELETE FROM embeddings WHERE (platform, post_id) IN "
+                "(SELECT platform, post_id FROM posts WHERE created_at < ?)",
+                [older_than],
+            )
+            for table, column in _PURGE_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE {column} < ?", [older_than])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return removed
+
+    def checkpoint(self) -> None:
+        self.conn.execute("CHECKPOINT")
+
+
+_PURGE_TABLES: tuple[tuple[str, str], ...] = (
+    ("posts", "created_at"),
+    ("tombstones", "deleted_at"),
+    ("quarantine", "at"),
+)

@@ -1,0 +1,80 @@
+"""The store's schema, as numbered migrations applied in order inside one transaction each.
+
+To change the schema, append a migration with the next number; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MIGRATIONS: Final[list[tuple[int, str, str]]] = [
+    (
+        1,
+        "ingest spine: posts, tombstones, quarantine, cursors",
+        """
+        CREATE TABLE posts (
+            platform        VARCHAR NOT NULL,
+            post_id         VARCHAR NOT NULL,
+            created_at      TIMESTAMPTZ NOT NULL,
+            ingested_at     TIMESTAMPTZ NOT NULL,
+            author_key      VARCHAR NOT NULL,
+            text            VARCHAR NOT NULL,
+            lang_declared   VARCHAR,
+            site            VARCHAR,
+            community       VARCHAR,
+            domains         VARCHAR[] NOT NULL,
+            hashtags        VARCHAR[] NOT NULL,
+            mentions        VARCHAR[] NOT NULL,
+            is_reply        BOOLEAN NOT NULL,
+            is_repost       BOOLEAN NOT NULL,
+            has_media       BOOLEAN NOT NULL,
+            has_link        BOOLEAN NOT NULL,
+            country         VARCHAR,
+            redactions      INTEGER NOT NULL,
+            lang            VARCHAR,
+            lang_conf       DOUBLE,
+            sentiment       VARCHAR,
+            sentiment_score DOUBLE,
+            sentiment_model VARCHAR,
+            terms           VARCHAR[],
+            simhash         UBIGINT,
+            dup_cluster     VARCHAR,
+            embedding_model VARCHAR,
+            PRIMARY KEY (platform, post_id)
+        );
+        CREATE TABLE embeddings (
+            platform  VARCHAR NOT NULL,
+            post_id   VARCHAR NOT NULL,
+            embedding FLOAT[] NOT NULL,
+            PRIMARY KEY (platform, post_id)
+        );
+        CREATE TABLE tombstones (
+            platform   VARCHAR NOT NULL,
+            post_id    VARCHAR NOT NULL,
+            deleted_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (platform, post_id)
+        );
+        CREATE SEQUENCE quarantine_seq;
+        CREATE TABLE quarantine (
+            id          BIGINT PRIMARY KEY DEFAULT nextval('quarantine_seq'),
+            at          TIMESTAMPTZ NOT NULL,
+            source_id   VARCHAR NOT NULL,
+            format      VARCHAR NOT NULL,
+            position    VARCHAR NOT NULL,
+            reason      VARCHAR NOT NULL,
+            field       VARCHAR,
+            size_bytes  BIGINT NOT NULL,
+            sha256      VARCHAR NOT NULL
+        );
+        CREATE TABLE cursors (
+            source_id  VARCHAR PRIMARY KEY,
+            position   VARCHAR NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE meta (
+            key   VARCHAR PRIMARY KEY,
+            value VARCHAR NOT NULL
+        );
+        """,
+    ),
+]
