@@ -11,7 +11,7 @@ the running writer's read socket when one does.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from murmur.errors import StoreError, StoreLockedError
-from murmur.store.schema import MIGRATIONS
+from murmur.store.schema import DERIVED_TABLES, MIGRATIONS
 from murmur.types import Deletion, Post
 
 POST_COLUMNS: tuple[str, ...] = (
@@ -207,10 +207,12 @@ class Store:
         quarantine: Sequence[QuarantineRecord] = (),
         cursors: Mapping[str, str] | None = None,
         embeddings: Iterable[tuple[str, str, list[float]]] = (),
+        extras: Sequence[Callable[[duckdb.DuckDBPyConnection], None]] = (),
     ) -> None:
         """Store one batch atomically: posts are upserted by (platform, post_id), deletions remove
         the post and leave a tombstone (so a replayed create cannot resurrect it), and the cursors
-        are committed in the same transaction."""
+        are committed in the same transaction. ``extras`` write derived rows (token index, monitor
+        matches, ...) inside that same transaction."""
         now = datetime.now(UTC)
         conn = self.conn
         conn.execute("BEGIN TRANSACTION")
@@ -244,17 +246,19 @@ class Store:
                 rows = [(d.platform, d.post_id, now) for d in {(d.platform, d.post_id): d for d in deletions}.values()]
                 conn.executemany("INSERT OR IGNORE INTO tombstones VALUES (?, ?, ?)", rows)
                 keys = [(r[0], r[1]) for r in rows]
-                conn.executemany("DELETE FROM posts WHERE platform = ? AND post_id = ?", keys)
-                conn.executemany("DELETE FROM embeddings WHERE platform = ? AND post_id = ?", keys)
+                for table in ("posts", *DERIVED_TABLES):
+                    conn.executemany(f"DELETE FROM {table} WHERE platform = ? AND post_id = ?", keys)
             if quarantine:
                 conn.executemany(
-                    "INSERT INTO quarantine (at, source_id, format, position, reason, field, size_bytes, sha256) "
+                    "INSERT INTO quarantine (quarantined_at, source_id, format, position, reason, field, size_bytes, sha256) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (now, q.source_id, q.format, q.position, q.reason, q.field, q.size_bytes, q.sha256)
                         for q in quarantine
                     ],
                 )
+            for extra in extras:
+                extra(conn)
             if cursors:
                 conn.executemany(
                     "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
@@ -279,11 +283,12 @@ class Store:
             for table, column in _PURGE_TABLES:
                 row = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} < ?", [older_than]).fetchone()
                 removed[table] = int(row[0]) if row else 0
-            conn.execute(
-                "DELETE FROM embeddings WHERE (platform, post_id) IN "
-                "(SELECT platform, post_id FROM posts WHERE created_at < ?)",
-                [older_than],
-            )
+            for table in DERIVED_TABLES:
+                conn.execute(
+                    f"DELETE FROM {table} WHERE (platform, post_id) IN "
+                    "(SELECT platform, post_id FROM posts WHERE created_at < ?)",
+                    [older_than],
+                )
             for table, column in _PURGE_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE {column} < ?", [older_than])
             conn.execute("COMMIT")
@@ -299,5 +304,5 @@ class Store:
 _PURGE_TABLES: tuple[tuple[str, str], ...] = (
     ("posts", "created_at"),
     ("tombstones", "deleted_at"),
-    ("quarantine", "at"),
+    ("quarantine", "quarantined_at"),
 )

@@ -55,7 +55,8 @@ def ensure_select(sql: str) -> None:
 def _run(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa.Table:
     ensure_select(sql)
     try:
-        return conn.execute(sql, list(params)).fetch_arrow_table()
+        rel = conn.sql(sql, params=list(params))
+        return rel.to_arrow_table() if rel is not None else pa.table({})
     except duckdb.Error as exc:
         msg = f"query failed: {exc}"
         raise QueryError(msg) from None

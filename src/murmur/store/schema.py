@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Final
 
+DERIVED_TABLES: Final[list[str]] = ["embeddings"]
+"""Tables keyed by (platform, post_id) holding data derived from a post: when a post is deleted or
+purged, its rows there go too. A migration that adds such a table appends its name here."""
+
 MIGRATIONS: Final[list[tuple[int, str, str]]] = [
     (
         1,
@@ -57,7 +61,7 @@ MIGRATIONS: Final[list[tuple[int, str, str]]] = [
         CREATE SEQUENCE quarantine_seq;
         CREATE TABLE quarantine (
             id          BIGINT PRIMARY KEY DEFAULT nextval('quarantine_seq'),
-            at          TIMESTAMPTZ NOT NULL,
+            quarantined_at TIMESTAMPTZ NOT NULL,
             source_id   VARCHAR NOT NULL,
             format      VARCHAR NOT NULL,
             position    VARCHAR NOT NULL,

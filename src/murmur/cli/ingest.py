@@ -1,0 +1,181 @@
+"""Commands that move posts: ``run`` (the 24/7 service), ``import``, ``stats``, ``purge``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from murmur.config import Config, SourceConfig, load_config
+from murmur.errors import MurmurError, StoreLockedError
+from murmur.query.aggregate import store_stats
+from murmur.runtime import RuntimeStats
+from murmur.service import purge_expired, run_service
+from murmur.store import Store, open_reader
+
+err = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Store file (default: from config).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+IMPORT_FORMATS = ("auto", "jetstream", "mastodon", "reddit", "feed", "jsonl", "csv", "parquet")
+
+
+def fail(exc: MurmurError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(2)
+
+
+def load(config: Path | None, db: Path | None) -> Config:
+    cfg = load_config(config)
+    if db is not None:
+        cfg.store.path = str(db)
+    return cfg
+
+
+def count_rows(path: Path) -> int | None:
+    """Rows to expect from a file, for the progress bar (None when unknown)."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".csv"):
+        with path.open("rb") as fh:
+            return sum(1 for _ in fh) - (1 if suffix == ".csv" else 0)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return None
+
+
+def import_files(cfg: Config, paths: list[Path], fmt: str, *, show_progress: bool) -> RuntimeStats:
+    sources = [
+        SourceConfig(id=f"import:{p.resolve()}", type="file", options={"path": str(p), "format": fmt}) for p in paths
+    ]
+    total = sum(n for n in (count_rows(p) for p in paths) if n is not None) or None
+    from murmur.service import build_sources
+
+    built = build_sources(sources)
+    if not show_progress:
+        return asyncio.run(run_service(cfg, sources=built, serve_reads=False))
+    with Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task("import", total=total, detail="")
+
+        def on_batch(stats: RuntimeStats) -> None:
+            done = sum(c.events + c.quarantined for c in stats.sources.values())
+            progress.update(
+                task, completed=done, detail=f"{stats.posts} posts, {stats.quarantined} quarantined"
+            )
+
+        return asyncio.run(run_service(cfg, sources=built, serve_reads=False, on_batch=on_batch))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("import")
+    def import_cmd(
+        paths: Annotated[list[Path], typer.Argument(help="Files to import.", exists=True, dir_okay=False)],
+        fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of {', '.join(IMPORT_FORMATS)}.")] = "auto",
+        config: ConfigOpt = None,
+        db: DbOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Import files of posts (platform payloads, feeds, JSONL/CSV/Parquet) into the store."""
+        if fmt not in IMPORT_FORMATS:
+            err.print(f"[bold red]error:[/] --format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
+            raise typer.Exit(2)
+        try:
+            cfg = load(config, db)
+            stats = import_files(cfg, paths, fmt, show_progress=not json_out and sys.stderr.isatty())
+        except MurmurError as exc:
+            raise fail(exc) from None
+        summary = {"posts": stats.posts, "deletions": stats.deletions, "quarantined": stats.quarantined}
+        if json_out:
+            sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+        else:
+            out.print(
+                f"imported {stats.posts} posts, {stats.deletions} deletions, "
+                f"{stats.quarantined} quarantined into {cfg.store.path}"
+            )
+
+    @app.command("run")
+    def run_cmd(config: ConfigOpt = None, db: DbOpt = None) -> None:
+        """Run the 24/7 service: follow every configured source into the store until SIGTERM."""
+        try:
+            cfg = load(config, db)
+            if not cfg.sources:
+                err.print("[bold red]error:[/] no [[sources]] in the config: nothing to follow")
+                raise typer.Exit(2)
+            stats = asyncio.run(run_service(cfg))
+        except MurmurError as exc:
+            raise fail(exc) from None
+        err.print(f"stopped: {stats.posts} posts, {stats.deletions} deletions, {stats.quarantined} quarantined")
+
+    @app.command("stats")
+    def stats_cmd(config: ConfigOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+        """Counts by platform and language (k-anonymous), quarantined payloads, source cursors."""
+        try:
+            cfg = load(config, db)
+            reader = open_reader(cfg.store.path)
+            try:
+                result = store_stats(reader, k=cfg.privacy.k)
+            finally:
+                reader.close()
+        except MurmurError as exc:
+            raise fail(exc) from None
+        status = Path(f"{cfg.store.path}.status.json")
+        if status.exists():
+            result["service"] = orjson.loads(status.read_bytes())
+        if json_out:
+            sys.stdout.write(orjson.dumps(result, default=str).decode() + "\n")
+            return
+        print_stats(result)
+
+    @app.command("purge")
+    def purge_cmd(
+        config: ConfigOpt = None,
+        db: DbOpt = None,
+        older_than_days: Annotated[
+            int | None, typer.Option(help="Purge posts older than this (default: privacy.retention_days).")
+        ] = None,
+    ) -> None:
+        """Delete posts (and everything derived from them) past the retention period."""
+        try:
+            cfg = load(config, db)
+            days = older_than_days if older_than_days is not None else cfg.privacy.retention_days
+            with Store.open(cfg.store.path) as store:
+                removed = purge_expired(store, days)
+        except StoreLockedError as exc:
+            err.print(f"[bold red]error:[/] {exc}. The running service purges on its own every hour.")
+            raise typer.Exit(2) from None
+        except MurmurError as exc:
+            raise fail(exc) from None
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).date()
+        out.print(f"purged before {cutoff}: " + ", ".join(f"{n} {t}" for t, n in removed.items()))
+
+
+def print_stats(result: dict[str, object]) -> None:
+    out.print(f"[bold]{result['posts']}[/] posts (k={result['k']}), {result['quarantined']} quarantined")
+    for title, key, dim in (("by platform", "by_platform", "platform"), ("by language", "by_language", "lang")):
+        table = Table(title=title)
+        table.add_column(dim)
+        table.add_column("posts", justify="right")
+        rows = result[key]
+        assert isinstance(rows, list)
+        for row in rows:
+            table.add_row(str(row[dim]), "suppressed (< k authors)" if row["suppressed"] else str(row["posts"]))
+        out.print(table)

@@ -1,0 +1,90 @@
+"""The privacy gate: the only way a ``Draft`` becomes a storable ``Post``.
+
+* the platform's post id (which often embeds the author) becomes a keyed hash, stable over time so
+  that a later deletion still finds the post;
+* the raw author id becomes a keyed, period-rotated pseudonym (``author_key``);
+* PII in the text is replaced with typed placeholders, @mentions of non-public accounts with ``@user``;
+* links keep only their domain (``domains``), in the text as in the fields;
+* platform geo is dropped: at most an ISO country code the platform itself supplied;
+* media are a flag only; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from murmur.privacy.pseudonym import Pseudonymizer
+from murmur.privacy.redact import Redactor, domain_of
+from murmur.types import Deletion, Draft, Post
+
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_HASHTAG_OK = re.compile(r"^[\w\u0300-\u036f\u200c\u200d]{1,100}$")
+
+
+class PrivacyGate:
+    """Turns drafts into posts. One instance per process; cheap per post."""
+
+    def __init__(
+        self,
+        *,
+        key_file: str | Path | None,
+        period_days: int = 30,
+        public_accounts: Iterable[str] = (),
+    ) -> None:
+        self.pseudonyms = Pseudonymizer(key_file, period_days=period_days)
+        self.redactor = Redactor(public_accounts)
+
+    def apply(self, draft: Draft, *, now: datetime | None = None) -> Post:
+        now = now or datetime.now(UTC)
+        text = draft.text
+        if draft.title and not text.startswith(draft.title):
+            text = f"{draft.title}\n\n{text}" if text else draft.title
+        red = self.redactor.redact(text)
+        domains = list(red.domains)
+        for url in draft.urls:
+            host = domain_of(url)
+            if host and host not in domains:
+                domains.append(host)
+        site = domain_of(draft.site) if draft.site else None
+        country = draft.country.upper() if draft.country and _COUNTRY.match(draft.country) else None
+        return Post(
+            platform=draft.platform,
+            post_id=self.pseudonyms.post_key(draft.platform, draft.post_id, now=now),
+            created_at=draft.created_at.astimezone(UTC),
+            ingested_at=now,
+            author_key=self.pseudonyms.key(draft.platform, draft.author_raw_id, now=now),
+            text=red.text,
+            lang_declared=(draft.lang_declared or None) and draft.lang_declared.lower()[:16],
+            site=site,
+            community=_community(draft),
+            domains=domains[:50],
+            hashtags=list(dict.fromkeys(h.lower() for h in draft.hashtags if _HASHTAG_OK.match(h)))[:50],
+            mentions=[m for m in dict.fromkeys(draft.mentions) if self.redactor.is_public(m)][:50],
+            is_reply=draft.is_reply,
+            is_repost=draft.is_repost,
+            has_media=draft.has_media,
+            has_link=bool(domains),
+            country=country,
+            redactions=red.count,
+        )
+
+    def delete(self, deletion: Deletion, *, now: datetime | None = None) -> Deletion:
+        """A platform's deletion, keyed like the stored post it removes."""
+        now = now or datetime.now(UTC)
+        return Deletion(deletion.platform, self.pseudonyms.post_key(deletion.platform, deletion.post_id, now=now))
+
+    def apply_all(self, drafts: Iterable[Draft], *, now: datetime | None = None) -> list[Post]:
+        now = now or datetime.now(UTC)
+        return [self.apply(d, now=now) for d in drafts]
+
+
+def _community(draft: Draft) -> str | None:
+    """A public venue name; Reddit's per-user pseudo-subreddits (``u_name``) name a person: dropped."""
+    if not draft.community:
+        return None
+    if draft.platform == "reddit" and draft.community.lower().startswith("u_"):
+        return None
+    return draft.community[:200]

@@ -1,0 +1,217 @@
+"""PII redaction: typed placeholders in place of personal data, before anything is stored.
+
+Replaced, in this order of precedence where spans overlap:
+
+==============  =====================================================================
+``<EMAIL>``     e-mail addresses
+(domain)        links: ``https://www.nytimes.com/2024/x?id=1`` becomes ``nytimes.com``
+``<IBAN>``      IBANs that pass the ISO 13616 mod-97 check
+``<CARD>``      13–19 digit payment-card numbers that pass the Luhn check
+``<SSN>``       US social-security-number patterns (``123-45-6789``)
+``<IP>``        IPv4 and IPv6 addresses
+``<PHONE>``     phone numbers, as the ``phonenumbers`` library finds them
+``<ADDRESS>``   street addresses where detectable (``221 Baker Street``, ``Hauptstraße 5``)
+``@user``       @mentions of anyone not on the configured public-accounts list
+``u/user``      Reddit's ``u/name`` and ``/u/name`` mentions
+==============  =====================================================================
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+EMAIL = "<EMAIL>"
+PHONE = "<PHONE>"
+CARD = "<CARD>"
+IBAN = "<IBAN>"
+SSN = "<SSN>"
+IP = "<IP>"
+ADDRESS = "<ADDRESS>"
+USER = "@user"
+REDDIT_USER = "u/user"
+
+_STREET_WORDS = (
+    r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace|way|square|sq"
+)
+_AT = re.compile(
+    r"""
+    (?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,})
+  | (?P<mention>(?<![\w@])@[\w-]+(?:\.[\w-]+)*(?:@[\w-]+(?:\.[\w-]+)+)?)
+    """,
+    re.VERBOSE,
+)
+_REDDIT_USER = re.compile(r"(?<![\w/])/?u/[\w-]{2,20}\b", re.IGNORECASE)
+_URL = re.compile(
+    r"""
+    (?P<url>(?:https?://|www\.)[^\s<>"'\]\[)]+)
+  | (?P<bareurl>\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/[^\s<>"'\]\[)]*)
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+_NUMERIC = re.compile(
+    r"""
+    (?P<iban>\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b)
+  | (?P<ssn>\b\d{3}-\d{2}-\d{4}\b)
+  | (?P<ipv4>\b(?:\d{1,3}\.){3}\d{1,3}\b)
+  | (?P<ipv6>(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?![\w:]))
+  | (?P<digits>(?<![\w+])\+?\(?\d[\d \-./()]{5,22}\d(?!\w))
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+_ADDRESS = re.compile(
+    r"\b\d{1,5}[ ]+(?:[A-Z][\w'-]*[ ]+){1,3}(?:(?i:"
+    + _STREET_WORDS
+    + r"))\b\.?"
+    r"|\b[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|platz|allee)[ ]+\d{1,4}[a-z]?\b"
+)
+_DIGIT = re.compile(r"\d")
+_NON_DIGIT = re.compile(r"\D+")
+_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "ES", "IT", "NG", "KE")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(candidate: str) -> bool:
+    s = candidate.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34:
+        return False
+    rearranged = s[4:] + s[:4]
+    try:
+        number = int("".join(str(int(c, 36)) for c in rearranged))
+    except ValueError:
+        return False
+    return number % 97 == 1
+
+
+def _ipv6_ok(span: str) -> bool:
+    if sum(1 for group in span.split(":") if group) < 2:
+        return False
+    try:
+        ipaddress.IPv6Address(span)
+    except ValueError:
+        return False
+    return True
+
+
+def domain_of(url: str) -> str | None:
+    """The host of a URL, lower-cased, without ``www.``, credentials or port; None if there is none."""
+    text = url if "://" in url else "http://" + url
+    try:
+        host = urlsplit(text).hostname
+    except ValueError:
+        return None
+    if not host or "." not in host:
+        return None
+    host = host.rstrip(".").lower()
+    return host.removeprefix("www.") or None
+
+
+def _phone_spans(text: str) -> bool:
+    for region in _PHONE_REGIONS:
+        try:
+            if phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID).has_next():
+                return True
+        except Exception:  # noqa: BLE001 - phonenumbers raises assorted errors on odd input
+            continue
+    return False
+
+
+def _digits_placeholder(span: str) -> str | None:
+    digits = re.sub(r"\D", "", span)
+    if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        return CARD
+    if 7 <= len(digits) <= 15 and _phone_spans(span):
+        return PHONE
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    text: str
+    count: int
+    domains: tuple[str, ...]
+
+
+class Redactor:
+    """Replaces PII in text with typed placeholders; keeps @mentions of public accounts."""
+
+    def __init__(self, public_accounts: Iterable[str] = ()) -> None:
+        self.public = {_norm_handle(h) for h in public_accounts if _norm_handle(h)}
+
+    def is_public(self, handle: str) -> bool:
+        return _norm_handle(handle) in self.public
+
+    def redact(self, text: str) -> Redacted:
+        count = 0
+        domains: list[str] = []
+
+        def replace(m: re.Match[str]) -> str:
+            nonlocal count
+            kind = m.lastgroup
+            span = m.group()
+            out: str | None
+            if kind == "email":
+                out = EMAIL
+            elif kind in ("url", "bareurl"):
+                trail = ""
+                while span and span[-1] in ".,;:!?":
+                    trail = span[-1] + trail
+                    span = span[:-1]
+                host = domain_of(span)
+                if host:
+                    domains.append(host)
+                    return host + trail
+                out = ""
+            elif kind == "iban":
+                out = IBAN if iban_ok(span) else None
+            elif kind == "ssn":
+                out = SSN
+            elif kind == "ipv4":
+                out = IP if all(int(o) <= 255 for o in span.split(".")) else _digits_placeholder(span)
+            elif kind == "ipv6":
+                out = IP if _ipv6_ok(span) else None
+            elif kind == "digits":
+                out = _digits_placeholder(span)
+            elif kind in ("address", None):
+                out = ADDRESS
+            else:  # mention
+                if self.is_public(span):
+                    return span
+                out = USER
+            if out is None:
+                return span
+            count += 1
+            return out
+
+        if "@" in text:
+            text = _AT.sub(replace, text)
+        if "/" in text or "www." in text or "WWW." in text:
+            text = _URL.sub(replace, text)
+            if "u/" in text or "U/" in text:
+                text, n = _REDDIT_USER.subn(REDDIT_USER, text)
+                count += n
+        if len(_NON_DIGIT.sub("", text)) >= 6 or ("::" in text):
+            text = _NUMERIC.sub(replace, text)
+        if _DIGIT.search(text):
+            text = _ADDRESS.sub(replace, text)
+        return Redacted(text, count, tuple(dict.fromkeys(domains)))
+
+
+def _norm_handle(handle: str) -> str:
+    return handle.strip().lstrip("@").lower()

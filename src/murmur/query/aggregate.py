@@ -1,0 +1,98 @@
+"""Aggregates with k-anonymity: every cell backed by fewer than ``k`` distinct authors is suppressed.
+
+This is the one place that counts posts for people to see (CLI, API, dashboard and exports all call
+it), so the rule cannot be forgotten by one of them. Author keys are counted, never returned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from murmur.errors import QueryError
+from murmur.store.reader import Reader
+
+_DIMENSIONS: dict[str, str] = {
+    "platform": "platform",
+    "lang": "coalesce(lang, lang_declared, 'und')",
+    "sentiment": "coalesce(sentiment, 'unknown')",
+    "country": "coalesce(country, 'unknown')",
+    "site": "coalesce(site, 'unknown')",
+    "community": "coalesce(community, 'unknown')",
+    "day": "date_trunc('day', created_at)",
+    "hour": "date_trunc('hour', created_at)",
+}
+_SAFE_NAME = re.compile(r"^[a-z_]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    key: dict[str, Any]
+    posts: int | None
+    """None when suppressed."""
+    suppressed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.key, "posts": self.posts, "suppressed": self.suppressed}
+
+
+def grouped_counts(
+    reader: Reader,
+    by: Sequence[str],
+    *,
+    k: int,
+    where: str = "TRUE",
+    params: Sequence[Any] = (),
+    table: str = "posts",
+) -> list[Cell]:
+    """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed."""
+    unknown = [d for d in by if d not in _DIMENSIONS]
+    if unknown:
+        msg = f"cannot group by {unknown}; known breakdowns: {sorted(_DIMENSIONS)}"
+        raise QueryError(msg)
+    if not _SAFE_NAME.match(table):
+        msg = f"bad table name {table!r}"
+        raise QueryError(msg)
+    select = ", ".join(f"{_DIMENSIONS[d]} AS {d}" for d in by)
+    group = ", ".join(str(i + 1) for i in range(len(by)))
+    sql = (
+        f"SELECT {select + ', ' if select else ''}count(*) AS posts, count(DISTINCT author_key) AS authors "
+        f"FROM {table} WHERE {where}" + (f" GROUP BY {group} ORDER BY posts DESC, {group}" if by else "")
+    )
+    rows = reader.query(sql, params).to_pylist()
+    cells: list[Cell] = []
+    for row in rows:
+        authors = int(row.pop("authors"))
+        posts = int(row.pop("posts"))
+        key = {d: row[d] for d in by}
+        if authors < k and posts > 0:
+            cells.append(Cell(key, None, True))
+        else:
+            cells.append(Cell(key, posts, False))
+    return cells
+
+
+def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
+    """What ``murmur stats`` shows: totals, counts by platform and by language, quarantine, cursors."""
+    total = grouped_counts(reader, [], k=k)
+    quarantine = reader.query("SELECT count(*) AS n FROM quarantine").to_pylist()[0]["n"]
+    reasons = reader.query(
+        "SELECT regexp_replace(reason, '[0-9]+', 'N', 'g') AS reason, count(*) AS n FROM quarantine "
+        "GROUP BY 1 ORDER BY n DESC LIMIT 10"
+    ).to_pylist()
+    cursors = reader.query("SELECT source_id, position, updated_at FROM cursors ORDER BY source_id").to_pylist()
+    span = reader.query("SELECT min(created_at) AS first, max(created_at) AS last FROM posts").to_pylist()[0]
+    return {
+        "k": k,
+        "posts": total[0].posts if total else 0,
+        "posts_suppressed": bool(total and total[0].suppressed),
+        "first_post_at": span["first"].isoformat() if span["first"] else None,
+        "last_post_at": span["last"].isoformat() if span["last"] else None,
+        "by_platform": [c.as_dict() for c in grouped_counts(reader, ["platform"], k=k)],
+        "by_language": [c.as_dict() for c in grouped_counts(reader, ["lang"], k=k)],
+        "quarantined": int(quarantine),
+        "quarantine_reasons": reasons,
+        "cursors": [{**c, "updated_at": c["updated_at"].isoformat()} for c in cursors],
+    }

@@ -1,0 +1,123 @@
+"""Text folding and tokenization: the one definition of "a word" that live matching and historical
+search share, so a query cannot find different posts at ingest and over history.
+
+``fold(s)``       NFKC, casefold, drop accents, NFC. ``Café`` → ``cafe``, ``ＣＡＦＥ`` → ``cafe``,
+                  ``Straße`` → ``strasse``. Accents are the combining marks of the generic diacritic
+                  blocks (U+0300–036F, 1AB0–1AFF, 1DC0–1DFF, 20D0–20FF, FE20–FE2F) plus Hebrew points
+                  and Arabic harakat; marks that spell a script's vowels (Devanagari, Thai, …) stay.
+``tokenize(s)``   the folded text's words, in order:
+
+                  * a character of a script written without spaces (Han, kana, Hangul, Thai, Lao,
+                    Khmer, Myanmar) is a token on its own, with its combining marks: a word in those
+                    scripts is found as the run of its characters (a phrase of single characters);
+                  * any other run of letters, digits and combining marks is a token; everything else
+                    (spaces, punctuation, ``_``, symbols, emoji) separates tokens.
+
+``search_text(s)`` the tokens joined as ``" t1 t2 … tn "``: one space before and after every token.
+                  A term is then the substring ``" t "``, a phrase ``" t1 t2 "``, a trailing wildcard
+                  ``" pre"``. The store keeps this string per post; the live matcher builds it the same
+                  way; both test the same substrings and regular expressions against it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+
+_ACCENT_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0300, 0x036F),
+    (0x1AB0, 0x1AFF),
+    (0x1DC0, 0x1DFF),
+    (0x20D0, 0x20FF),
+    (0xFE20, 0xFE2F),
+    (0x0591, 0x05BD),  # Hebrew cantillation and points
+    (0x05BF, 0x05BF),
+    (0x05C1, 0x05C2),
+    (0x05C4, 0x05C5),
+    (0x05C7, 0x05C7),
+    (0x0610, 0x061A),  # Arabic marks and harakat
+    (0x064B, 0x065F),
+    (0x0670, 0x0670),
+    (0x06D6, 0x06DC),
+    (0x06DF, 0x06E4),
+    (0x06E7, 0x06E8),
+    (0x06EA, 0x06ED),
+)
+_DROP_ACCENTS: dict[int, None] = {
+    cp: None
+    for lo, hi in _ACCENT_RANGES
+    for cp in range(lo, hi + 1)
+    if unicodedata.category(chr(cp)).startswith("M")
+}
+
+SEGMENTED_BY_CHARACTER: tuple[tuple[int, int], ...] = (
+    (0x0E00, 0x0E7F),  # Thai
+    (0x0E80, 0x0EFF),  # Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x1780, 0x17FF),  # Khmer
+    (0x2E80, 0x2FDF),  # CJK radicals, Kangxi radicals
+    (0x3005, 0x3007),  # 々 〆 〇
+    (0x3021, 0x3029),  # Hangzhou numerals
+    (0x3038, 0x303C),
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3130, 0x318F),  # Hangul compatibility jamo
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul jamo extended-A
+    (0xAC00, 0xD7FF),  # Hangul syllables, jamo extended-B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0x20000, 0x3FFFF),  # CJK extensions B–H
+)
+"""Scripts written without spaces between words: one token per character (see module doc)."""
+
+
+def _class_ranges(ranges: list[tuple[int, int]]) -> str:
+    return "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+
+
+def _merge(points: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for cp in points:
+        if out and out[-1][1] == cp - 1:
+            out[-1] = (out[-1][0], cp)
+        else:
+            out.append((cp, cp))
+    return out
+
+
+@cache
+def _token_re() -> re.Pattern[str]:
+    cat = unicodedata.category
+    marks = _class_ranges(_merge([cp for cp in range(0x110000) if cat(chr(cp))[0] == "M"]))
+    seg = _class_ranges(list(SEGMENTED_BY_CHARACTER))
+    # A segmented-script letter or digit with its marks, or a run of other letters, digits and marks
+    # starting with a letter or digit. [^\W_<seg>] = a word character, not "_", not segmented.
+    return re.compile(rf"(?=[^\W_])[{seg}][{marks}]*|[^\W_{seg}](?:[^\W_{seg}]|[{marks}])*")
+
+
+def fold(s: str) -> str:
+    """Case- and accent-fold ``s`` (see module doc). Deterministic; idempotent."""
+    if s.isascii():
+        return s.lower()
+    s = unicodedata.normalize("NFKC", s).casefold()
+    s = unicodedata.normalize("NFD", s).translate(_DROP_ACCENTS)
+    return unicodedata.normalize("NFC", s)
+
+
+def tokenize(s: str) -> list[str]:
+    """The folded tokens of ``s``, in order."""
+    return _token_re().findall(fold(s))
+
+
+def search_text(s: str) -> str:
+    """``" t1 t2 … tn "`` for the tokens of ``s`` (``" "`` when it has none)."""
+    toks = tokenize(s)
+    return " " + " ".join(toks) + " " if toks else " "
+
+
+def is_segmented_char(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in SEGMENTED_BY_CHARACTER)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from murmur.privacy import PrivacyGate, Pseudonymizer
+from murmur.types import Draft
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def draft(**kw: object) -> Draft:
+    base: dict[str, object] = {
+        "platform": "mastodon",
+        "post_id": "https://mastodon.social/users/alice/statuses/1",
+        "created_at": datetime(2026, 11, 23, 11, tzinfo=UTC),
+        "text": "hello @alice@mastodon.social, mail me: alice@example.org https://example.com/secret/path",
+        "author_raw_id": "alice@mastodon.social",
+    }
+    base.update(kw)
+    return Draft(**base)  # type: ignore[arg-type]
+
+
+def test_gate_pseudonymizes_redacts_and_drops_paths(tmp_path: Path) -> None:
+    gate = PrivacyGate(key_file=tmp_path / "keys", period_days=30)
+    post = gate.apply(
+        draft(urls=["https://www.example.com/secret/path", "https://news.site.org/a/b"], mentions=["alice"]),
+        now=NOW,
+    )
+    assert post.text == "hello @user, mail me: <EMAIL> example.com"
+    assert post.author_key != "alice@mastodon.social"
+    assert len(post.author_key) == 16
+    assert post.domains == ["example.com", "news.site.org"]
+    assert post.has_link
+    assert post.mentions == []
+    assert post.redactions == 2
+    assert "secret" not in repr(post)
+    assert "alice" not in repr(post)
+
+
+def test_public_accounts_stay_readable(tmp_path: Path) -> None:
+    gate = PrivacyGate(key_file=None, public_accounts=["@WHO"])
+    post = gate.apply(draft(text="thanks @WHO and @bob", mentions=["WHO", "bob"]), now=NOW)
+    assert post.text == "thanks @WHO and @user"
+    assert post.mentions == ["WHO"]
+
+
+def test_geo_keeps_only_country_codes() -> None:
+    gate = PrivacyGate(key_file=None)
+    assert gate.apply(draft(country="de"), now=NOW).country == "DE"
+    assert gate.apply(draft(country="Berlin, Germany"), now=NOW).country is None
+
+
+def test_same_author_same_key_within_period_and_unlinkable_across(tmp_path: Path) -> None:
+    keys = Pseudonymizer(tmp_path / "k", period_days=30)
+    a = keys.key("bluesky", "did:plc:abc", now=NOW)
+    assert a == keys.key("bluesky", "did:plc:abc", now=NOW + timedelta(hours=1))
+    assert a != keys.key("mastodon", "did:plc:abc", now=NOW)
+    # a second process reading the same key file agrees
+    assert Pseudonymizer(tmp_path / "k", period_days=30).key("bluesky", "did:plc:abc", now=NOW) == a
+    later = keys.key("bluesky", "did:plc:abc", now=NOW + timedelta(days=31))
+    assert later != a
+    # the old period's secret is gone from the key file: the old key cannot be recomputed
+    assert Pseudonymizer(tmp_path / "k", period_days=30).key("bluesky", "did:plc:abc", now=NOW) != a
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+
+
+def test_unreadable_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    from murmur.errors import ConfigError
+
+    (tmp_path / "k").write_text("not json")
+    with pytest.raises(ConfigError, match="unreadable"):
+        Pseudonymizer(tmp_path / "k", period_days=30).key("x", "y", now=NOW)
+
+
+def test_post_ids_are_keyed_and_deletions_find_them(tmp_path: Path) -> None:
+    from murmur.types import Deletion
+
+    gate = PrivacyGate(key_file=tmp_path / "keys", period_days=30)
+    post = gate.apply(draft(), now=NOW)
+    assert "alice" not in post.post_id
+    later = NOW + timedelta(days=90)  # several key rotations later
+    again = PrivacyGate(key_file=tmp_path / "keys", period_days=30)
+    assert again.delete(Deletion("mastodon", draft().post_id), now=later).post_id == post.post_id
+
+
+def test_reddit_user_pseudo_subreddits_are_dropped() -> None:
+    gate = PrivacyGate(key_file=None)
+    assert gate.apply(draft(platform="reddit", community="u_someone"), now=NOW).community is None
+    assert gate.apply(draft(platform="reddit", community="AskReddit"), now=NOW).community == "AskReddit"

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from murmur.privacy.redact import Redactor, domain_of, iban_ok, luhn_ok
+
+
+@pytest.fixture
+def redactor() -> Redactor:
+    return Redactor(public_accounts=["@WHO", "nytimes.bsky.social"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to jane.doe+x@example.co.uk now", "write to <EMAIL> now"),
+        ("call +1 (415) 555-2671 today", "call <PHONE> today"),
+        ("ruf an: 030 1234567", "ruf an: <PHONE>"),
+        ("UK 020 7946 0958.", "UK <PHONE>."),
+        ("card 4111 1111 1111 1111 ok", "card <CARD> ok"),
+        ("card 4111-1111-1111-1111", "card <CARD>"),
+        ("iban DE89 3704 0044 0532 0130 00 ok", "iban <IBAN> ok"),
+        ("iban GB82WEST12345698765432", "iban <IBAN>"),
+        ("ssn 123-45-6789", "ssn <SSN>"),
+        ("from 192.168.1.20 and 2001:db8::1", "from <IP> and <IP>"),
+        ("lives at 221 Baker Street now", "lives at <ADDRESS> now"),
+        ("wohnt in der Hauptstraße 5 in Berlin", "wohnt in der <ADDRESS> in Berlin"),
+        ("hi @alice.bsky.social and @bob@mastodon.social", "hi @user and @user"),
+        ("thanks @WHO and @nytimes.bsky.social", "thanks @WHO and @nytimes.bsky.social"),
+        ("read https://www.nytimes.com/2024/01/01/world/x.html?id=7.", "read nytimes.com."),
+        ("see bsky.app/profile/alice.bsky.social/post/3k", "see bsky.app"),
+    ],
+)
+def test_redacts(redactor: Redactor, text: str, expected: str) -> None:
+    assert redactor.redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the year 2024 had 365 days",
+        "price 1,299.99 EUR",
+        "version 3.14 is out at 10:30",
+        "std::vector and c++ ::",
+        "card 4111 1111 1111 1112 fails Luhn",
+        "DE00 1234 5678 9012 3456 78 fails mod 97",
+        "学校で 2024年 に",
+    ],
+)
+def test_leaves_ordinary_text(redactor: Redactor, text: str) -> None:
+    result = redactor.redact(text)
+    assert result.text == text
+    assert result.count == 0
+
+
+def test_counts_and_domains(redactor: Redactor) -> None:
+    result = redactor.redact("mail a@b.org, see https://x.example.com/a and http://www.Example.com:8080/b")
+    assert result.count == 1
+    assert result.domains == ("x.example.com", "example.com")
+
+
+def test_checksums() -> None:
+    assert luhn_ok("4111111111111111")
+    assert not luhn_ok("4111111111111112")
+    assert iban_ok("DE89370400440532013000")
+    assert not iban_ok("DE89370400440532013001")
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://user:pw@WWW.Example.com:443/x", "example.com"),
+        ("example.org/path", "example.org"),
+        ("https://localhost/x", None),
+        ("http://[::1/", None),
+    ],
+)
+def test_domain_of(url: str, host: str | None) -> None:
+    assert domain_of(url) == host
+
+
+def test_reddit_user_mentions(redactor: Redactor) -> None:
+    assert redactor.redact("thanks /u/spez and u/Some_User!").text == "thanks u/user and u/user!"

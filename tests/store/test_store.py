@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from murmur.errors import QueryError, StoreLockedError
+from murmur.store import DirectReader, QuarantineRecord, ReadServer, Store, open_reader
+from murmur.store.reader import SocketReader
+from murmur.types import Deletion, Post
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def post(i: int, *, text: str = "hello", created: datetime = NOW) -> Post:
+    return Post(
+        platform="bluesky",
+        post_id=f"p{i}",
+        created_at=created,
+        ingested_at=NOW,
+        author_key=f"a{i % 7}",
+        text=text,
+        domains=["example.com"],
+        hashtags=["tag"],
+    )
+
+
+def test_upsert_is_idempotent_and_last_write_wins(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "m.duckdb") as store:
+        store.write(posts=[post(i) for i in range(10)], cursors={"s": "10"})
+        store.write(posts=[post(i, text="edited") for i in range(5, 15)], cursors={"s": "15"})
+        rows = store.conn.execute("SELECT post_id, text FROM posts ORDER BY post_id").fetchall()
+        assert len(rows) == 15
+        assert dict(rows)["p7"] == "edited"
+        assert dict(rows)["p1"] == "hello"
+        assert store.cursor("s") == "15"
+        assert store.cursor("other") is None
+
+
+def test_deletion_removes_post_and_blocks_replayed_create(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "m.duckdb") as store:
+        store.write(posts=[post(1), post(2)], embeddings=[("bluesky", "p1", [0.1, 0.2])])
+        store.write(deletions=[Deletion("bluesky", "p1")])
+        assert store.conn.execute("SELECT post_id FROM posts").fetchall() == [("p2",)]
+        assert store.conn.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
+        store.write(posts=[post(1)])  # a replay after a crash must not resurrect it
+        assert store.conn.execute("SELECT post_id FROM posts").fetchall() == [("p2",)]
+
+
+def test_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "m.duckdb") as store:
+
+        def boom(conn: object) -> None:
+            raise RuntimeError("disk full")
+
+        with pytest.raises(RuntimeError):
+            store.write(posts=[post(1)], cursors={"s": "1"}, extras=[boom])
+        assert store.conn.execute("SELECT count(*) FROM posts").fetchone() == (0,)
+        assert store.cursor("s") is None
+
+
+def test_quarantine_keeps_reason_and_position_not_payload(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "m.duckdb") as store:
+        q = QuarantineRecord.of(
+            source_id="s", format="jetstream", position="42", reason="truncated JSON", field=None,
+            payload=b'{"did": "did:plc:secret"',
+        )
+        store.write(quarantine=[q])
+        row = store.conn.execute("SELECT * FROM quarantine").fetchone()
+        assert row is not None
+        assert "truncated JSON" in row
+        assert "42" in row
+        assert not any("secret" in str(v) for v in row)
+
+
+def test_purge_removes_old_posts_and_derived_rows(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "m.duckdb") as store:
+        old = NOW - timedelta(days=40)
+        store.write(posts=[post(1, created=old), post(2)], embeddings=[("bluesky", "p1", [1.0])])
+        removed = store.purge(older_than=NOW - timedelta(days=30))
+        assert removed["posts"] == 1
+        assert store.conn.execute("SELECT post_id FROM posts").fetchall() == [("p2",)]
+        assert store.conn.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    Store.open(path).close()
+    with Store.open(path) as store:
+        versions = store.conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert len(versions) == len(set(versions))
+        assert store.schema_version() >= 1
+
+
+def test_readers_accept_only_select(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    Store.open(path).close()
+    reader = DirectReader.open(path)
+    with pytest.raises(QueryError, match="SELECT"):
+        reader.query("DELETE FROM posts")
+    with pytest.raises(QueryError, match="SELECT"):
+        reader.query("SELECT 1; DROP TABLE posts")
+    reader.close()
+
+
+def test_second_process_reads_through_the_writer(tmp_path: Path) -> None:
+    """While one process holds the store for writing, another still reads (no 'database is locked')."""
+    path = tmp_path / "m.duckdb"
+    store = Store.open(path)
+    store.write(posts=[post(i) for i in range(12)])
+    server = ReadServer(store.conn, path).start()
+    try:
+        code = textwrap.dedent(
+            f"""
+            from murmur.store import open_reader
+            r = open_reader({str(path)!r})
+            print(type(r).__name__, r.query("SELECT count(*) AS n FROM posts WHERE text = ?", ["hello"]).to_pylist())
+            try:
+                r.query("DELETE FROM posts")
+            except Exception as e:
+                print(type(e).__name__)
+            """
+        )
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split("\n")[:2] == ["SocketReader [{'n': 12}]", "QueryError"]
+        assert (path.parent / "m.duckdb.sock").stat().st_mode & 0o777 == 0o600
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_locked_store_without_service_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    store = Store.open(path)
+    try:
+        code = f"from murmur.store import open_reader\nopen_reader({str(path)!r})"
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert res.returncode != 0
+        assert "StoreLockedError" in res.stderr
+        assert "murmur run" in res.stderr
+    finally:
+        store.close()
+    assert isinstance(open_reader(path), DirectReader)
+    assert SocketReader is not None
+    assert StoreLockedError is not None
