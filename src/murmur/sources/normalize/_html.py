@@ -66,7 +66,10 @@ class _Frame:
 
 
 def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tuple[str, list[str]]:
-    """Return (plain text, link hrefs). ``mention_accts`` maps a mention link's href to its acct."""
+    """Return (plain text, link hrefs).
+
+    ``mention_accts`` maps a mention link's href, or its visible ``@name`` text, to the account's acct.
+    """
     if "<" not in html:
         return (_text(html).strip(), [])
     if len(html) > MAX_HTML_CHARS:
@@ -93,7 +96,7 @@ def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tupl
                         if frame.kind == "skip":
                             skipping -= 1
                         elif not skipping:
-                            _close_anchor(frame, out, mention_accts)
+                            _close_anchor(frame, out, links, mention_accts)
                     del stack[i:]
                     break
             continue
@@ -133,8 +136,6 @@ def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tupl
                 elif href.startswith(("http://", "https://")):
                     frame.kind = "link"
                     frame.href = href
-                    if len(links) < MAX_LIST_ITEMS:
-                        links.append(href)
         if frame.kind == "skip":
             skipping += 1
         stack.append(frame)
@@ -151,12 +152,24 @@ def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tupl
     return (text.strip(), links)
 
 
-def _close_anchor(frame: _Frame, out: list[str], mention_accts: dict[str, str] | None) -> None:
-    if frame.kind == "mention":
-        acct = mention_accts.get(frame.href) if mention_accts else None
+def _shortened(visible: str, href: str) -> bool:
+    """Is ``visible`` the start of ``href`` without its scheme (a link shortened for display)?"""
+    shown = visible.rstrip(".…").strip().partition("://")[2] or visible.rstrip(".…").strip()
+    target = href.partition("://")[2]
+    return len(shown) >= 4 and (target.startswith(shown) or target.removeprefix("www.").startswith(shown))
+
+
+def _close_anchor(frame: _Frame, out: list[str], links: list[str], accts: dict[str, str] | None) -> None:
+    if frame.kind not in ("mention", "link"):
+        return
+    visible = "".join(out[frame.start :]).strip()
+    if accts and (frame.kind == "mention" or visible.startswith("@")):
+        acct = accts.get(frame.href) or accts.get(visible)
         if acct:
             out[frame.start :] = ["@" + acct]
-    elif frame.kind == "link":
-        visible = "".join(out[frame.start :]).strip()
-        if frame.hidden or not visible:
+            return
+    if frame.kind == "link":
+        if frame.hidden or not visible or _shortened(visible, frame.href):
             out[frame.start :] = [frame.href]
+        if len(links) < MAX_LIST_ITEMS:
+            links.append(frame.href)

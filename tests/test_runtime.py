@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+from murmur.privacy import PrivacyGate
+from murmur.runtime import Processor, Runtime
+from murmur.store import Store
+from murmur.testing import ListSource
+
+
+def jetstream(i: int, *, op: str = "create", text: str | None = None, did: str = "did:plc:alice") -> bytes:
+    commit: dict[str, object] = {"rev": f"r{i}", "operation": op, "collection": "app.bsky.feed.post", "rkey": f"k{i}"}
+    if op != "delete":
+        commit["record"] = {
+            "$type": "app.bsky.feed.post",
+            "text": text if text is not None else f"post number {i} #murmur mail x{i}@example.org",
+            "createdAt": "2026-11-23T10:00:00.000Z",
+            "langs": ["en"],
+        }
+        commit["cid"] = f"c{i}"
+    return orjson.dumps({"did": did, "time_us": 1_700_000_000_000_000 + i, "kind": "commit", "commit": commit})
+
+
+def run_once(store: Store, payloads: list[bytes], tmp: Path, *, batch: int = 7) -> Runtime:
+    runtime = Runtime(
+        store,
+        [ListSource("bsky", "jetstream", payloads)],
+        Processor(PrivacyGate(key_file=tmp / "keys")),
+        batch_size=batch,
+        flush_seconds=0.01,
+    )
+    asyncio.run(runtime.run())
+    return runtime
+
+
+def test_stream_with_bad_payloads_and_deletions(tmp_path: Path) -> None:
+    payloads = [jetstream(i) for i in range(20)]
+    payloads.insert(5, b'{"did": "did:plc:x", "time_us": 1, "kind": "commit", "commit": {')  # truncated
+    payloads.insert(9, b"\xff\xfe not utf-8 at all")
+    payloads.append(jetstream(3, op="delete"))
+    with Store.open(tmp_path / "m.duckdb") as store:
+        runtime = run_once(store, payloads, tmp_path)
+        assert runtime.stats.quarantined == 2
+        assert runtime.stats.deletions == 1
+        texts = [r[0] for r in store.conn.execute("SELECT text FROM posts").fetchall()]
+        assert len(texts) == 19
+        assert all("@example.org" not in t and "<EMAIL>" in t for t in texts)
+        reasons = store.conn.execute("SELECT position, reason FROM quarantine ORDER BY position").fetchall()
+        assert [p for p, _ in reasons] == ["10", "6"]
+        assert all(r for _, r in reasons)
+        assert store.cursor("bsky") == str(len(payloads))
+
+
+def test_restart_resumes_from_cursor_without_duplicates(tmp_path: Path) -> None:
+    payloads = [jetstream(i) for i in range(50)]
+    with Store.open(tmp_path / "m.duckdb") as store:
+        first = run_once(store, payloads[:30], tmp_path)
+        assert first.stats.posts == 30
+        second = run_once(store, payloads, tmp_path)
+        assert second.stats.posts == 20
+        count = store.conn.execute("SELECT count(*), count(DISTINCT post_id) FROM posts").fetchone()
+        assert count == (50, 50)
+
+
+def test_raw_author_ids_never_reach_the_store(tmp_path: Path) -> None:
+    payloads = [jetstream(i, did=f"did:plc:person{i % 3}") for i in range(12)]
+    with Store.open(tmp_path / "m.duckdb") as store:
+        run_once(store, payloads, tmp_path)
+        dump = str(store.conn.execute("SELECT * FROM posts").fetchall())
+        assert "did:plc" not in dump
+        assert "person" not in dump
+        keys = store.conn.execute("SELECT count(DISTINCT author_key) FROM posts").fetchone()
+        assert keys == (3,)
+
+
+@pytest.mark.parametrize("batch", [1, 1000])
+def test_batch_size_does_not_change_the_result(tmp_path: Path, batch: int) -> None:
+    payloads = [jetstream(i) for i in range(25)] + [jetstream(4, op="delete")]
+    with Store.open(tmp_path / f"m{batch}.duckdb") as store:
+        run_once(store, payloads, tmp_path, batch=batch)
+        rows = store.conn.execute("SELECT count(*) FROM posts").fetchone()
+        assert rows == (24,)
