@@ -31,7 +31,10 @@ from murmur.testing import ListSource, has_shared_data, shared_data
 def real_payloads(n: int) -> dict[str, list[bytes]]:
     """``n`` payloads split over formats, cycled from the real files with fresh ids."""
     reddit = [orjson.loads(line) for line in shared_data("payloads", "reddit", "things.jsonl").open("rb")]
-    statuses = [orjson.loads(line) for line in shared_data("payloads", "mastodon", "statuses_mastodonpy.jsonl").open("rb")]
+    statuses = [
+        orjson.loads(line)
+        for line in shared_data("payloads", "mastodon", "statuses_mastodonpy.jsonl").open("rb")
+    ]
     records = []
     for name in ("post_record.json", "extended_post_record.json"):
         records.append(orjson.loads(shared_data("payloads", "bluesky", name).read_bytes())["value"])
@@ -39,7 +42,7 @@ def real_payloads(n: int) -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {"reddit": [], "mastodon": [], "jetstream": []}
     per = n // 3
     for i, thing in zip(range(per), itertools.cycle(reddit), strict=False):
-        data = dict(thing["data"], id=f"b{i}", name=f"{thing['kind']}_b{i}")
+        data = dict(thing["data"], id=f"b{i}", name=f"{thing['kind']}_b{i}", replies="")
         out["reddit"].append(orjson.dumps({"kind": thing["kind"], "data": data}))
     for i, status in zip(range(per), itertools.cycle(statuses), strict=False):
         out["mastodon"].append(orjson.dumps(dict(status, id=str(10**17 + i), uri=f"{status['uri']}/b{i}")))
@@ -69,7 +72,9 @@ def real_payloads(n: int) -> dict[str, list[bytes]]:
 async def run(payloads: dict[str, list[bytes]], db: Path, batch: int) -> tuple[float, int, int]:
     store = Store.open(db)
     sources = [ListSource(fmt, fmt, items) for fmt, items in payloads.items()]
-    runtime = Runtime(store, sources, Processor(PrivacyGate(key_file=db.with_suffix(".keys"))), batch_size=batch)
+    runtime = Runtime(
+        store, sources, Processor(PrivacyGate(key_file=db.with_suffix(".keys"))), batch_size=batch
+    )
     t0 = time.perf_counter()
     stats = await runtime.run()
     elapsed = time.perf_counter() - t0
@@ -79,7 +84,9 @@ async def run(payloads: dict[str, list[bytes]], db: Path, batch: int) -> tuple[f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--posts", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=5000)
     args = parser.parse_args()
@@ -92,7 +99,9 @@ def main() -> None:
         elapsed, posts, stored = asyncio.run(run(payloads, Path(tmp) / "bench.duckdb", args.batch))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"ingest: {total:,} raw payloads ({raw_mb:.1f} MB JSON) -> {stored:,} stored posts")
-    print(f"ingest: {elapsed:.2f} s, {posts / elapsed:,.0f} posts/s (goal >= 10,000), peak RSS {rss_mb:.0f} MB")
+    print(
+        f"ingest: {elapsed:.2f} s, {posts / elapsed:,.0f} posts/s (goal >= 10,000), peak RSS {rss_mb:.0f} MB"
+    )
     if stored != posts:
         raise SystemExit(f"stored {stored} != processed {posts}")
 

@@ -13,7 +13,12 @@ from murmur.testing import ListSource
 
 
 def jetstream(i: int, *, op: str = "create", text: str | None = None, did: str = "did:plc:alice") -> bytes:
-    commit: dict[str, object] = {"rev": f"r{i}", "operation": op, "collection": "app.bsky.feed.post", "rkey": f"k{i}"}
+    commit: dict[str, object] = {
+        "rev": f"r{i}",
+        "operation": op,
+        "collection": "app.bsky.feed.post",
+        "rkey": f"k{i}",
+    }
     if op != "delete":
         commit["record"] = {
             "$type": "app.bsky.feed.post",
@@ -22,7 +27,9 @@ def jetstream(i: int, *, op: str = "create", text: str | None = None, did: str =
             "langs": ["en"],
         }
         commit["cid"] = f"c{i}"
-    return orjson.dumps({"did": did, "time_us": 1_700_000_000_000_000 + i, "kind": "commit", "commit": commit})
+    return orjson.dumps(
+        {"did": did, "time_us": 1_700_000_000_000_000 + i, "kind": "commit", "commit": commit}
+    )
 
 
 def run_once(store: Store, payloads: list[bytes], tmp: Path, *, batch: int = 7) -> Runtime:

@@ -96,7 +96,9 @@ def _lift_source_options(raw: dict[str, Any]) -> None:
                 options[key] = entry.pop(key)
 
 
-def parse_config(raw: dict[str, Any], *, origin: str = "<config>", env: dict[str, str] | None = None) -> Config:
+def parse_config(
+    raw: dict[str, Any], *, origin: str = "<config>", env: dict[str, str] | None = None
+) -> Config:
     raw = dict(raw)
     _apply_env(raw, dict(os.environ) if env is None else env)
     _lift_source_options(raw)

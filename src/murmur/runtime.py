@@ -2,9 +2,10 @@
 
 ::
 
-    source tasks ──RawEvent──▶ hand-off queue ──▶ batcher ──▶ normalize ─▶ gate ─▶ pipeline ─▶ store.write
-    (one per source)           (bounded: back-   (size or      (PayloadError → quarantine with reason)
-                                pressure)         interval)                         cursors in the same transaction
+    source tasks ─RawEvent─▶ hand-off ─▶ batcher ─▶ normalize ─▶ gate ─▶ pipeline ─▶ store.write
+    (one per source)         (bounded:   (size or   (PayloadError →                  (cursors in the
+                              back-       interval)   quarantine with reason)          same transaction)
+                              pressure)
 
 The hand-off between the sources and the processing stage is one narrow interface (``Handoff``):
 an in-process bounded queue now, a durable message bus when murmur scales out.
@@ -29,7 +30,6 @@ from typing import Any, Protocol
 import duckdb
 import orjson
 
-from murmur.config import Config
 from murmur.enrich.base import Pipeline
 from murmur.errors import PayloadError
 from murmur.privacy import PrivacyGate
@@ -96,7 +96,7 @@ class Handoff(Protocol):
 
     async def put(self, event: RawEvent) -> None: ...
 
-    async def take(self, max_items: int, timeout: float) -> list[RawEvent]: ...
+    async def take(self, max_items: int, wait_seconds: float) -> list[RawEvent]: ...
 
 
 class QueueHandoff:
@@ -108,13 +108,13 @@ class QueueHandoff:
     async def put(self, event: RawEvent) -> None:
         await self._queue.put(event)
 
-    async def take(self, max_items: int, timeout: float) -> list[RawEvent]:
+    async def take(self, max_items: int, wait_seconds: float) -> list[RawEvent]:
         items: list[RawEvent] = []
         try:
-            items.append(await asyncio.wait_for(self._queue.get(), timeout))
+            items.append(await asyncio.wait_for(self._queue.get(), wait_seconds))
         except TimeoutError:
             return items
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_seconds
         while len(items) < max_items:
             try:
                 items.append(self._queue.get_nowait())
@@ -163,9 +163,11 @@ class Processor:
                 if counters:
                     counters.quarantined += 1
                 continue
-            except Exception as exc:  # noqa: BLE001 - a normalizer bug must not stop the stream
+            except Exception as exc:
                 log.exception("normalizer %s failed on %s at %s", ev.format, ev.source_id, ev.position)
-                quarantine.append(_quarantine(ev, f"internal normalizer error: {type(exc).__name__}: {exc}", None))
+                quarantine.append(
+                    _quarantine(ev, f"internal normalizer error: {type(exc).__name__}: {exc}", None)
+                )
                 if counters:
                     counters.quarantined += 1
                 continue
@@ -180,7 +182,7 @@ class Processor:
         for draft in drafts:
             try:
                 posts.append(self.gate.apply(draft, now=now))
-            except Exception as exc:  # noqa: BLE001 - same rule: quarantine, never stop
+            except Exception as exc:
                 log.exception("privacy gate failed on %s/%s", draft.platform, draft.post_id)
                 quarantine.append(
                     QuarantineRecord.of(

@@ -66,7 +66,11 @@ def test_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_quarantine_keeps_reason_and_position_not_payload(tmp_path: Path) -> None:
     with Store.open(tmp_path / "m.duckdb") as store:
         q = QuarantineRecord.of(
-            source_id="s", format="jetstream", position="42", reason="truncated JSON", field=None,
+            source_id="s",
+            format="jetstream",
+            position="42",
+            reason="truncated JSON",
+            field=None,
             payload=b'{"did": "did:plc:secret"',
         )
         store.write(quarantine=[q])
@@ -118,7 +122,8 @@ def test_second_process_reads_through_the_writer(tmp_path: Path) -> None:
             f"""
             from murmur.store import open_reader
             r = open_reader({str(path)!r})
-            print(type(r).__name__, r.query("SELECT count(*) AS n FROM posts WHERE text = ?", ["hello"]).to_pylist())
+            rows = r.query("SELECT count(*) AS n FROM posts WHERE text = ?", ["hello"]).to_pylist()
+            print(type(r).__name__, rows)
             try:
                 r.query("DELETE FROM posts")
             except Exception as e:

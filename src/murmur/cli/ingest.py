@@ -58,7 +58,8 @@ def count_rows(path: Path) -> int | None:
 
 def import_files(cfg: Config, paths: list[Path], fmt: str, *, show_progress: bool) -> RuntimeStats:
     sources = [
-        SourceConfig(id=f"import:{p.resolve()}", type="file", options={"path": str(p), "format": fmt}) for p in paths
+        SourceConfig(id=f"import:{p.resolve()}", type="file", options={"path": str(p), "format": fmt})
+        for p in paths
     ]
     total = sum(n for n in (count_rows(p) for p in paths) if n is not None) or None
     from murmur.service import build_sources
@@ -89,7 +90,9 @@ def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_cmd(
         paths: Annotated[list[Path], typer.Argument(help="Files to import.", exists=True, dir_okay=False)],
-        fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of {', '.join(IMPORT_FORMATS)}.")] = "auto",
+        fmt: Annotated[
+            str, typer.Option("--format", "-f", help=f"One of {', '.join(IMPORT_FORMATS)}.")
+        ] = "auto",
         config: ConfigOpt = None,
         db: DbOpt = None,
         json_out: JsonOpt = False,
@@ -123,7 +126,9 @@ def register(app: typer.Typer) -> None:
             stats = asyncio.run(run_service(cfg))
         except MurmurError as exc:
             raise fail(exc) from None
-        err.print(f"stopped: {stats.posts} posts, {stats.deletions} deletions, {stats.quarantined} quarantined")
+        err.print(
+            f"stopped: {stats.posts} posts, {stats.deletions} deletions, {stats.quarantined} quarantined"
+        )
 
     @app.command("stats")
     def stats_cmd(config: ConfigOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
@@ -170,12 +175,17 @@ def register(app: typer.Typer) -> None:
 
 def print_stats(result: dict[str, object]) -> None:
     out.print(f"[bold]{result['posts']}[/] posts (k={result['k']}), {result['quarantined']} quarantined")
-    for title, key, dim in (("by platform", "by_platform", "platform"), ("by language", "by_language", "lang")):
+    for title, key, dim in (
+        ("by platform", "by_platform", "platform"),
+        ("by language", "by_language", "lang"),
+    ):
         table = Table(title=title)
         table.add_column(dim)
         table.add_column("posts", justify="right")
         rows = result[key]
         assert isinstance(rows, list)
         for row in rows:
-            table.add_row(str(row[dim]), "suppressed (< k authors)" if row["suppressed"] else str(row["posts"]))
+            table.add_row(
+                str(row[dim]), "suppressed (< k authors)" if row["suppressed"] else str(row["posts"])
+            )
         out.print(table)

@@ -74,7 +74,9 @@ class PrivacyGate:
     def delete(self, deletion: Deletion, *, now: datetime | None = None) -> Deletion:
         """A platform's deletion, keyed like the stored post it removes."""
         now = now or datetime.now(UTC)
-        return Deletion(deletion.platform, self.pseudonyms.post_key(deletion.platform, deletion.post_id, now=now))
+        return Deletion(
+            deletion.platform, self.pseudonyms.post_key(deletion.platform, deletion.post_id, now=now)
+        )
 
     def apply_all(self, drafts: Iterable[Draft], *, now: datetime | None = None) -> list[Post]:
         now = now or datetime.now(UTC)

@@ -65,9 +65,7 @@ _NUMERIC = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _ADDRESS = re.compile(
-    r"\b\d{1,5}[ ]+(?:[A-Z][\w'-]*[ ]+){1,3}(?:(?i:"
-    + _STREET_WORDS
-    + r"))\b\.?"
+    r"\b\d{1,5}[ ]+(?:[A-Z][\w'-]*[ ]+){1,3}(?:(?i:" + _STREET_WORDS + r"))\b\.?"
     r"|\b[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|platz|allee)[ ]+\d{1,4}[a-z]?\b"
 )
 _DIGIT = re.compile(r"\d")
@@ -127,7 +125,7 @@ def _phone_spans(text: str) -> bool:
         try:
             if phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID).has_next():
                 return True
-        except Exception:  # noqa: BLE001 - phonenumbers raises assorted errors on odd input
+        except Exception:  # noqa: S112 - phonenumbers raises assorted errors on odd input
             continue
     return False
 

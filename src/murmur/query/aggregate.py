@@ -82,7 +82,9 @@ def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
         "SELECT regexp_replace(reason, '[0-9]+', 'N', 'g') AS reason, count(*) AS n FROM quarantine "
         "GROUP BY 1 ORDER BY n DESC LIMIT 10"
     ).to_pylist()
-    cursors = reader.query("SELECT source_id, position, updated_at FROM cursors ORDER BY source_id").to_pylist()
+    cursors = reader.query(
+        "SELECT source_id, position, updated_at FROM cursors ORDER BY source_id"
+    ).to_pylist()
     span = reader.query("SELECT min(created_at) AS first, max(created_at) AS last FROM posts").to_pylist()[0]
     return {
         "k": k,

@@ -28,7 +28,7 @@ class Term:
 
     tokens: tuple[str, ...]
     prefix: bool = False
-    phrase: bool = False
+    phrase: bool = field(default=False, compare=False)
     """Written in quotes (only matters for printing)."""
     pos: int = field(default=0, compare=False)
 

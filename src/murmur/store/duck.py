@@ -54,8 +54,8 @@ POST_COLUMNS: tuple[str, ...] = (
     "embedding_model",
 )
 
-_TS = pa.timestamp("us", tz="UTC")
-_STRS = pa.list_(pa.string())
+_TS: pa.DataType = pa.timestamp("us", tz="UTC")
+_STRS: pa.DataType = pa.list_(pa.string())
 POST_SCHEMA = pa.schema(
     [
         ("platform", pa.string()),
@@ -181,10 +181,12 @@ class Store:
     def migrate(self) -> None:
         current = self.schema_version()
         if current == 0:
-            self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"
+            )
         known = max(v for v, _, _ in MIGRATIONS)
         if current > known:
-            msg = f"store {self.path} has schema version {current}, newer than this murmur ({known}): upgrade murmur"
+            msg = f"store {self.path} has schema version {current}, newer than this murmur ({known}): upgrade"
             raise StoreError(msg)
         for version, _name, sql in MIGRATIONS:
             if version <= current:
@@ -236,22 +238,29 @@ class Store:
                         "embedding": [e[2] for e in emb],
                     },
                     schema=pa.schema(
-                        [("platform", pa.string()), ("post_id", pa.string()), ("embedding", pa.list_(pa.float32()))]
+                        [
+                            ("platform", pa.string()),
+                            ("post_id", pa.string()),
+                            ("embedding", pa.list_(pa.float32())),
+                        ]
                     ),
                 )
                 conn.register("_emb", table)
                 conn.execute("INSERT OR REPLACE INTO embeddings BY NAME SELECT * FROM _emb")
                 conn.unregister("_emb")
             if deletions:
-                rows = [(d.platform, d.post_id, now) for d in {(d.platform, d.post_id): d for d in deletions}.values()]
+                rows = [
+                    (d.platform, d.post_id, now)
+                    for d in {(d.platform, d.post_id): d for d in deletions}.values()
+                ]
                 conn.executemany("INSERT OR IGNORE INTO tombstones VALUES (?, ?, ?)", rows)
                 keys = [(r[0], r[1]) for r in rows]
-                for table in ("posts", *DERIVED_TABLES):
-                    conn.executemany(f"DELETE FROM {table} WHERE platform = ? AND post_id = ?", keys)
+                for name in ("posts", *DERIVED_TABLES):
+                    conn.executemany(f"DELETE FROM {name} WHERE platform = ? AND post_id = ?", keys)
             if quarantine:
                 conn.executemany(
-                    "INSERT INTO quarantine (quarantined_at, source_id, format, position, reason, field, size_bytes, sha256) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO quarantine (quarantined_at, source_id, format, position, reason, field, "
+                    "size_bytes, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (now, q.source_id, q.format, q.position, q.reason, q.field, q.size_bytes, q.sha256)
                         for q in quarantine
@@ -281,7 +290,9 @@ class Store:
         conn.execute("BEGIN TRANSACTION")
         try:
             for table, column in _PURGE_TABLES:
-                row = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} < ?", [older_than]).fetchone()
+                row = conn.execute(
+                    f"SELECT count(*) FROM {table} WHERE {column} < ?", [older_than]
+                ).fetchone()
                 removed[table] = int(row[0]) if row else 0
             for table in DERIVED_TABLES:
                 conn.execute(

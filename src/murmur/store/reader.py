@@ -56,10 +56,11 @@ def _run(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa
     ensure_select(sql)
     try:
         rel = conn.sql(sql, params=list(params))
-        return rel.to_arrow_table() if rel is not None else pa.table({})
+        table: pa.Table = rel.to_arrow_table() if rel is not None else pa.table({})
     except duckdb.Error as exc:
         msg = f"query failed: {exc}"
         raise QueryError(msg) from None
+    return table
 
 
 class DirectReader:
@@ -184,7 +185,9 @@ class ReadServer:
             self._server = _Server(str(self.path), conn)
         finally:
             os.umask(old)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="murmur-read-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="murmur-read-server", daemon=True
+        )
 
     def start(self) -> ReadServer:
         self._thread.start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-DERIVED_TABLES: Final[list[str]] = ["embeddings"]
+DERIVED_TABLES: Final[list[str]] = ["embeddings", "post_search", "monitor_matches"]
 """Tables keyed by (platform, post_id) holding data derived from a post: when a post is deleted or
 purged, its rows there go too. A migration that adds such a table appends its name here."""
 
@@ -78,6 +78,47 @@ MIGRATIONS: Final[list[tuple[int, str, str]]] = [
         CREATE TABLE meta (
             key   VARCHAR PRIMARY KEY,
             value VARCHAR NOT NULL
+        );
+        """,
+    ),
+    (
+        2,
+        "query layer: search index, monitors, monitor matches (murmur.query)",
+        """
+        CREATE TABLE post_search (
+            platform     VARCHAR NOT NULL,
+            post_id      VARCHAR NOT NULL,
+            created_at   TIMESTAMPTZ NOT NULL,
+            lang         VARCHAR,
+            author_key   VARCHAR NOT NULL,
+            st           VARCHAR NOT NULL,
+            fk           VARCHAR NOT NULL,
+            sig_t0       UBIGINT NOT NULL,
+            sig_t1       UBIGINT NOT NULL,
+            sig_t2       UBIGINT NOT NULL,
+            sig_t3       UBIGINT NOT NULL,
+            sig_t4       UBIGINT NOT NULL,
+            sig_t5       UBIGINT NOT NULL,
+            sig_t6       UBIGINT NOT NULL,
+            sig_t7       UBIGINT NOT NULL,
+            sig_p0       UBIGINT NOT NULL,
+            sig_p1       UBIGINT NOT NULL,
+            sig_p2       UBIGINT NOT NULL,
+            sig_p3       UBIGINT NOT NULL,
+            PRIMARY KEY (platform, post_id)
+        );
+        CREATE TABLE monitors (
+            monitor_id VARCHAR PRIMARY KEY,
+            query      VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE monitor_matches (
+            monitor_id VARCHAR NOT NULL,
+            platform   VARCHAR NOT NULL,
+            post_id    VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            matched_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (monitor_id, platform, post_id)
         );
         """,
     ),

@@ -36,7 +36,7 @@ _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'()\[\]{}|\\^`]{1,2000}")
 _TRAILING_PUNCT = ".,;:!?*_~"
 
 
-def check_size(payload: bytes, fmt: str) -> None:
+def check_size(payload: object, fmt: str) -> None:
     if not isinstance(payload, bytes | bytearray | memoryview):
         msg = f"{fmt} payload must be bytes, got {type(payload).__name__}; pass the raw bytes as received"
         raise PayloadError(msg, field="payload")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import email.utils
+import importlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -452,9 +453,9 @@ def _csv_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
 
 
 def _parquet_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    # Imported lazily (pyarrow is heavy); through importlib because pyarrow ships no type information.
+    pa = importlib.import_module("pyarrow")
+    pq = importlib.import_module("pyarrow.parquet")
     try:
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
