@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from murmur.cli import ingest
+from murmur.cli import ingest, query
 
 app = typer.Typer(
     name="murmur",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 ingest.register(app)
+query.register(app)
 
 
 @app.callback()

@@ -31,7 +31,19 @@ from murmur.types import PLATFORMS
 
 FIELDS: Final[tuple[str, ...]] = ("lang", "platform", "site", "hashtag", "sentiment", "country", "has", "is")
 AUTHOR_FIELDS: Final[frozenset[str]] = frozenset(
-    {"author", "user", "from", "by", "username", "handle", "account", "to", "mention", "screen_name", "poster"}
+    {
+        "author",
+        "user",
+        "from",
+        "by",
+        "username",
+        "handle",
+        "account",
+        "to",
+        "mention",
+        "screen_name",
+        "poster",
+    }
 )
 _ENUMS: Final[dict[str, tuple[str, ...]]] = {
     "platform": PLATFORMS,
@@ -44,9 +56,9 @@ _COUNTRY = re.compile(r"^[a-z]{2}$")
 _DOMAIN = re.compile(r"^[^\s/:@?#]+$")
 _FIELD_WORD = re.compile(r"^([A-Za-z_]+):")
 _NEAR = re.compile(r"^NEAR/(\d+)(f?)$")
-_OPEN_QUOTES = ('"', "“", "„")  # noqa: RUF001
-_CLOSE_QUOTES = {'"': '"', "“": "”", "„": "“"}  # noqa: RUF001
-_WORD_STOP = set(" \t\r\n()\"“”„")  # noqa: RUF001
+_OPEN_QUOTES = ('"', "“", "„")
+_CLOSE_QUOTES = {'"': '"', "“": "”", "„": "“"}
+_WORD_STOP = set(' \t\r\n()"“”„')
 MIN_PREFIX = 2
 """Letters a wildcard needs before ``*`` (one is enough in scripts segmented per character)."""
 
@@ -243,7 +255,9 @@ class _Parser:
         if prefix:
             last = tokens[-1]
             if len(last) < MIN_PREFIX and not is_segmented_char(last[0]):
-                msg = f"a wildcard needs at least {MIN_PREFIX} letters before '*' (too many words would match)"
+                msg = (
+                    f"a wildcard needs at least {MIN_PREFIX} letters before '*' (too many words would match)"
+                )
                 raise self.error(msg, pos + len(raw))
         return Term(tokens, prefix, phrase and len(tokens) > 1, pos)
 
@@ -260,7 +274,7 @@ class _Parser:
         if name not in FIELDS:
             msg = (
                 f"unknown field '{tok.text}:'; the fields are {', '.join(f + ':' for f in FIELDS)} "
-                f"and #tag; to search for the text itself, quote it: \"{tok.text}:{raw}\""
+                f'and #tag; to search for the text itself, quote it: "{tok.text}:{raw}"'
             )
             raise self.error(msg, tok.pos)
         if not raw:
@@ -356,7 +370,9 @@ def _lex(text: str) -> list[_Tok]:
             i = end + 1
         elif ch == "-":
             if i + 1 >= n or text[i + 1].isspace() or text[i + 1] == ")":
-                msg = "'-' must be followed directly (no space) by the term, phrase, field or group to exclude"
+                msg = (
+                    "'-' must be followed directly (no space) by the term, phrase, field or group to exclude"
+                )
                 raise QuerySyntaxError(msg, query=text, position=i)
             toks.append(_Tok("MINUS", i, "-"))
             i += 1
@@ -376,7 +392,7 @@ def _word(query: str, word: str, pos: int) -> _Tok:
     if word.startswith("NEAR"):
         m = _NEAR.match(word)
         if m is None:
-            msg = f"expected NEAR/n or NEAR/nf (n = the most words allowed between), e.g. NEAR/5, found {word!r}"
+            msg = f"expected NEAR/n or NEAR/nf (n: most words between), e.g. NEAR/5, found {word!r}"
             raise QuerySyntaxError(msg, query=query, position=pos)
         distance = int(m.group(1))
         if distance > MAX_NEAR:

@@ -75,7 +75,9 @@ SEGMENTED_BY_CHARACTER: tuple[tuple[int, int], ...] = (
 
 
 def _class_ranges(ranges: list[tuple[int, int]]) -> str:
-    return "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+    return "".join(
+        re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges
+    )
 
 
 def _merge(points: list[int]) -> list[tuple[int, int]]:

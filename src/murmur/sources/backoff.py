@@ -21,7 +21,7 @@ import logging
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -160,18 +160,17 @@ def check_retry(config: SourceConfig, options: RetryOptions) -> None:
 
 
 def check_http_url(
-    config: SourceConfig, key: str, url: str, *, schemes: tuple[str, ...] = ("http", "https")
+    config: SourceConfig,
+    key: str,
+    url: str,
+    *,
+    schemes: tuple[str, ...] = ("http", "https"),
+    strip: bool = True,
 ) -> str:
-    """Check a URL option has one of ``schemes`` and a host; returns it without a trailing slash."""
+    """Check a URL option has one of ``schemes`` and a host; returns it (without a trailing slash when
+    ``strip``: for base URLs that paths are appended to)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in schemes or not rest.strip("/"):
         wanted = " or ".join(f"{s}://" for s in schemes)
         raise config_error(config, key, f"must be a URL starting with {wanted}, got {url!r}")
-    return url.rstrip("/")
-
-
-def merge_options(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """A copy of ``base`` with ``overrides`` applied (handy for building configs in code)."""
-    merged = dict(base)
-    merged.update(overrides)
-    return merged
+    return url.rstrip("/") if strip else url

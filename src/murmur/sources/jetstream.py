@@ -1,9 +1,9 @@
 """Bluesky through Jetstream: a WebSocket of JSON events, resumable by microsecond timestamp.
 
 The source connects to ``<url>?wantedCollections=app.bsky.feed.post&cursor=<time_us>`` and yields
-every ``commit`` event as it arrived (format ``jetstream``; the normalizer reads the record).
-Jetstream also sends ``identity`` and ``account`` events; they carry no post and are skipped (counted
-in ``stats.extra["skipped"]``).
+every message as it arrived (format ``jetstream``; the normalizer reads the record). ``identity`` and
+``account`` events are passed on too (the normalizer gives nothing for them) so that the cursor
+advances through them; ``stats.extra["kinds"]`` counts messages per kind.
 
 Cursor: the largest ``time_us`` seen so far, as a decimal string. Jetstream replays from a cursor,
 but its ordering is only approximately by time across instances and reconnects, so on every
@@ -90,7 +90,7 @@ class JetstreamSource:
         self.id = source_id
         self.options = options
         self.stats = SourceStats()
-        self.stats.extra["skipped"] = 0
+        self.stats.extra["kinds"] = {}
 
     async def events(self, cursor: str | None) -> AsyncIterator[RawEvent]:
         opts = self.options
@@ -131,9 +131,9 @@ class JetstreamSource:
                         backoff.reset()
                         position = peek.time_us if position is None else max(position, peek.time_us)
                         self.stats.lag_seconds = max(time.time() - peek.time_us / 1_000_000, 0.0)
-                        if peek.kind != "commit":
-                            self.stats.extra["skipped"] += 1
-                            continue
+                        kinds = self.stats.extra["kinds"]
+                        if peek.kind in kinds or len(kinds) < 16:  # bounded, whatever a server sends
+                            kinds[peek.kind] = kinds.get(peek.kind, 0) + 1
                         self.stats.events += 1
                         yield RawEvent(self.id, FORMAT, payload, str(position))
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:

@@ -255,25 +255,23 @@ class MastodonSource:
     async def _backfill(self, client: httpx.AsyncClient) -> AsyncIterator[RawEvent]:
         opts = self.options
         url = opts.base_url + self._timeline
+        params: dict[str, str] | None
         if self._position is None and opts.initial_backfill == 0:
             # Start from "now": remember the newest id so a reconnect backfills from there.
             page = self._page(await self._get_page(client, url, dict(self._timeline_params, limit="1")))
             if page:
-                peek = _peek.decode(page[0])
-                self._position = peek.id
-                self._seen(peek.id, peek.uri)
+                self._position = _peek.decode(page[0]).id
             return
         if self._position is None:
+            # A first start: the newest ``initial_backfill`` statuses, paging back (``max_id``).
             collected: list[bytes] = []
-            params = dict(
-                self._timeline_params, limit=str(min(opts.page_limit, max(opts.initial_backfill, 1)))
-            )
+            params = dict(self._timeline_params, limit=str(opts.page_limit))
             while len(collected) < opts.initial_backfill:
                 response = await self._get_page(client, url, params)
                 page = self._page(response)
                 collected.extend(page)
                 nxt = response.links.get("next", {}).get("url")
-                if not page or not nxt:
+                if len(page) < opts.page_limit or not nxt:
                     break
                 url, params = nxt, None
             for payload in reversed(collected[: opts.initial_backfill]):

@@ -87,12 +87,13 @@ MIGRATIONS: Final[list[tuple[int, str, str]]] = [
         """
         CREATE TABLE post_search (
             platform     VARCHAR NOT NULL,
-            post_id      VARCHAR NOT NULL,
+            post_id      VARCHAR USING COMPRESSION uncompressed NOT NULL,
             created_at   TIMESTAMPTZ NOT NULL,
+            ingested_at  TIMESTAMPTZ NOT NULL,
             lang         VARCHAR,
-            author_key   VARCHAR NOT NULL,
-            st           VARCHAR NOT NULL,
-            fk           VARCHAR NOT NULL,
+            author_key   VARCHAR USING COMPRESSION uncompressed NOT NULL,
+            st           VARCHAR USING COMPRESSION uncompressed NOT NULL,
+            fk           VARCHAR USING COMPRESSION uncompressed NOT NULL,
             sig_t0       UBIGINT NOT NULL,
             sig_t1       UBIGINT NOT NULL,
             sig_t2       UBIGINT NOT NULL,
@@ -105,6 +106,10 @@ MIGRATIONS: Final[list[tuple[int, str, str]]] = [
             sig_p1       UBIGINT NOT NULL,
             sig_p2       UBIGINT NOT NULL,
             sig_p3       UBIGINT NOT NULL,
+            sig_f0       UBIGINT NOT NULL,
+            sig_f1       UBIGINT NOT NULL,
+            sig_f2       UBIGINT NOT NULL,
+            sig_f3       UBIGINT NOT NULL,
             PRIMARY KEY (platform, post_id)
         );
         CREATE TABLE monitors (

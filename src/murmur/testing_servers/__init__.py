@@ -15,6 +15,10 @@ or ``server.start()`` / ``server.stop()``.
 * ``RedditServer``           OAuth client credentials and ``/r/<subs>/new|comments`` listings with
                              ``before``/``after`` paging and ``X-Ratelimit-*`` headers.
 * ``FeedServer``             feed documents with ``ETag``/``Last-Modified`` and conditional GETs.
+
+Layout: ``payloads.py`` builds replayable data from the real payloads, ``jetstream.py`` and
+``http.py`` hold the servers (the WebSocket one on ``websockets``' threaded server, the HTTP ones on
+the standard library's ``ThreadingHTTPServer``).
 """
 
 from murmur.testing_servers.http import FeedServer, MastodonServer, RedditServer

@@ -53,6 +53,7 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server: _HTTPServer
 
     def _dispatch(self) -> None:
@@ -394,7 +395,8 @@ class RedditServer(_LoopbackHTTP):
     Things are ordered by id; the oldest ``visible`` (default all) are listed, and every listing
     request without ``before``/``after`` (a new poll) reveals ``reveal_per_poll`` more. ``rate_limit``
     requests per ``rate_window`` seconds, announced in ``X-Ratelimit-Used/Remaining/Reset`` (seconds);
-    beyond it: 429. Counters: ``token_requests``, ``requests``, ``throttled``.
+    beyond it: 429. ``revoke_tokens()`` invalidates issued tokens. Counters: ``token_requests``,
+    ``requests``, ``throttled``.
     """
 
     def __init__(
@@ -426,6 +428,11 @@ class RedditServer(_LoopbackHTTP):
         self.token_requests = 0
         self.requests = 0
         self.throttled = 0
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token issued so far (the next API request answers 401)."""
+        with self.lock:
+            self._tokens.clear()
 
     def listed(self, kind: str, subreddits: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """The things of ``kind`` a listing would show now, oldest first."""

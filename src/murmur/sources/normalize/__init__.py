@@ -56,6 +56,7 @@ Normalizer = Callable[[bytes], list[Event]]
 
 NORMALIZERS: Registry[Normalizer] = Registry("normalizer")
 _state = {"builtins": False}
+_resolved: dict[str, tuple[int, Normalizer]] = {}
 
 BUILTINS: dict[str, Normalizer] = {
     "jetstream@1": normalize_jetstream,
@@ -83,7 +84,14 @@ def get_normalizer(format: str) -> Normalizer:
     source and call it directly on the hot path."""
     if not _state["builtins"]:
         register_builtins()
-    return NORMALIZERS.get(format)
+    # Resolving a bare name scans the registry; cache it until something new is registered.
+    size = len(NORMALIZERS.names())
+    cached = _resolved.get(format)
+    if cached is not None and cached[0] == size:
+        return cached[1]
+    fn = NORMALIZERS.get(format)
+    _resolved[format] = (size, fn)
+    return fn
 
 
 def normalize(format: str, payload: bytes) -> list[Event]:

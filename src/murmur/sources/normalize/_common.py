@@ -2,8 +2,9 @@
 
 Limits (what a hostile payload can cost us, and what happens past them):
 
-* ``MAX_PAYLOAD_BYTES`` (16 MiB): a larger payload is rejected with ``PayloadError(field="payload")``
-  before anything parses it.
+* ``MAX_PAYLOAD_BYTES`` (16 MiB; feeds ``MAX_FEED_BYTES``, 8 MiB): a larger payload is rejected with
+  ``PayloadError(field="payload")`` before anything parses it. Feeds are lower because feedparser
+  reads about 1 MB per 0.25-1 s of CPU: the worst 8 MiB feed costs seconds, not minutes.
 * ``MAX_TEXT_CHARS`` (10,000): longer post text is *truncated*, not rejected: a long Reddit self-post
   or feed article is still a real post, and the first 10,000 characters carry what analysis needs.
 * ``MAX_HTML_CHARS`` (100,000): HTML is cut to this length before it is stripped to text.
@@ -25,6 +26,7 @@ import msgspec
 from murmur.errors import PayloadError
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+MAX_FEED_BYTES = 8 * 1024 * 1024
 MAX_TEXT_CHARS = 10_000
 MAX_HTML_CHARS = 100_000
 MAX_LIST_ITEMS = 64
@@ -34,15 +36,19 @@ MAX_LANG_CHARS = 64
 
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'()\[\]{}|\\^`]{1,2000}")
 _TRAILING_PUNCT = ".,;:!?*_~"
+_MISSING_FIELD = re.compile(r"missing required field `([^`]{1,100})`")
+_HOST = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]{0,30}://(?:[^/?#@\s]{0,256}@)?([^/?#:@\s\[\]]{1,253})(?=[:/?#]|$)"
+)
 
 
-def check_size(payload: object, fmt: str) -> None:
-    if not isinstance(payload, bytes | bytearray | memoryview):
+def check_size(payload: object, fmt: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
+    if not isinstance(payload, bytes | bytearray):
         msg = f"{fmt} payload must be bytes, got {type(payload).__name__}; pass the raw bytes as received"
         raise PayloadError(msg, field="payload")
-    if len(payload) > MAX_PAYLOAD_BYTES:
+    if len(payload) > limit:
         msg = (
-            f"{fmt} payload is {len(payload):,} bytes, more than the {MAX_PAYLOAD_BYTES:,} allowed; "
+            f"{fmt} payload is {len(payload):,} bytes, more than the {limit:,} allowed; "
             "split it into smaller payloads"
         )
         raise PayloadError(msg, field="payload")
@@ -71,10 +77,12 @@ def json_error(exc: Exception, payload: bytes, fmt: str) -> PayloadError:
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         reason, sep, where = text.rpartition(" - at `")
-        if sep:
-            field = where.rstrip("`").removeprefix("$").lstrip(".") or "payload"
-            return PayloadError(f"{fmt}: {reason}", field=field)
-        return PayloadError(f"{fmt}: {text}", field="payload")
+        path = where.rstrip("`").removeprefix("$").lstrip(".") if sep else ""
+        reason = reason if sep else text
+        missing = _MISSING_FIELD.search(reason)
+        if missing:
+            path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+        return PayloadError(f"{fmt}: {reason}", field=path or "payload")
     return PayloadError(f"{fmt} payload is not valid JSON: {text}", field="payload")
 
 
@@ -91,8 +99,17 @@ def clean_text(text: str, *, limit: int = MAX_TEXT_CHARS) -> str:
     return text
 
 
+def bound(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """``clean_text`` for strings already known to be valid (decoded by msgspec): length and NULs."""
+    if len(text) > limit:
+        text = text[:limit]
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text
+
+
 def clean_id(value: str, field: str, fmt: str) -> str:
-    value = clean_text(value.strip(), limit=MAX_ID_CHARS + 1)
+    value = bound(value.strip(), MAX_ID_CHARS + 1)
     if not value:
         msg = f"{fmt}: {field} is empty; a post needs it"
         raise PayloadError(msg, field=field)
@@ -146,18 +163,11 @@ def domain_of(url: str | None) -> str | None:
     """The host of an absolute URL, lower-case, without ``www.``, port or credentials."""
     if not url:
         return None
-    _, sep, rest = url.partition("://")
-    if not sep:
+    m = _HOST.match(url)
+    if m is None:
         return None
-    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    host = host.rpartition("@")[2]
-    if host.startswith("["):
-        return None
-    host = host.split(":", 1)[0].strip().lower().rstrip(".")
-    host = host.removeprefix("www.")
-    if not host or len(host) > 253 or any(c.isspace() for c in host):
-        return None
-    return clean_text(host)
+    host = m.group(1).lower().rstrip(".").removeprefix("www.")
+    return clean_text(host) if host else None
 
 
 def parse_iso(value: str, field: str, fmt: str) -> datetime:

@@ -4,14 +4,17 @@ Mastodon statuses and feed items carry HTML. What we need from it is the readabl
 breaks (``<p>``, ``<br>``, list items), the links, and Mastodon's conventions undone:
 
 * ``<span class="invisible">`` parts of shortened links are dropped, and a shortened link is written
-  out as its full ``href`` (so the privacy gate sees a real URL and keeps its domain);
-* ``<a class="mention">`` becomes ``@acct`` when the status lists that account (``mention_accts``);
+  out as its full ``href`` (so the privacy gate sees a real URL and keeps its domain); so is a link
+  whose text is just the start of its address (``bsky.app/profile/h4lc...``);
+* a mention link becomes ``@acct`` when the status lists that account (``mention_accts``);
 * ``quote-inline`` fallbacks ("RE: <link>") of quote posts are dropped;
 * ``<script>``, ``<style>`` and similar never contribute text.
 
-This is a single regular-expression tokenizer rather than ``html.parser``: content is already
-sanitized HTML (Mastodon) or just needs its text (feeds), the tokenizer costs a few microseconds per
-status, and its patterns cannot backtrack (a tag may not contain ``<``), so hostile input stays linear.
+This is a regular-expression tokenizer rather than ``html.parser``: content is already sanitized HTML
+(Mastodon) or just needs its text (feeds). Mastodon's three standard link shapes (mention, hashtag,
+shortened link) are rewritten by three substitutions first, so a typical status costs a few
+microseconds; whatever else remains goes through a general tag-by-tag pass. No pattern can backtrack
+across a ``<`` (a tag may not contain one), so hostile input stays linear.
 """
 
 from __future__ import annotations
@@ -22,10 +25,24 @@ from html import unescape
 from murmur.sources.normalize._common import MAX_HTML_CHARS, MAX_LIST_ITEMS
 
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,31})([^<>]*)>")
-_ATTR = re.compile(r"""([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*(?:"([^"<]*)"|'([^'<]*)'|([^\s"'=<>`]+))""")
-_WS = re.compile(r"[ \t\r\n\f]+")
-_MANY_BREAKS = re.compile(r"[ \t]*\n[ \t\n]*\n[ \t\n]*")
-_LINE_SPACE = re.compile(r"[ \t]*\n[ \t]*")
+_CLASS_ATTR = re.compile(r"""\bclass\s*=\s*(?:"([^"<]*)"|'([^'<]*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
+_HREF_ATTR = re.compile(r"""\bhref\s*=\s*(?:"([^"<]*)"|'([^'<]*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
+_MANY_BREAKS = re.compile(r"\n{3,}")
+_DECLARATION = re.compile(r"<[!?][^<>]*>")
+
+# The fast path: after the Mastodon rewrites, is anything but <p>, </p> and <br> left?
+_OTHER_TAG = re.compile(r"<(?!/?p>|br ?/?>)[/A-Za-z!?]")
+_PARAGRAPH_TAGS = re.compile(r"</?p>")
+_BR = re.compile(r"<br ?/?>")
+_HCARD = re.compile(
+    r'<span class="h-card"(?: translate="no")?><a href="([^"<>]+)" class="u-url mention"[^<>]*>'
+    r"@<span>([^<>]*)</span></a></span>"
+)
+_HASHTAG = re.compile(r'<a href="[^"<>]*" class="mention hashtag"[^<>]*>#<span>([^<>]*)</span></a>')
+_SHORT_LINK = re.compile(
+    r'<a href="(https?://[^"<>]+)"[^<>]*><span class="invisible">[^<>]*</span>'
+    r'<span class="(?:ellipsis)?">[^<>]*</span><span class="invisible">[^<>]*</span></a>'
+)
 
 _VOID = frozenset(
     {"br", "img", "hr", "input", "meta", "link", "wbr", "source", "area", "base", "col", "embed", "param"}
@@ -34,35 +51,40 @@ _SKIP_TAGS = frozenset({"script", "style", "template", "noscript", "iframe", "ob
 _PARAGRAPH = frozenset({"p", "div", "blockquote", "pre", "section", "article", "header", "footer", "table"})
 _LINE = frozenset({"li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "dt", "dd", "figcaption"})
 _HIDDEN_CLASSES = frozenset({"invisible", "quote-inline"})
+_MAX_OPEN = 256
 
 
-def _attrs(raw: str) -> dict[str, str]:
-    if "=" not in raw:
-        return {}
-    found: dict[str, str] = {}
-    for m in _ATTR.finditer(raw):
-        value = m.group(2) if m.group(2) is not None else m.group(3) if m.group(3) is not None else m.group(4)
-        found[m.group(1).lower()] = unescape(value) if "&" in value else value
-    return found
+def _attr(pattern: re.Pattern[str], raw: str) -> str:
+    m = pattern.search(raw)
+    if m is None:
+        return ""
+    value = m.group(1) if m.group(1) is not None else m.group(2) if m.group(2) is not None else m.group(3)
+    return unescape(value) if "&" in value else value
+
+
+def _collapse(chunk: str) -> str:
+    """Runs of whitespace → one space, as HTML renders them (keeping a leading/trailing one)."""
+    lead = " " if chunk[:1].isspace() else ""
+    trail = " " if chunk[-1:].isspace() else ""
+    return lead + " ".join(chunk.split()) + trail if chunk.strip() else " "
 
 
 def _text(chunk: str) -> str:
     if "&" in chunk:
         chunk = unescape(chunk)
     if "\n" in chunk or "\t" in chunk or "\r" in chunk:
-        chunk = _WS.sub(" ", chunk)
+        chunk = _collapse(chunk)
     return chunk
 
 
-class _Frame:
-    __slots__ = ("hidden", "href", "kind", "start", "tag")
-
-    def __init__(self, tag: str, kind: str, start: int, href: str = "", hidden: bool = False) -> None:
-        self.tag = tag
-        self.kind = kind  # "", "skip", "mention", "hashtag", "link"
-        self.start = start
-        self.href = href
-        self.hidden = hidden
+def _tidy(text: str) -> str:
+    """Trim spaces around line breaks and keep at most one blank line in a row."""
+    if "\n" in text:
+        if " \n" in text or "\n " in text or "\t" in text:
+            text = "\n".join(line.strip(" \t") for line in text.split("\n"))
+        if "\n\n\n" in text:
+            text = _MANY_BREAKS.sub("\n\n", text)
+    return text.strip()
 
 
 def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tuple[str, list[str]]:
@@ -74,30 +96,111 @@ def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tupl
         return (_text(html).strip(), [])
     if len(html) > MAX_HTML_CHARS:
         html = html[:MAX_HTML_CHARS]
-    out: list[str] = []
     links: list[str] = []
-    stack: list[_Frame] = []
+    if 'class="' in html and "quote-inline" not in html:
+        html = _mastodon_markup(html, links, mention_accts)
+    if not _OTHER_TAG.search(html):
+        if "\n" in html or "\t" in html or "\r" in html:
+            html = _collapse(html)
+        text = _PARAGRAPH_TAGS.sub("\n\n", html.replace("</p><p>", "\n\n"))
+        text = _BR.sub("\n", text)
+        if "&" in text:
+            text = unescape(text)
+        return (_tidy(text), links)
+    return _generic(html, links, mention_accts)
+
+
+def _mastodon_markup(html: str, links: list[str], accts: dict[str, str] | None) -> str:
+    """Rewrite Mastodon's three standard link shapes to text; anything else is left as it is."""
+
+    def mention(m: re.Match[str]) -> str:
+        href = unescape(m.group(1)) if "&" in m.group(1) else m.group(1)
+        name = m.group(2)
+        acct = (accts.get(href) or accts.get("@" + name)) if accts else None
+        return "@" + (acct or name)
+
+    def short_link(m: re.Match[str]) -> str:
+        href = m.group(1)
+        if len(links) < MAX_LIST_ITEMS:
+            links.append(unescape(href) if "&" in href else href)
+        return href
+
+    if "h-card" in html:
+        html = _HCARD.sub(mention, html)
+    if "hashtag" in html:
+        html = _HASHTAG.sub(r"#\1", html)
+    if "invisible" in html:
+        html = _SHORT_LINK.sub(short_link, html)
+    return html
+
+
+class _Frame:
+    """An open element that matters: one whose text is skipped, or a link."""
+
+    __slots__ = ("hidden", "href", "kind", "nested", "start", "tag")
+
+    def __init__(self, tag: str, kind: str, start: int, href: str) -> None:
+        self.tag = tag
+        self.kind = kind  # "skip", "mention" or "link"
+        self.start = start
+        self.href = href
+        self.hidden = False
+        self.nested = 0  # plain elements of the same name opened inside, not yet closed
+
+
+def _strip_comments(html: str) -> str:
+    """Drop ``<!-- ... -->`` (an unclosed one runs to the end), ``<!DOCTYPE ...>`` and ``<?...?>``."""
+    if "<!--" in html:
+        parts: list[str] = []
+        pos = 0
+        while (start := html.find("<!--", pos)) >= 0:
+            parts.append(html[pos:start])
+            end = html.find("-->", start + 4)
+            if end < 0:
+                pos = len(html)
+                break
+            pos = end + 3
+        parts.append(html[pos:])
+        html = "".join(parts)
+    if "<!" in html or "<?" in html:
+        html = _DECLARATION.sub("", html)
+    return html
+
+
+def _generic(html: str, links: list[str], accts: dict[str, str] | None) -> tuple[str, list[str]]:
+    html = _strip_comments(html)
+    out: list[str] = []
+    frames: list[_Frame] = []
+    open_names: dict[str, int] = {}
     skipping = 0
     pos = 0
     for m in _TAG.finditer(html):
-        if m.start() > pos and not skipping:
-            out.append(_text(html[pos : m.start()]))
-        pos = m.end()
-        closing, tag, raw = m.group(1), m.group(2).lower(), m.group(3)
+        start, end = m.span()
+        if start > pos and not skipping:
+            out.append(_text(html[pos:start]))
+        pos = end
+        closing, name, raw = m.groups()
+        tag = name.lower()
         if closing:
             if tag in _PARAGRAPH:
                 out.append("\n\n")
-            elif tag in _LINE:
+            elif tag in _LINE and tag != "li":  # a list item's break comes with the next <li>
                 out.append("\n")
-            # pop to the matching open element, if there is one
-            for i in range(len(stack) - 1, -1, -1):
-                if stack[i].tag == tag:
-                    for frame in stack[i:][::-1]:
-                        if frame.kind == "skip":
+            if open_names.get(tag):
+                for i in range(len(frames) - 1, -1, -1):
+                    frame = frames[i]
+                    if frame.tag != tag:
+                        continue
+                    if frame.nested:
+                        frame.nested -= 1
+                        break
+                    for inner in reversed(frames[i:]):
+                        open_names[inner.tag] -= 1
+                        if inner.kind == "skip":
                             skipping -= 1
                         elif not skipping:
-                            _close_anchor(frame, out, links, mention_accts)
-                    del stack[i:]
+                            _close_anchor(inner, out, links, accts)
+                    del frames[i:]
                     break
             continue
         if tag == "br":
@@ -109,59 +212,49 @@ def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tupl
             out.append("\n")
         if tag in _VOID or raw.endswith("/"):
             continue
-        frame = _Frame(tag, "", len(out))
+        kind = ""
+        href = ""
         if tag in _SKIP_TAGS:
-            frame.kind = "skip"
-        elif "class" in raw or tag == "a":
-            attrs = _attrs(raw)
-            classes = attrs.get("class", "").split()
+            kind = "skip"
+        elif tag == "a" or "class" in raw:
+            classes = _attr(_CLASS_ATTR, raw).split() if "class" in raw else []
             if any(c in _HIDDEN_CLASSES for c in classes):
-                frame.kind = "skip"
-                for outer in reversed(stack):
+                kind = "skip"
+            if kind == "skip" or "ellipsis" in classes:
+                for outer in reversed(frames):
                     if outer.kind == "link":
                         outer.hidden = True
                         break
-            elif "ellipsis" in classes:
-                for outer in reversed(stack):
-                    if outer.kind == "link":
-                        outer.hidden = True
-                        break
-            elif tag == "a":
-                href = attrs.get("href", "")
-                if "hashtag" in classes:
-                    frame.kind = "hashtag"
-                elif "mention" in classes:
-                    frame.kind = "mention"
-                    frame.href = href
+            elif tag == "a" and "hashtag" not in classes:
+                href = _attr(_HREF_ATTR, raw)
+                if "mention" in classes:
+                    kind = "mention"
                 elif href.startswith(("http://", "https://")):
-                    frame.kind = "link"
-                    frame.href = href
-        if frame.kind == "skip":
-            skipping += 1
-        stack.append(frame)
-        if len(stack) > 256:  # unclosed elements on hostile input: forget the oldest
-            oldest = stack.pop(0)
-            if oldest.kind == "skip":
-                skipping -= 1
+                    kind = "link"
+        if kind and len(frames) < _MAX_OPEN:
+            frames.append(_Frame(tag, kind, len(out), href))
+            open_names[tag] = open_names.get(tag, 0) + 1
+            if kind == "skip":
+                skipping += 1
+        elif open_names.get(tag):
+            for frame in reversed(frames):
+                if frame.tag == tag:
+                    frame.nested += 1
+                    break
     if pos < len(html) and not skipping:
         out.append(_text(html[pos:]))
-    text = "".join(out)
-    if "\n" in text:
-        text = _MANY_BREAKS.sub("\n\n", text)
-        text = _LINE_SPACE.sub("\n", text)
-    return (text.strip(), links)
+    return (_tidy("".join(out)), links)
 
 
 def _shortened(visible: str, href: str) -> bool:
     """Is ``visible`` the start of ``href`` without its scheme (a link shortened for display)?"""
-    shown = visible.rstrip(".…").strip().partition("://")[2] or visible.rstrip(".…").strip()
+    shown = visible.rstrip(".…").strip()
+    shown = shown.partition("://")[2] or shown
     target = href.partition("://")[2]
     return len(shown) >= 4 and (target.startswith(shown) or target.removeprefix("www.").startswith(shown))
 
 
 def _close_anchor(frame: _Frame, out: list[str], links: list[str], accts: dict[str, str] | None) -> None:
-    if frame.kind not in ("mention", "link"):
-        return
     visible = "".join(out[frame.start :]).strip()
     if accts and (frame.kind == "mention" or visible.startswith("@")):
         acct = accts.get(frame.href) or accts.get(visible)

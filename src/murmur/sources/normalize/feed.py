@@ -34,6 +34,7 @@ import msgspec
 
 from murmur.errors import PayloadError
 from murmur.sources.normalize._common import (
+    MAX_FEED_BYTES,
     MAX_ITEMS,
     bounded_unique,
     check_size,
@@ -218,12 +219,12 @@ def _parse_xml(payload: bytes) -> list[Event]:
 # --- JSON Feed ------------------------------------------------------------------------------------------
 
 
-class _JAuthor(msgspec.Struct):
+class _JAuthor(msgspec.Struct, gc=False):
     name: str | None = None
     url: str | None = None
 
 
-class _JItem(msgspec.Struct):
+class _JItem(msgspec.Struct, gc=False):
     id: str | int | None = None
     url: str | None = None
     external_url: str | None = None
@@ -240,7 +241,7 @@ class _JItem(msgspec.Struct):
     attachments: list[msgspec.Raw] | None = None
 
 
-class _JFeed(msgspec.Struct):
+class _JFeed(msgspec.Struct, gc=False):
     version: str
     items: list[_JItem]
     title: str | None = None
@@ -306,7 +307,7 @@ def _parse_json_feed(payload: bytes) -> list[Event]:
 
 def normalize_feed(payload: bytes) -> list[Event]:
     """An RSS / Atom / JSON Feed document → one draft per item (``[]`` for an empty feed)."""
-    check_size(payload, FMT)
+    check_size(payload, FMT, MAX_FEED_BYTES)
     if first_non_space(payload) == ord("{"):
         return _parse_json_feed(payload)
     return _parse_xml(bytes(payload))

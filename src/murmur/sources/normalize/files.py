@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import email.utils
-import importlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -247,6 +246,14 @@ def _epoch(seconds: float, column: str, fmt: str) -> datetime:
     return from_epoch(seconds, column, fmt)
 
 
+def _canonical(row: Mapping[str, Any]) -> str:
+    """The row as sorted JSON (stable across runs), for an id when the row has none."""
+    try:
+        return msgspec.json.encode(row, order="sorted").decode("utf-8")
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return repr(sorted((str(k), repr(v)) for k, v in row.items()))
+
+
 def normalize_row(mapping: FileMapping, row: Mapping[str, Any]) -> Draft:
     """One row (a dict from JSON, CSV or Parquet) → a draft, following ``mapping``."""
     error = row.get(ERROR_KEY)
@@ -273,7 +280,7 @@ def normalize_row(mapping: FileMapping, row: Mapping[str, Any]) -> Draft:
     if raw_id_str:
         post_id = clean_id(mapping.id_prefix + raw_id_str, "id", fmt)
     else:
-        post_id = mapping.id_prefix + content_hash(msgspec.json.encode(row, order="sorted").decode("utf-8"))
+        post_id = mapping.id_prefix + content_hash(_canonical(row))
     _, raw_author = _first(row, mapping.author)
     author = _scalar_str(raw_author)
     author = clean_id(author, "author", fmt) if author and author.strip() else "(unknown)"
@@ -453,9 +460,9 @@ def _csv_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
 
 
 def _parquet_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
-    # Imported lazily (pyarrow is heavy); through importlib because pyarrow ships no type information.
-    pa = importlib.import_module("pyarrow")
-    pq = importlib.import_module("pyarrow.parquet")
+    import pyarrow as pa  # imported lazily: pyarrow is heavy and only Parquet files need it
+    import pyarrow.parquet as pq
+
     try:
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:

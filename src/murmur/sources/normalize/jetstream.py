@@ -26,10 +26,10 @@ import msgspec
 from murmur.errors import PayloadError
 from murmur.sources.normalize._common import (
     MAX_LIST_ITEMS,
+    bound,
     bounded_unique,
     check_size,
     clean_lang,
-    clean_text,
     hashtag,
     json_error,
     parse_iso,
@@ -44,41 +44,41 @@ _NULL = msgspec.Raw(b"null")
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
-class _Commit(msgspec.Struct):
+class _Commit(msgspec.Struct, gc=False):
     operation: str
     collection: str
     rkey: str
     record: msgspec.Raw = _NULL
 
 
-class _Envelope(msgspec.Struct):
+class _Envelope(msgspec.Struct, gc=False):
     did: str
     kind: str
     commit: _Commit | None = None
 
 
-class _Feature(msgspec.Struct, rename={"type": "$type"}):
+class _Feature(msgspec.Struct, rename={"type": "$type"}, gc=False):
     type: str = ""
     tag: str | None = None
     uri: str | None = None
     did: str | None = None
 
 
-class _Facet(msgspec.Struct):
+class _Facet(msgspec.Struct, gc=False):
     features: list[_Feature] = msgspec.field(default_factory=list)
 
 
-class _External(msgspec.Struct):
+class _External(msgspec.Struct, gc=False):
     uri: str | None = None
 
 
-class _Embed(msgspec.Struct, rename={"type": "$type"}):
+class _Embed(msgspec.Struct, rename={"type": "$type"}, gc=False):
     type: str = ""
     external: _External | None = None
     media: _Embed | None = None
 
 
-class _Record(msgspec.Struct):
+class _Record(msgspec.Struct, gc=False):
     createdAt: str
     text: str = ""
     langs: list[str] | None = None
@@ -162,13 +162,13 @@ def normalize_jetstream(payload: bytes) -> list[Event]:
             platform="bluesky",
             post_id=post_id,
             created_at=created_at,
-            text=clean_text(record.text),
+            text=bound(record.text),
             author_raw_id=env.did,
             lang_declared=clean_lang(record.langs[0]) if record.langs else None,
             site="bsky.app",
-            urls=bounded_unique(clean_text(u, limit=4096) for u in urls),
-            hashtags=bounded_unique(hashtag(t) for t in tags),
-            mentions=bounded_unique(clean_text(m, limit=2048) for m in mentions),
+            urls=bounded_unique([bound(u, 4096) for u in urls]) if urls else [],
+            hashtags=bounded_unique([hashtag(t) for t in tags]) if tags else [],
+            mentions=bounded_unique([bound(m, 2048) for m in mentions]) if mentions else [],
             is_reply=record.reply != _NULL,
             is_repost=is_quote,
             has_media=has_media,

@@ -33,11 +33,11 @@ import msgspec
 from murmur.errors import PayloadError
 from murmur.sources.normalize._common import (
     MAX_ITEMS,
+    bound,
     bounded_unique,
     check_size,
     clean_id,
     clean_lang,
-    clean_text,
     domain_of,
     first_non_space,
     hashtag,
@@ -55,26 +55,26 @@ _NULL = msgspec.Raw(b"null")
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
-class _Account(msgspec.Struct):
+class _Account(msgspec.Struct, gc=False):
     acct: str
     url: str | None = None
     uri: str | None = None
 
 
-class _Mention(msgspec.Struct):
+class _Mention(msgspec.Struct, gc=False):
     acct: str
     url: str | None = None
 
 
-class _Tag(msgspec.Struct):
+class _Tag(msgspec.Struct, gc=False):
     name: str
 
 
-class _Card(msgspec.Struct):
+class _Card(msgspec.Struct, gc=False):
     url: str | None = None
 
 
-class _Status(msgspec.Struct):
+class _Status(msgspec.Struct, gc=False):
     uri: str
     created_at: str
     account: _Account
@@ -92,7 +92,7 @@ class _Status(msgspec.Struct):
     url: str | None = None
 
 
-class _Event(msgspec.Struct):
+class _Event(msgspec.Struct, gc=False):
     event: str | None = None
     payload: msgspec.Raw = _NULL
     uri: str | None = None
@@ -144,13 +144,13 @@ def _status_to_draft(status: _Status) -> Draft | None:
         platform="mastodon",
         post_id=post_id,
         created_at=created_at,
-        text=clean_text(text),
+        text=bound(text),
         author_raw_id=author,
         lang_declared=clean_lang(inner.language),
         site=site,
-        urls=bounded_unique(clean_text(u, limit=4096) for u in links),
-        hashtags=bounded_unique(hashtag(t.name) for t in inner.tags or ()),
-        mentions=bounded_unique(clean_text(m, limit=512) for m in mentions),
+        urls=bounded_unique([bound(u, 4096) for u in links]) if links else [],
+        hashtags=bounded_unique([hashtag(t.name) for t in inner.tags]) if inner.tags else [],
+        mentions=bounded_unique([bound(m, 512) for m in mentions]) if mentions else [],
         is_reply=status.in_reply_to_id is not None and inner is status,
         is_repost=is_repost,
         has_media=bool(inner.media_attachments),
@@ -217,7 +217,8 @@ def normalize_mastodon(payload: bytes) -> list[Event]:
     if first != ord("{"):
         msg = "mastodon payload must be a JSON object (a status or a streaming event) or an array"
         raise PayloadError(msg, field="payload")
-    if b'"event"' in payload:
+    # A streaming event's "event" key sits before or after its one big value, the status.
+    if payload.find(b'"event"', 0, 512) >= 0 or payload.find(b'"event"', max(0, len(payload) - 512)) >= 0:
         events = _event(payload)
         if events is not None:
             return events

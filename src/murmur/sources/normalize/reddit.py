@@ -24,10 +24,10 @@ import msgspec
 from murmur.errors import PayloadError
 from murmur.sources.normalize._common import (
     MAX_ITEMS,
+    bound,
     bounded_unique,
     check_size,
     clean_id,
-    clean_text,
     from_epoch,
     json_error,
     raw_first,
@@ -44,7 +44,7 @@ _NULL = msgspec.Raw(b"null")
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
-class _Data(msgspec.Struct):
+class _Data(msgspec.Struct, gc=False):
     name: str | None = None
     id: str | None = None
     author: str | None = None
@@ -69,14 +69,14 @@ class _Data(msgspec.Struct):
     """Set when this is a Listing's data."""
 
 
-class _Thing(msgspec.Struct):
+class _Thing(msgspec.Struct, gc=False):
     kind: str | None = None
     data: _Data | None = None
     response: msgspec.Raw = _NULL
     """The recorded-response wrapper's body."""
 
 
-class _Kind(msgspec.Struct):
+class _Kind(msgspec.Struct, gc=False):
     kind: str | None = None
 
 
@@ -204,15 +204,15 @@ def _thing_event(kind: str, d: _Data) -> Event:
         platform="reddit",
         post_id=post_id,
         created_at=created_at,
-        text=clean_text(text),
+        text=bound(text),
         author_raw_id=clean_id(author, "author", FMT),
         site="reddit.com",
-        community=clean_text(d.subreddit, limit=200) if d.subreddit else None,
-        urls=bounded_unique(clean_text(u, limit=4096) for u in urls),
+        community=bound(d.subreddit, 200) if d.subreddit else None,
+        urls=bounded_unique([bound(u, 4096) for u in urls]) if urls else [],
         is_reply=kind == "t1",
         is_repost=bool(d.crosspost_parent),
         has_media=_has_media(kind, d),
-        title=clean_text(title, limit=1000) if title else None,
+        title=bound(title, 1000) if title else None,
     )
 
 

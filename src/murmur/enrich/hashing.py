@@ -1,0 +1,214 @@
+"""Hashed character and word n-gram features, computed for a whole batch at once with numpy.
+
+The lexical sentiment model and the near-duplicate signatures both need n-grams of many short
+texts, fast. Instead of building n-gram strings one by one in Python (sklearn's analyzers, ~7k
+texts/s), the batch is laid out as one array of code points and every n-gram is hashed with a
+polynomial hash over that array:
+
+* ``S[i] = Σ_{j<i} c_j · B⁻ʲ`` is a cumulative sum, all arithmetic modulo 2⁶⁴ (numpy's uint64
+  wrap-around; ``B`` is odd, so ``B⁻¹`` exists),
+* the hash of the span ``[a, b)`` is ``(S[b] − S[a]) · Bᵇ⁻¹ = Σ c_j · Bᵇ⁻¹⁻ʲ``, the same
+  value wherever the span sits — so a fixed-length window (a character n-gram) and a variable one
+  (a word, a pair of words) are hashed the same way, all in vectorized numpy.
+
+Hashes are deterministic (no per-process salt): the same text gives the same features on every
+machine, which a shipped model and a stored signature need.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import numpy.typing as npt
+
+BASE = 0x100000001B3  # odd, so it has an inverse modulo 2⁶⁴
+_MASK = (1 << 64) - 1
+_BASE_INV = pow(BASE, -1, 1 << 64)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+# Character classes for word spans: 0 separates, 1 belongs to a word, 2 is a token on its own
+# (emoji and other symbols), 3 is ignored (joiners, variation selectors, skin-tone modifiers).
+SEP, WORD, SINGLE, SKIP = 0, 1, 2, 3
+
+
+@cache
+def _bmp_classes() -> npt.NDArray[np.uint8]:
+    out = np.zeros(0x10000, dtype=np.uint8)
+    for cp in range(0x10000):
+        cat = unicodedata.category(chr(cp))
+        if cat[0] in "LNM":
+            out[cp] = WORD
+        elif cat in ("So", "Sk", "Sm", "Sc") and cp >= 0x2000:
+            out[cp] = SINGLE
+    for cp in (0x200C, 0x200D, *range(0xFE00, 0xFE10)):
+        out[cp] = SKIP
+    return out
+
+
+def char_classes(cps: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
+    """The class (``SEP``/``WORD``/``SINGLE``/``SKIP``) of every code point."""
+    table = _bmp_classes()
+    out = np.empty(cps.shape, dtype=np.uint8)
+    bmp = cps < 0x10000
+    out[bmp] = table[cps[bmp]]
+    astral = cps[~bmp]
+    cls = np.full(astral.shape, SINGLE, dtype=np.uint8)  # emoji and other astral symbols
+    cls[(astral >= 0x20000) & (astral < 0x40000)] = WORD  # CJK extensions B–H
+    cls[(astral >= 0x1F3FB) & (astral <= 0x1F3FF)] = SKIP  # skin-tone modifiers
+    cls[(astral >= 0xE0000) & (astral <= 0xE007F)] = SKIP  # tag characters (flag sequences)
+    out[~bmp] = cls
+    return out
+
+
+def _powers(base: int, n: int) -> U64:
+    """``base**k mod 2⁶⁴`` for k in [0, n), by doubling (log n vectorized steps)."""
+    out = np.ones(max(n, 1), dtype=np.uint64)
+    length = 1
+    step = base & _MASK
+    while length < n:
+        take = min(length, n - length)
+        out[length : length + take] = out[:take] * np.uint64(step)
+        length += take
+        step = step * step & _MASK
+    return out[:n]
+
+
+@cache
+def _cached_powers(base: int, n: int) -> U64:
+    return _powers(base, n)
+
+
+def powers(base: int, n: int) -> U64:
+    """``_powers`` from a cache that grows by doubling, so a stream of batches reuses it."""
+    size = 1 << max(12, (max(n, 1) - 1).bit_length())
+    return _cached_powers(base, size)[:n]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Texts laid out as one code-point array. ``starts[d]``/``ends[d]`` bound text ``d``."""
+
+    cps: npt.NDArray[np.uint32]
+    starts: I64
+    ends: I64
+    prefix: U64
+    """``S`` of the module doc, length ``len(cps) + 1``."""
+    pow_fwd: U64
+
+    @property
+    def size(self) -> int:
+        return len(self.starts)
+
+    def doc_of(self, positions: I64) -> I64:
+        """Which text each code-point position belongs to."""
+        return np.searchsorted(self.ends, positions, side="right").astype(np.int64)
+
+    def span_hash(self, a: I64, b: I64) -> U64:
+        """Position-independent hash of every span ``[a, b)`` (``b > a``), modulo 2⁶⁴."""
+        return (self.prefix[b] - self.prefix[a]) * self.pow_fwd[b - 1]
+
+
+def layout(texts: Sequence[str]) -> Batch:
+    """Concatenate ``texts`` into one array of code points and precompute the prefix hashes."""
+    joined = "".join(texts)
+    cps = np.frombuffer(joined.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    n = len(cps)
+    terms = cps.astype(np.uint64) * powers(_BASE_INV, n)
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum(terms, out=prefix[1:])  # wraps modulo 2⁶⁴, which is what the hash wants
+    return Batch(cps, starts, ends, prefix, powers(BASE, n + 1))
+
+
+def bucket(hashes: U64, salt: int, bits: int) -> I64:
+    """Spread ``hashes`` (salted per feature kind) over ``2**bits`` buckets (Fibonacci hashing)."""
+    mixed = (hashes ^ np.uint64((salt * 0x2545F4914F6CDD1D) & _MASK)) * _MIX
+    return (mixed >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def char_ngrams(batch: Batch, sizes: Sequence[int], *, within_words: bool = False) -> list[tuple[I64, U64]]:
+    """For each n in ``sizes``: (text index, hash) of every character n-gram inside one text.
+
+    ``within_words``: only n-grams with no space inside (a space may start or end one), i.e. the
+    n-grams of each space-separated word padded with one space on each side, like sklearn's
+    ``char_wb`` analyzer. Texts should then have single spaces and one at each end.
+    """
+    total = len(batch.cps)
+    pos = np.arange(total, dtype=np.int64)
+    doc = batch.doc_of(pos)
+    room = batch.ends[doc] - pos  # characters from pos to the end of its text
+    spaces = np.zeros(total + 1, dtype=np.int32)
+    if within_words:
+        np.cumsum(batch.cps == 32, out=spaces[1:])
+    out: list[tuple[I64, U64]] = []
+    for n in sizes:
+        if total < n:
+            out.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)))
+            continue
+        # every window [i, i + n) at once, by slicing (no gathers); then keep those inside a text
+        h = (batch.prefix[n:] - batch.prefix[: total + 1 - n]) * batch.pow_fwd[n - 1 : total]
+        ok = room[: total + 1 - n] >= n
+        if within_words and n > 2:  # no space at positions i+1 .. i+n-2
+            ok &= spaces[n - 1 : total] == spaces[1 : total + 2 - n]
+        out.append((doc[: total + 1 - n][ok], h[ok]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """Word spans of a batch: ``doc[k]`` holds span ``[a[k], b[k])``; spans are in text order."""
+
+    doc: I64
+    a: I64
+    b: I64
+
+
+def word_spans(batch: Batch) -> Words:
+    """Runs of word characters, and each emoji/symbol on its own, per text, in order."""
+    cls = char_classes(batch.cps)
+    keep = cls != SKIP
+    idx = np.flatnonzero(keep).astype(np.int64)
+    c = cls[keep]
+    if len(idx) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Words(empty, empty, empty)
+    doc = batch.doc_of(idx)
+    is_word = c == WORD
+    prev_word = np.concatenate(([False], is_word[:-1]))
+    prev_doc = np.concatenate(([-1], doc[:-1]))
+    # A word starts where a word char does not continue the previous one (other class, other text,
+    # or a gap: skipped characters inside a word are dropped, so "a\u200db" stays one word).
+    contiguous = (prev_doc == doc) & prev_word
+    word_start = is_word & ~contiguous
+    next_word = np.concatenate((is_word[1:], [False]))
+    next_doc = np.concatenate((doc[1:], [-1]))
+    word_end = is_word & ~(next_word & (next_doc == doc))
+    single = c == SINGLE
+    starts = np.flatnonzero(word_start | single)
+    ends = np.flatnonzero(word_end | single)
+    return Words(doc[starts], idx[starts], idx[ends] + 1)
+
+
+def word_ngrams(batch: Batch, words: Words, n: int) -> tuple[I64, U64]:
+    """(text index, hash) of every run of ``n`` consecutive words of one text.
+
+    A word n-gram is hashed as the span from its first word's start to its last word's end, so the
+    separators between words count: ``"good  day"`` and ``"good day"`` differ only if spacing does.
+    Texts are normalized (collapsed spaces) before this, so in practice they hash the same.
+    """
+    if len(words.doc) < n:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    first = np.arange(len(words.doc) - n + 1)
+    last = first + n - 1
+    ok = words.doc[first] == words.doc[last]
+    first, last = first[ok], last[ok]
+    return words.doc[first], batch.span_hash(words.a[first], words.b[last])

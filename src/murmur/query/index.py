@@ -1,0 +1,266 @@
+"""What a post looks like to the query language, and the store's search index built from it.
+
+``Doc`` is a post as both evaluators see it: its search text (``text.search_text``) and its field keys
+(``"lang=de"``, ``"site=nytimes.com"``, …). The live matcher tests queries against a ``Doc``; the store
+keeps the same two strings per post in table ``post_search`` (migration 2), where historical search
+tests the same needles with SQL. Computed once, in Python, by the same function, for both.
+
+``post_search`` also holds a Bloom filter of the post (k = 2 bits per item; ``sig_t*``: a bank of
+``TOKEN_BITS`` bits for its distinct tokens, ``sig_p*``: ``PREFIX_BITS`` bits for its distinct
+3-letter token prefixes, ``sig_f*``: ``FIELD_BITS`` bits for its field keys). A query first keeps
+the rows whose filter has the bits its required words and fields need (8 bytes per row and bank
+column instead of the whole text), then tests the strings only on those: this is what keeps an
+ad-hoc query over 10M posts under a second. The bits only ever narrow the candidates; the string
+tests decide. The string columns are stored uncompressed, so reading them costs no decompression.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+
+from murmur.query.text import fold, search_text
+from murmur.store.duck import POST_COLUMNS
+from murmur.types import Post
+
+TOKEN_BITS: Final = 512
+PREFIX_BITS: Final = 256
+FIELD_BITS: Final = 256
+PREFIX_LEN: Final = 3
+TOKEN_COLUMNS: Final[tuple[str, ...]] = tuple(f"sig_t{i}" for i in range(TOKEN_BITS // 64))
+PREFIX_COLUMNS: Final[tuple[str, ...]] = tuple(f"sig_p{i}" for i in range(PREFIX_BITS // 64))
+FIELD_COLUMNS: Final[tuple[str, ...]] = tuple(f"sig_f{i}" for i in range(FIELD_BITS // 64))
+SIGNATURE_COLUMNS: Final[tuple[str, ...]] = (*TOKEN_COLUMNS, *PREFIX_COLUMNS, *FIELD_COLUMNS)
+_MASK64: Final = (1 << 64) - 1
+_CACHE_MAX: Final = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A post as queries see it."""
+
+    st: str
+    """``" t1 t2 … "``: the folded tokens of the post's text."""
+    keys: frozenset[str]
+    """Field keys: ``platform=reddit``, ``lang=pt``, ``lang=pt-br``, ``site=nytimes.com``, …"""
+
+    @property
+    def fk(self) -> str:
+        """The keys as the store keeps them: ``" k1 k2 … "``, sorted."""
+        return " " + " ".join(sorted(self.keys)) + " " if self.keys else " "
+
+
+def key_value(raw: str) -> str:
+    """A field value as keys hold it: folded, without whitespace."""
+    return "".join(fold(raw).split())
+
+
+def post_lang(post: Post) -> str | None:
+    """The language a query's ``lang:`` sees: the detected one, else the one the platform declared."""
+    return post.lang if post.lang is not None else post.lang_declared
+
+
+def field_keys(post: Post) -> frozenset[str]:
+    """Every ``field=value`` a query can ask of ``post`` (see docs/query-language.md, "Fields")."""
+    keys = {f"platform={key_value(post.platform)}"}
+    lang = post_lang(post)
+    if lang:
+        parts = key_value(lang).replace("_", "-").split("-")
+        keys.update("lang=" + "-".join(parts[: i + 1]) for i in range(len(parts)) if parts[i])
+    if post.sentiment:
+        keys.add(f"sentiment={key_value(post.sentiment)}")
+    if post.country:
+        keys.add(f"country={key_value(post.country)}")
+    for host in (post.site, *post.domains):
+        if not host:
+            continue
+        labels = key_value(host).strip(".").split(".")
+        keys.update("site=" + ".".join(labels[i:]) for i in range(len(labels)) if labels[i])
+    for tag in post.hashtags:
+        value = key_value(tag).lstrip("#")
+        if value:
+            keys.add(f"hashtag={value}")
+    if post.has_link:
+        keys.add("has=link")
+    if post.has_media:
+        keys.add("has=media")
+    if post.is_reply:
+        keys.add("is=reply")
+    if post.is_repost:
+        keys.add("is=repost")
+    return frozenset(keys)
+
+
+def doc_of(post: Post) -> Doc:
+    return Doc(search_text(post.text), field_keys(post))
+
+
+# --- signature ---------------------------------------------------------------------------------------
+_BITS: dict[str, tuple[int, int]] = {}
+
+
+def _two_bits(data: bytes, size: int) -> int:
+    """Two bits (a Bloom filter with k = 2) out of ``size`` (a power of two), from one CRC-32."""
+    h = zlib.crc32(data)
+    shift = size.bit_length() - 1
+    return (1 << (h % size)) | (1 << ((h >> shift) % size))
+
+
+def token_mask(token: str) -> int:
+    """The bits (over the ``TOKEN_BITS`` bank) a token sets."""
+    return _two_bits(token.encode("utf-8"), TOKEN_BITS)
+
+
+def prefix_mask(prefix: str) -> int:
+    """The bits (over the ``PREFIX_BITS`` bank) a ``PREFIX_LEN``-letter token prefix sets."""
+    return _two_bits(b"\x01" + prefix.encode("utf-8"), PREFIX_BITS)
+
+
+def field_mask(key: str) -> int:
+    """The bits (over the ``FIELD_BITS`` bank) a field key sets."""
+    return _two_bits(b"\x02" + key.encode("utf-8"), FIELD_BITS)
+
+
+def bank_columns(bank: tuple[str, ...], mask: int) -> dict[str, int]:
+    """A bank-wide mask split into per-column 64-bit masks (columns with no bit left out)."""
+    out: dict[str, int] = {}
+    for i, col in enumerate(bank):
+        part = (mask >> (64 * i)) & _MASK64
+        if part:
+            out[col] = part
+    return out
+
+
+_KEY_BITS: dict[str, int] = {}
+
+
+def _key_bits(key: str) -> int:
+    got = _KEY_BITS.get(key)
+    if got is None:
+        got = field_mask(key)
+        if len(_KEY_BITS) >= _CACHE_MAX:
+            _KEY_BITS.clear()
+        _KEY_BITS[key] = got
+    return got
+
+
+def _bits(token: str) -> tuple[int, int]:
+    got = _BITS.get(token)
+    if got is None:
+        pbits = prefix_mask(token[:PREFIX_LEN]) if len(token) >= PREFIX_LEN else 0
+        got = (token_mask(token), pbits)
+        if len(_BITS) >= _CACHE_MAX:
+            _BITS.clear()
+        _BITS[token] = got
+    return got
+
+
+def signature(doc: Doc) -> tuple[int, int, int]:
+    """(token bits, prefix bits, field bits) of a post, as three big integers."""
+    tbits = pbits = fbits = 0
+    for token in set(doc.st.split()):
+        t, p = _bits(token)
+        tbits |= t
+        pbits |= p
+    for key in doc.keys:
+        fbits |= _key_bits(key)
+    return tbits, pbits, fbits
+
+
+# --- the index table ---------------------------------------------------------------------------------
+_INDEX_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("platform", pa.string()),
+    ("post_id", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ("lang", pa.string()),
+    ("author_key", pa.string()),
+    ("st", pa.string()),
+    ("fk", pa.string()),
+    *[(c, pa.uint64()) for c in SIGNATURE_COLUMNS],
+]
+INDEX_SCHEMA: Final = pa.schema(_INDEX_FIELDS)
+
+
+def index_rows(posts: Sequence[Post], docs: Sequence[Doc] | None = None) -> pa.Table:
+    """The ``post_search`` rows for ``posts`` (``docs``: their ``doc_of``, when already computed)."""
+    if docs is None:
+        docs = [doc_of(p) for p in posts]
+    sig_cols: list[list[int]] = [[] for _ in SIGNATURE_COLUMNS]
+    n_t, n_p = len(TOKEN_COLUMNS), len(PREFIX_COLUMNS)
+    banks = ((0, n_t), (n_t, n_p), (n_t + n_p, len(FIELD_COLUMNS)))
+    for d in docs:
+        for bits, (first, count) in zip(signature(d), banks, strict=True):
+            for i in range(count):
+                sig_cols[first + i].append((bits >> (64 * i)) & _MASK64)
+    arrays: list[pa.Array[Any]] = [
+        pa.array([p.platform for p in posts], pa.string()),
+        pa.array([p.post_id for p in posts], pa.string()),
+        pa.array([p.created_at for p in posts], pa.timestamp("us", tz="UTC")),
+        pa.array([p.ingested_at for p in posts], pa.timestamp("us", tz="UTC")),
+        pa.array([post_lang(p) for p in posts], pa.string()),
+        pa.array([p.author_key for p in posts], pa.string()),
+        pa.array([d.st for d in docs], pa.string()),
+        pa.array([d.fk for d in docs], pa.string()),
+        *[pa.array(col, pa.uint64()) for col in sig_cols],
+    ]
+    return pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)
+
+
+def write_index_table(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    """Upsert ``index_rows`` output, skipping tombstoned posts (as ``Store.write`` does for posts).
+    Run it inside the transaction that writes the posts."""
+    if rows.num_rows == 0:
+        return
+    if rows.num_rows > 1:
+        # Last write wins within a batch, as in Store.write.
+        keys = list(zip(rows.column("platform").to_pylist(), rows.column("post_id").to_pylist(), strict=True))
+        last = {k: i for i, k in enumerate(keys)}
+        if len(last) != len(keys):
+            rows = rows.take(sorted(last.values()))
+    conn.register("_murmur_search_rows", rows)
+    try:
+        conn.execute(
+            "INSERT OR REPLACE INTO post_search BY NAME SELECT b.* FROM _murmur_search_rows b "
+            "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
+        )
+    finally:
+        conn.unregister("_murmur_search_rows")
+
+
+def write_token_index(conn: duckdb.DuckDBPyConnection, posts: Sequence[Post]) -> None:
+    """Index ``posts`` for historical search (inside the transaction that stores them)."""
+    write_index_table(conn, index_rows(posts))
+
+
+def reindex(conn: duckdb.DuckDBPyConnection, *, batch: int = 20_000) -> int:
+    """Index every stored post that ``post_search`` lacks (posts written before migration 2 or by a
+    writer without the query layer's hook). Returns how many were indexed."""
+    cols = ", ".join(f"p.{c}" for c in POST_COLUMNS)
+    done = 0
+    while True:
+        table = conn.execute(
+            f"SELECT {cols} FROM posts p ANTI JOIN post_search s USING (platform, post_id) LIMIT {int(batch)}"
+        ).to_arrow_table()
+        if table is None or table.num_rows == 0:
+            return done
+        posts = list(_posts_from_arrow(table))
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            write_token_index(conn, posts)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done += len(posts)
+
+
+def _posts_from_arrow(table: pa.Table) -> Iterable[Post]:
+    for row in table.to_pylist():
+        row.pop("embedding", None)
+        yield Post(**row)

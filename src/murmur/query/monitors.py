@@ -1,0 +1,227 @@
+"""Saved monitors: named queries evaluated on every post as it is ingested, matches stored.
+
+* ``add_monitor`` saves a query and backfills its matches over stored history (through the SQL
+  path, ``sql.compile_where``); ``remove_monitor`` drops it and its matches; ``list_monitors`` reads.
+* ``MonitorStage`` is the live side for the runtime: it keeps a ``MonitorMatcher`` over the saved
+  monitors (reloaded when they change) and turns a batch of posts into ``monitor_matches`` rows.
+
+Tables (store migration 2): ``monitors(monitor_id, query, created_at)`` and
+``monitor_matches(monitor_id, platform, post_id, created_at, matched_at)``; ``created_at`` there is
+the post's, so per-monitor time series need no join. A change to ``monitors`` bumps
+``meta['monitors_version']``, which is how a running ``MonitorStage`` notices it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from murmur.errors import QueryError, QuerySyntaxError
+from murmur.query.ast import Query
+from murmur.query.audit import audit
+from murmur.query.index import Doc, doc_of
+from murmur.query.matcher import MonitorMatcher
+from murmur.query.parser import parse
+from murmur.query.sql import compile_where
+from murmur.store.reader import Reader
+from murmur.types import Post
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_VERSION_KEY = "monitors_version"
+
+_MATCH_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("monitor_id", pa.string()),
+    ("platform", pa.string()),
+    ("post_id", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("matched_at", pa.timestamp("us", tz="UTC")),
+]
+MATCH_SCHEMA = pa.schema(_MATCH_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    monitor_id: str
+    query: str
+    created_at: datetime
+    matches: int = 0
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        msg = (
+            f"monitor name {name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+        raise QueryError(msg)
+    return name
+
+
+def _bump_version(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_VERSION_KEY, uuid.uuid4().hex])
+
+
+def add_monitor(
+    conn: duckdb.DuckDBPyConnection,
+    name: str,
+    query: str,
+    *,
+    backfill: bool = True,
+    now: datetime | None = None,
+) -> tuple[Monitor, int]:
+    """Save monitor ``name`` (the store's writer connection) and, with ``backfill``, match it against
+    every stored post. Returns the monitor and how many stored posts it matched."""
+    check_name(name)
+    parsed = parse(query)
+    now = now or datetime.now(UTC)
+    exists = conn.execute("SELECT 1 FROM monitors WHERE monitor_id = ?", [name]).fetchone()
+    if exists:
+        msg = f"a monitor named {name!r} exists already: remove it first (murmur monitor remove {name})"
+        raise QueryError(msg)
+    audit("monitor.add", {"monitor_id": name, "query": query})
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("INSERT INTO monitors VALUES (?, ?, ?)", [name, query, now])
+        matched = backfill_matches(conn, name, parsed, now=now) if backfill else 0
+        _bump_version(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return Monitor(name, query, now, matched), matched
+
+
+def backfill_matches(
+    conn: duckdb.DuckDBPyConnection, name: str, query: Query, *, now: datetime | None = None
+) -> int:
+    """Store the matches of ``query`` among the stored posts as monitor ``name``'s (historical path)."""
+    now = now or datetime.now(UTC)
+    row = conn.execute(
+        "INSERT OR REPLACE INTO monitor_matches "
+        f"SELECT ?, platform, post_id, created_at, ? FROM post_search WHERE {compile_where(query)}",
+        [name, now],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def remove_monitor(conn: duckdb.DuckDBPyConnection, name: str) -> int:
+    """Delete monitor ``name`` and its matches. Returns how many matches went with it."""
+    exists = conn.execute("SELECT 1 FROM monitors WHERE monitor_id = ?", [name]).fetchone()
+    if not exists:
+        msg = f"there is no monitor named {name!r} (see murmur monitor list)"
+        raise QueryError(msg)
+    audit("monitor.remove", {"monitor_id": name})
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        row = conn.execute("DELETE FROM monitor_matches WHERE monitor_id = ?", [name]).fetchone()
+        conn.execute("DELETE FROM monitors WHERE monitor_id = ?", [name])
+        _bump_version(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(row[0]) if row else 0
+
+
+def list_monitors(reader: Reader) -> list[Monitor]:
+    """Saved monitors with their stored match counts, by name."""
+    rows = reader.query(
+        "SELECT m.monitor_id, m.query, m.created_at, "
+        "(SELECT count(*) FROM monitor_matches x WHERE x.monitor_id = m.monitor_id) AS matches "
+        "FROM monitors m ORDER BY m.monitor_id"
+    ).to_pylist()
+    return [Monitor(r["monitor_id"], r["query"], r["created_at"], int(r["matches"])) for r in rows]
+
+
+def load_queries(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, Query]]:
+    """The saved monitors, parsed. A query that no longer parses is logged and skipped."""
+    out: list[tuple[str, Query]] = []
+    for name, text in conn.execute("SELECT monitor_id, query FROM monitors ORDER BY monitor_id").fetchall():
+        try:
+            out.append((str(name), parse(str(text))))
+        except QuerySyntaxError as exc:
+            log.error("monitor %s is skipped: its query no longer parses: %s", name, exc)
+    return out
+
+
+class MonitorStage:
+    """Live monitor matching for the runtime: ``match_rows(posts)`` → rows for ``monitor_matches``.
+
+    Reads the saved monitors from ``conn`` (the store's connection) and reloads them whenever
+    ``add_monitor``/``remove_monitor`` changed them (checked once per batch: one key lookup).
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+        self._version: str | None = None
+        self.matcher = MonitorMatcher([])
+        self.refresh()
+
+    def _current_version(self) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", [_VERSION_KEY]).fetchone()
+        return str(row[0]) if row else ""
+
+    def refresh(self) -> bool:
+        """Reload the monitors if they changed; returns whether it did."""
+        version = self._current_version()
+        if version == self._version:
+            return False
+        self.matcher = MonitorMatcher(load_queries(self.conn))
+        self._version = version
+        return True
+
+    def match_rows(
+        self, posts: Sequence[Post], docs: Sequence[Doc] | None = None, *, now: datetime | None = None
+    ) -> pa.Table:
+        """The ``monitor_matches`` rows for ``posts`` (``docs``: their ``doc_of``, if computed)."""
+        self.refresh()
+        now = now or datetime.now(UTC)
+        ids: list[str] = []
+        platforms: list[str] = []
+        post_ids: list[str] = []
+        created: list[datetime] = []
+        if len(self.matcher) and posts:
+            docs = docs if docs is not None else [doc_of(p) for p in posts]
+            last = {p.key: i for i, p in enumerate(posts)}  # last write wins, as in Store.write
+            keep = sorted(last.values())
+            batch = [posts[i] for i in keep]
+            for post, names in zip(batch, self.matcher.match_docs([docs[i] for i in keep]), strict=True):
+                for name in names:
+                    ids.append(name)
+                    platforms.append(post.platform)
+                    post_ids.append(post.post_id)
+                    created.append(post.created_at)
+        return pa.Table.from_arrays(
+            [
+                pa.array(ids, pa.string()),
+                pa.array(platforms, pa.string()),
+                pa.array(post_ids, pa.string()),
+                pa.array(created, pa.timestamp("us", tz="UTC")),
+                pa.array([now] * len(ids), pa.timestamp("us", tz="UTC")),
+            ],
+            schema=MATCH_SCHEMA,
+        )
+
+
+def write_match_rows(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    """Store ``MonitorStage.match_rows`` output (inside the batch's transaction), skipping posts
+    that are tombstoned."""
+    if rows.num_rows == 0:
+        return
+    conn.register("_murmur_match_rows", rows)
+    try:
+        conn.execute(
+            "INSERT OR REPLACE INTO monitor_matches BY NAME SELECT b.* FROM _murmur_match_rows b "
+            "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
+        )
+    finally:
+        conn.unregister("_murmur_match_rows")

@@ -1,0 +1,179 @@
+"""Historical search: a query over the stored posts → counts (k-anonymous) and example posts.
+
+Counts come from the search index (``post_search``) in one statement: the total, by platform and by
+language, each cell suppressed when fewer than ``k`` distinct authors back it (author keys are counted
+in SQL, never returned). Example posts (redacted text, never an author) are shown only when the whole
+match group meets ``k``. Every search is reported to the audit seam (``murmur.query.audit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from murmur.errors import QueryError
+from murmur.query.aggregate import Cell
+from murmur.query.ast import Query
+from murmur.query.audit import audit
+from murmur.query.parser import parse
+from murmur.query.sql import compile_where
+from murmur.store.reader import Reader
+
+EXAMPLE_COLUMNS: tuple[str, ...] = (
+    "platform",
+    "post_id",
+    "created_at",
+    "text",
+    "lang",
+    "site",
+    "community",
+    "domains",
+    "hashtags",
+    "sentiment",
+    "country",
+    "has_link",
+    "has_media",
+    "is_reply",
+    "is_repost",
+)
+"""What an example post shows. Never ``author_key``."""
+
+
+def parse_time(value: str, *, option: str = "time") -> datetime:
+    """An ISO 8601 date or date-time; without a zone it is UTC."""
+    try:
+        if len(value) == 10:
+            moment = datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(value)
+    except ValueError:
+        msg = (
+            f"{option}: expected an ISO 8601 date or date-time (2026-03-01, 2026-03-01T12:00Z), got {value!r}"
+        )
+        raise QueryError(msg) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    query: str
+    """The query in canonical form."""
+    k: int
+    total: Cell
+    by_platform: list[Cell]
+    by_lang: list[Cell]
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    """Example posts, newest first (empty when the group is under ``k`` authors)."""
+    examples_withheld: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "k": self.k,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "total": self.total.as_dict(),
+            "by_platform": [c.as_dict() for c in self.by_platform],
+            "by_lang": [c.as_dict() for c in self.by_lang],
+            "examples_withheld": self.examples_withheld,
+            "posts": [{**p, "created_at": p["created_at"].isoformat()} for p in self.posts],
+        }
+
+
+def time_filter(since: datetime | None, until: datetime | None, *, alias: str = "") -> tuple[str, list[Any]]:
+    """``created_at`` bounds: ``since`` inclusive, ``until`` exclusive."""
+    a = f"{alias}." if alias else ""
+    parts: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        parts.append(f"{a}created_at >= ?")
+        params.append(since)
+    if until is not None:
+        parts.append(f"{a}created_at < ?")
+        params.append(until)
+    return (" AND ".join(parts) or "TRUE"), params
+
+
+def _cell(key: dict[str, Any], posts: int, authors: int, k: int) -> Cell:
+    if posts > 0 and authors < k:
+        return Cell(key, None, True)
+    return Cell(key, posts, False)
+
+
+def search(
+    reader: Reader,
+    query: str | Query,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+    k: int = 5,
+) -> SearchResult:
+    """Run ``query`` over the stored posts (see module doc)."""
+    q = parse(query) if isinstance(query, str) else query
+    if limit < 0:
+        msg = f"limit must be 0 or more, got {limit}"
+        raise QueryError(msg)
+    audit(
+        "search",
+        {
+            "query": q.text,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+        },
+    )
+    tf, params = time_filter(since, until)
+    sql = f"""
+        WITH m AS MATERIALIZED (
+            SELECT platform, post_id, created_at, ingested_at, coalesce(lang, 'und') AS lang, author_key
+            FROM post_search WHERE {tf} AND {compile_where(q)}
+        )
+        SELECT 'count' AS kind, grouping(platform) AS gp, grouping(lang) AS gl, platform, lang,
+               count(*) AS posts, count(DISTINCT author_key) AS authors,
+               NULL::VARCHAR AS post_id, NULL::TIMESTAMPTZ AS ingested_at
+        FROM m GROUP BY GROUPING SETS ((), (platform), (lang))
+        UNION ALL
+        (SELECT 'example', 1, 1, platform, lang, 0, 0, post_id, ingested_at
+         FROM m ORDER BY created_at DESC, platform, post_id LIMIT {int(limit)})
+    """
+    rows = reader.query(sql, params).to_pylist()
+    total = Cell({}, 0, False)
+    by_platform: list[Cell] = []
+    by_lang: list[Cell] = []
+    examples: list[tuple[str, str, datetime]] = []
+    for row in rows:
+        if row["kind"] == "example":
+            examples.append((row["platform"], row["post_id"], row["ingested_at"]))
+            continue
+        posts, authors = int(row["posts"]), int(row["authors"])
+        if row["gp"] and row["gl"]:
+            total = _cell({}, posts, authors, k)
+        elif not row["gp"]:
+            by_platform.append(_cell({"platform": row["platform"]}, posts, authors, k))
+        else:
+            by_lang.append(_cell({"lang": row["lang"]}, posts, authors, k))
+    by_platform.sort(key=lambda c: (-(c.posts or 0), str(c.key["platform"])))
+    by_lang.sort(key=lambda c: (-(c.posts or 0), str(c.key["lang"])))
+    withheld = total.suppressed
+    shown = [] if withheld or not examples else fetch_posts(reader, examples)
+    return SearchResult(str(q), k, total, by_platform, by_lang, shown, withheld, since, until)
+
+
+def fetch_posts(reader: Reader, keys: Sequence[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
+    """The example columns of the posts with these (platform, post_id, ingested_at) keys, in the order
+    given. ``ingested_at`` grows with every write, so DuckDB's zone maps find each post's row group
+    without a scan of the whole table."""
+    if not keys:
+        return []
+    cols = ", ".join(c if c != "lang" else "coalesce(lang, lang_declared) AS lang" for c in EXAMPLE_COLUMNS)
+    one = f"(SELECT {cols} FROM posts WHERE ingested_at = ? AND platform = ? AND post_id = ?)"
+    params: list[Any] = []
+    for platform, post_id, ingested_at in keys:
+        params += [ingested_at, platform, post_id]
+    table = reader.query(" UNION ALL ".join(one for _ in keys), params)
+    found = {(row["platform"], row["post_id"]): row for row in table.to_pylist()}
+    return [found[(p, i)] for p, i, _ in keys if (p, i) in found]

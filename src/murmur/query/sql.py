@@ -1,0 +1,139 @@
+"""Historical evaluation: a query tree → a DuckDB predicate over the store's ``post_search`` table.
+
+The predicate tests exactly what the live matcher tests (see ``ast.py``): ``contains(st, needle)``
+for terms, ``contains(fk, ' key ')`` for fields, ``regexp_matches(st, pattern)`` for NEAR, combined
+with NOT/AND/OR. In front of it goes a necessary condition on the post's signature (``index.py``),
+so DuckDB tests the strings only for rows that can match::
+
+    CASE WHEN (sig_t3 & 64) = 64 AND … THEN contains(st, ' boston ') AND … ELSE false END
+
+Needles and patterns go into the SQL as string literals (so DuckDB compiles each regular expression
+once); they consist of folded word characters, spaces and the fixed regex syntax above, and are
+quoted all the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from murmur.query.ast import And, Field, Near, Node, Not, Query, Term
+from murmur.query.index import (
+    FIELD_COLUMNS,
+    PREFIX_COLUMNS,
+    PREFIX_LEN,
+    TOKEN_COLUMNS,
+    bank_columns,
+    field_mask,
+    prefix_mask,
+    token_mask,
+)
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True, slots=True)
+class _Bits:
+    masks: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _All:
+    parts: tuple[_Req, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Any:
+    parts: tuple[_Req, ...]
+
+
+_Req = _Bits | _All | _Any
+
+
+def _term_bits(t: Term) -> _Bits | None:
+    tokens = 0
+    prefixes = 0
+    last = len(t.tokens) - 1
+    for i, tok in enumerate(t.tokens):
+        if i == last and t.prefix:
+            if len(tok) >= PREFIX_LEN:
+                prefixes |= prefix_mask(tok[:PREFIX_LEN])
+        else:
+            tokens |= token_mask(tok)
+    masks = bank_columns(TOKEN_COLUMNS, tokens) | bank_columns(PREFIX_COLUMNS, prefixes)
+    return _Bits(masks) if masks else None
+
+
+def _required(node: Node) -> _Req | None:
+    """What the signature of every matching post must have (None: nothing known)."""
+    if isinstance(node, Term):
+        return _term_bits(node)
+    if isinstance(node, Field):
+        return _Bits(bank_columns(FIELD_COLUMNS, field_mask(node.key)))
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, Near):
+        return _conj([_disj([_term_bits(t) for t in side]) for side in (node.left, node.right)])
+    if isinstance(node, And):
+        return _conj([_required(c) for c in node.children])
+    return _disj([_required(c) for c in node.children])
+
+
+def _conj(parts: list[_Req | None]) -> _Req | None:
+    masks: dict[str, int] = {}
+    rest: list[_Req] = []
+    for p in parts:
+        if isinstance(p, _Bits):
+            for col, m in p.masks.items():
+                masks[col] = masks.get(col, 0) | m
+        elif isinstance(p, _All):
+            rest.extend(p.parts)
+        elif p is not None:
+            rest.append(p)
+    if masks:
+        rest.insert(0, _Bits(masks))
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else _All(tuple(rest))
+
+
+def _disj(parts: list[_Req | None]) -> _Req | None:
+    if not parts or any(p is None for p in parts):
+        return None
+    real = [p for p in parts if p is not None]
+    return real[0] if len(real) == 1 else _Any(tuple(real))
+
+
+def _req_sql(req: _Req, a: str) -> str:
+    if isinstance(req, _Bits):
+        return " AND ".join(
+            f"({a}{col} & {m}::UBIGINT) = {m}::UBIGINT" for col, m in sorted(req.masks.items())
+        )
+    joiner = " AND " if isinstance(req, _All) else " OR "
+    return "(" + joiner.join(_req_sql(p, a) for p in req.parts) + ")"
+
+
+def _exact_sql(node: Node, a: str) -> str:
+    if isinstance(node, Term):
+        return f"contains({a}st, {_lit(node.needle)})"
+    if isinstance(node, Field):
+        return f"contains({a}fk, {_lit(' ' + node.key + ' ')})"
+    if isinstance(node, Not):
+        return f"(NOT {_exact_sql(node.child, a)})"
+    if isinstance(node, Near):
+        return f"regexp_matches({a}st, {_lit(node.pattern)})"
+    joiner = " AND " if isinstance(node, And) else " OR "
+    return "(" + joiner.join(_exact_sql(c, a) for c in node.children) + ")"
+
+
+def compile_where(query: Query | Node, *, alias: str = "") -> str:
+    """A boolean SQL expression over ``post_search`` (columns qualified by ``alias`` when given) that is
+    true exactly for the posts the live matcher matches."""
+    root = query.root if isinstance(query, Query) else query
+    a = f"{alias}." if alias else ""
+    exact = _exact_sql(root, a)
+    req = _required(root)
+    if req is None:
+        return exact
+    return f"(CASE WHEN {_req_sql(req, a)} THEN {exact} ELSE false END)"
