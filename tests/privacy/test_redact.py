@@ -81,3 +81,8 @@ def test_domain_of(url: str, host: str | None) -> None:
 
 def test_reddit_user_mentions(redactor: Redactor) -> None:
     assert redactor.redact("thanks /u/spez and u/Some_User!").text == "thanks u/user and u/user!"
+
+
+def test_account_ids_quoted_in_text(redactor: Redactor) -> None:
+    text = "{'id': 't2_1w3o', 'did': 'did:plc:kvwvcn5iqfooopmyzvb4qzba'}"
+    assert redactor.redact(text).text == "{'id': '<ACCOUNT>', 'did': '<ACCOUNT>'}"

@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from murmur.cli import eval as eval_cmd
 from murmur.cli import ingest, query
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 ingest.register(app)
 query.register(app)
+eval_cmd.register(app)
 
 
 @app.callback()

@@ -55,7 +55,9 @@ def _offline() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
-def label_columns(id2label: Mapping[int, str], label_map: Mapping[str, SentimentLabel] | None = None) -> list[int]:
+def label_columns(
+    id2label: Mapping[int, str], label_map: Mapping[str, SentimentLabel] | None = None
+) -> list[int]:
     """For each model output, the column of murmur's (negative, neutral, positive) it feeds."""
     cols: list[int] = []
     for i in range(len(id2label)):
@@ -87,7 +89,9 @@ def resolve_model_dir(model: str | Path, cache_dir: str | Path | None = None) ->
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        found = snapshot_download(str(model), cache_dir=str(cache_dir) if cache_dir else None, local_files_only=True)
+        found = snapshot_download(
+            str(model), cache_dir=str(cache_dir) if cache_dir else None, local_files_only=True
+        )
     except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         msg = (
             f"transformer model {str(model)!r} is neither a directory nor in the local Hugging Face cache "
@@ -112,7 +116,9 @@ def _dir_digest(path: Path) -> str:
 def _max_tokens(config: Any, tokenizer: Any) -> int:
     """How many tokens (specials included) one input may have."""
     limit = int(getattr(config, "max_position_embeddings", 0) or 512)
-    if "roberta" in str(getattr(config, "model_type", "")) or "camembert" in str(getattr(config, "model_type", "")):
+    if "roberta" in str(getattr(config, "model_type", "")) or "camembert" in str(
+        getattr(config, "model_type", "")
+    ):
         limit -= int(getattr(config, "pad_token_id", 1) or 0) + 1  # RoBERTa positions start after padding_idx
     tok_limit = int(getattr(tokenizer, "model_max_length", limit) or limit)
     return max(2, min(limit, tok_limit))
@@ -160,7 +166,9 @@ class TransformerSentimentModel:
             config = AutoConfig.from_pretrained(self.path, local_files_only=True)
             self.tokenizer: Any = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         except (OSError, ValueError) as exc:
-            msg = f"cannot load the tokenizer/config of transformer model {self.name!r} from {self.path}: {exc}"
+            msg = (
+                f"cannot load the tokenizer/config of transformer model {self.name!r} from {self.path}: {exc}"
+            )
             raise ModelError(msg) from None
         id2label = {int(k): str(v) for k, v in config.id2label.items()}
         self.columns = label_columns(id2label, label_map)
@@ -179,7 +187,9 @@ class TransformerSentimentModel:
         from transformers import AutoModelForSequenceClassification
 
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(self.path, local_files_only=True, dtype=dtype)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                self.path, local_files_only=True, dtype=dtype
+            )
         except (OSError, ValueError) as exc:
             msg = f"cannot load transformer model {self.name!r} from {self.path}: {exc}"
             raise ModelError(msg) from None
@@ -238,7 +248,9 @@ class TransformerSentimentModel:
         n = len(texts)
         if n == 0:
             return np.zeros((0, len(self.columns)), dtype=np.float64)
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, add_special_tokens=True)
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, add_special_tokens=True
+        )
         ids: list[list[int]] = enc["input_ids"]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
         order = np.argsort(lengths, kind="stable")

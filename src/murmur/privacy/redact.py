@@ -13,6 +13,7 @@ Replaced, in this order of precedence where spans overlap:
 ``<ADDRESS>``   street addresses where detectable (``221 Baker Street``, ``Hauptstraße 5``)
 ``@user``       @mentions of anyone not on the configured public-accounts list
 ``u/user``      Reddit's ``u/name`` and ``/u/name`` mentions
+``<ACCOUNT>``   platform account ids quoted in text (``did:plc:…``, Reddit ``t2_…``)
 ==============  =====================================================================
 """
 
@@ -35,6 +36,7 @@ IP = "<IP>"
 ADDRESS = "<ADDRESS>"
 USER = "@user"
 REDDIT_USER = "u/user"
+ACCOUNT = "<ACCOUNT>"
 
 _STREET_WORDS = (
     r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace|way|square|sq"
@@ -47,6 +49,7 @@ _AT = re.compile(
     re.VERBOSE,
 )
 _REDDIT_USER = re.compile(r"(?<![\w/])/?u/[\w-]{2,20}\b", re.IGNORECASE)
+_ACCOUNT_ID = re.compile(r"\bdid:(?:plc|web):[\w.%:-]+|\bt2_[a-z0-9]{2,12}\b", re.IGNORECASE)
 _URL = re.compile(
     r"""
     (?P<url>(?:https?://|www\.)[^\s<>"'\]\[)]+)
@@ -197,6 +200,9 @@ class Redactor:
             count += 1
             return out
 
+        if "did:" in text or "t2_" in text:
+            text, n = _ACCOUNT_ID.subn(ACCOUNT, text)
+            count += n
         if "@" in text:
             text = _AT.sub(replace, text)
         if "/" in text or "www." in text or "WWW." in text:

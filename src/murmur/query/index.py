@@ -55,9 +55,30 @@ class Doc:
         return " " + " ".join(sorted(self.keys)) + " " if self.keys else " "
 
 
+_VALUE_CACHE: dict[str, str] = {}
+_HOST_CACHE: dict[str, tuple[str, ...]] = {}
+
+
 def key_value(raw: str) -> str:
     """A field value as keys hold it: folded, without whitespace."""
-    return "".join(fold(raw).split())
+    got = _VALUE_CACHE.get(raw)
+    if got is None:
+        got = "".join(fold(raw).split())
+        if len(_VALUE_CACHE) >= _CACHE_MAX:
+            _VALUE_CACHE.clear()
+        _VALUE_CACHE[raw] = got
+    return got
+
+
+def _site_keys(host: str) -> tuple[str, ...]:
+    got = _HOST_CACHE.get(host)
+    if got is None:
+        labels = key_value(host).strip(".").split(".")
+        got = tuple("site=" + ".".join(labels[i:]) for i in range(len(labels)) if labels[i])
+        if len(_HOST_CACHE) >= _CACHE_MAX:
+            _HOST_CACHE.clear()
+        _HOST_CACHE[host] = got
+    return got
 
 
 def post_lang(post: Post) -> str | None:
@@ -65,34 +86,38 @@ def post_lang(post: Post) -> str | None:
     return post.lang if post.lang is not None else post.lang_declared
 
 
+def _lang_keys(lang: str) -> tuple[str, ...]:
+    parts = key_value(lang).replace("_", "-").split("-")
+    return tuple("lang=" + "-".join(parts[: i + 1]) for i in range(len(parts)) if parts[i])
+
+
 def field_keys(post: Post) -> frozenset[str]:
     """Every ``field=value`` a query can ask of ``post`` (see docs/query-language.md, "Fields")."""
-    keys = {f"platform={key_value(post.platform)}"}
+    keys = ["platform=" + key_value(post.platform)]
     lang = post_lang(post)
     if lang:
-        parts = key_value(lang).replace("_", "-").split("-")
-        keys.update("lang=" + "-".join(parts[: i + 1]) for i in range(len(parts)) if parts[i])
+        keys += _lang_keys(lang)
     if post.sentiment:
-        keys.add(f"sentiment={key_value(post.sentiment)}")
+        keys.append("sentiment=" + key_value(post.sentiment))
     if post.country:
-        keys.add(f"country={key_value(post.country)}")
-    for host in (post.site, *post.domains):
-        if not host:
-            continue
-        labels = key_value(host).strip(".").split(".")
-        keys.update("site=" + ".".join(labels[i:]) for i in range(len(labels)) if labels[i])
+        keys.append("country=" + key_value(post.country))
+    if post.site:
+        keys += _site_keys(post.site)
+    for host in post.domains:
+        if host:
+            keys += _site_keys(host)
     for tag in post.hashtags:
         value = key_value(tag).lstrip("#")
         if value:
-            keys.add(f"hashtag={value}")
+            keys.append("hashtag=" + value)
     if post.has_link:
-        keys.add("has=link")
+        keys.append("has=link")
     if post.has_media:
-        keys.add("has=media")
+        keys.append("has=media")
     if post.is_reply:
-        keys.add("is=reply")
+        keys.append("is=reply")
     if post.is_repost:
-        keys.add("is=repost")
+        keys.append("is=repost")
     return frozenset(keys)
 
 

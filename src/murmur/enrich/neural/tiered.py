@@ -1,0 +1,224 @@
+"""Overload without loss: the neural tier where capacity allows, the firehose tier for the rest, and a
+background backfill that upgrades the rest later.
+
+``TieredEnricher.enrich(posts)`` never drops or holds back a post past the latency budget (default
+5 s, the alert latency): it plans how many of the batch's posts the neural tier can finish before the
+oldest post's deadline, from its measured capacity (posts/s), runs the firehose sentiment on all the
+others first (fast), then the neural components on the planned posts, oldest first, in small chunks —
+checking the clock between chunks and handing whatever is left to the firehose tier when the next
+chunk would overrun. Every post records which model labelled it (``sentiment_model``).
+
+``backfill(store, limit)`` later re-reads posts whose ``sentiment_model`` is a firehose model, runs the
+neural components on them and upserts them (with their embeddings) through ``Store.write``. It must
+run in the process that owns the store (the one writer), e.g. when the stream is idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from murmur.enrich.base import Component
+from murmur.store.duck import POST_COLUMNS, Store
+from murmur.types import Post
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_S = 5.0
+FIREHOSE_SENTIMENT = "murmur.sentiment.lexical@1"
+
+
+class Capacity(Protocol):
+    """How many posts per second the neural tier gets through; learns from what it observes."""
+
+    def rate(self) -> float: ...
+
+    def observe(self, posts: int, seconds: float) -> None: ...
+
+
+@dataclass(slots=True)
+class FixedCapacity:
+    """A capacity that does not learn (tests, or an operator's setting)."""
+
+    posts_per_s: float
+
+    def rate(self) -> float:
+        return self.posts_per_s
+
+    def observe(self, posts: int, seconds: float) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class MeasuredCapacity:
+    """Exponentially weighted mean of observed throughput, starting from ``initial`` posts/s."""
+
+    initial: float = 50.0
+    alpha: float = 0.3
+    _rate: float | None = None
+
+    def rate(self) -> float:
+        return self.initial if self._rate is None else self._rate
+
+    def observe(self, posts: int, seconds: float) -> None:
+        if posts <= 0 or seconds <= 0:
+            return
+        r = posts / seconds
+        self._rate = r if self._rate is None else (1 - self.alpha) * self._rate + self.alpha * r
+
+
+@dataclass(frozen=True, slots=True)
+class TierReport:
+    neural: int
+    firehose: int
+    seconds: float
+    capacity: float
+
+
+def _components_io(components: Sequence[Component]) -> tuple[frozenset[str], frozenset[str]]:
+    requires: set[str] = set()
+    assigns: set[str] = set()
+    for c in components:
+        requires |= set(c.requires) - assigns
+        assigns |= set(c.assigns)
+    return frozenset(requires), frozenset(assigns)
+
+
+class TieredEnricher:
+    """A component that runs ``neural`` components where capacity allows and ``firehose`` for the rest.
+
+    ``neural`` is e.g. ``[E5Embed(), E5Sentiment()]``; ``firehose`` the lexical sentiment component.
+    ``clock`` (monotonic seconds) and ``now`` (wall time) are injectable for tests.
+    """
+
+    name = "murmur.tiered.e5@1"
+
+    def __init__(
+        self,
+        neural: Sequence[Component],
+        firehose: Component,
+        *,
+        budget_s: float = DEFAULT_BUDGET_S,
+        capacity: Capacity | None = None,
+        chunk: int = 32,
+        safety: float = 0.8,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.neural = list(neural)
+        self.firehose = firehose
+        self.budget_s = budget_s
+        self.capacity: Capacity = capacity if capacity is not None else MeasuredCapacity()
+        self.chunk = max(1, chunk)
+        self.safety = safety
+        self.clock = clock
+        self.now = now
+        n_req, n_asg = _components_io(self.neural)
+        self.requires: frozenset[str] = n_req | (frozenset(firehose.requires) - n_asg)
+        self.assigns: frozenset[str] = n_asg | frozenset(firehose.assigns)
+        self.firehose_models: tuple[str, ...] = (firehose.name,)
+        self.last: TierReport | None = None
+
+    def process(self, posts: Sequence[Post]) -> None:
+        self.enrich(posts)
+
+    def enrich(self, posts: Sequence[Post], *, budget_s: float | None = None) -> TierReport:
+        t0 = self.clock()
+        budget = self.budget_s if budget_s is None else budget_s
+        if not posts:
+            return TierReport(0, 0, 0.0, self.capacity.rate())
+        wall = self.now()
+        order = sorted(range(len(posts)), key=lambda i: posts[i].ingested_at)  # oldest first
+        oldest_age = max(0.0, (wall - posts[order[0]].ingested_at).total_seconds())
+        slack = (budget - oldest_age) * self.safety
+        rate = self.capacity.rate()
+        planned = min(len(posts), max(0, math.floor(rate * slack))) if slack > 0 else 0
+        neural = [posts[i] for i in order[:planned]]
+        rest = [posts[i] for i in order[planned:]]
+        if rest:
+            self.firehose.process(rest)
+        done = 0
+        deadline = t0 + slack if slack > 0 else t0
+        while done < len(neural):
+            part = neural[done : done + self.chunk]
+            expected = len(part) / max(self.capacity.rate(), 1e-9)
+            if self.clock() + expected > deadline:
+                break
+            c0 = self.clock()
+            for comp in self.neural:
+                comp.process(part)
+            self.capacity.observe(len(part), self.clock() - c0)
+            done += len(part)
+        if done < len(neural):
+            self.firehose.process(neural[done:])
+        report = TierReport(done, len(posts) - done, self.clock() - t0, self.capacity.rate())
+        if report.firehose:
+            log.info(
+                "tiered: %d posts by the neural tier, %d by the firehose tier (capacity %.0f posts/s)",
+                report.neural,
+                report.firehose,
+                report.capacity,
+            )
+        self.last = report
+        return report
+
+    def backfill(self, store: Store, limit: int) -> int:
+        return backfill(store, limit, neural=self.neural, firehose_models=self.firehose_models)
+
+
+def rows_to_posts(rows: Sequence[dict[str, Any]]) -> list[Post]:
+    """Stored ``posts`` rows (as dicts, e.g. ``fetch_arrow_table().to_pylist()``) back into ``Post``s."""
+    out: list[Post] = []
+    for row in rows:
+        fields = {k: row[k] for k in POST_COLUMNS}
+        for k in ("created_at", "ingested_at"):
+            ts = fields[k]
+            if isinstance(ts, datetime) and ts.tzinfo is not None:
+                fields[k] = ts.astimezone(UTC)
+        for k in ("domains", "hashtags", "mentions"):
+            fields[k] = list(fields[k] or [])
+        if fields["terms"] is not None:
+            fields["terms"] = list(fields["terms"])
+        out.append(Post(**fields))
+    return out
+
+
+def backfill(
+    store: Store,
+    limit: int,
+    *,
+    neural: Sequence[Component] | None = None,
+    firehose_models: Sequence[str] = (FIREHOSE_SENTIMENT,),
+) -> int:
+    """Upgrade up to ``limit`` posts labelled by a firehose model (oldest ingested first) to the neural
+    tier; returns how many were upgraded (0 when none is left)."""
+    if limit <= 0 or not firehose_models:
+        return 0
+    if neural is None:
+        from murmur.enrich.neural.components import neural_components
+
+        neural = neural_components()
+    marks = ", ".join("?" for _ in firehose_models)
+    cols = ", ".join(POST_COLUMNS)
+    table = store.conn.execute(
+        f"SELECT {cols} FROM posts WHERE sentiment_model IN ({marks}) ORDER BY ingested_at, platform, post_id LIMIT ?",
+        [*firehose_models, limit],
+    ).fetch_arrow_table()
+    posts = rows_to_posts(table.to_pylist())
+    if not posts:
+        return 0
+    for comp in neural:
+        comp.process(posts)
+    embeddings = [(p.platform, p.post_id, list(p.embedding)) for p in posts if p.embedding is not None]
+    store.write(posts=posts, embeddings=embeddings)
+    log.info("backfill: %d posts upgraded to the neural tier", len(posts))
+    return len(posts)
+
+
+def age_of(post: Post, now: datetime) -> timedelta:
+    return now - post.ingested_at

@@ -1,0 +1,132 @@
+"""``murmur.terms@1``: hashtags, link domains, keyphrases and emoji of a post, as ``terms``.
+
+Words come from the one shared tokenizer (``murmur.query.text.tokenize``: NFKC, case- and
+accent-folded; a character of Han, kana, Hangul, Thai, ... is a token of its own), so a term is
+spelled exactly as a query for it is:
+
+* ``#tag``         hashtags (the post's parsed ``hashtags`` and any ``#word`` in the text), folded,
+* ``nytimes.com``  the post's link domains (the privacy gate keeps only those), without ``www.``,
+* keyphrases       words that are not stopwords (``stopwordsiso`` for the post's language, plus
+                   English, which is mixed into posts everywhere), and pairs of adjacent such words
+                   (``climate strike``); in scripts written without spaces, pairs of adjacent
+                   characters (``東京``, ``オリ``) with Japanese hiragana-only pairs dropped,
+* emoji            each emoji once (``😂``).
+
+Terms are deduplicated in that order and capped at ``max_terms``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from functools import cache
+
+import stopwordsiso
+
+from murmur.query.text import fold, is_segmented_char, tokenize
+from murmur.types import Post
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_MENTION = re.compile(r"(?<!\w)@[\w.]+")
+_HASHTAG = re.compile(r"(?<!\w)#(\w+)")
+_DIGITS = re.compile(r"^[\d_]+$")
+
+
+def _is_emoji(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        0x1F300 <= cp <= 0x1FAFF  # pictographs, emoticons, transport, supplemental symbols
+        or 0x2600 <= cp <= 0x27BF  # miscellaneous symbols, dingbats
+        or 0x1F000 <= cp <= 0x1F2FF  # mahjong, domino, playing cards, enclosed alphanumerics
+    ) and not (0x1F3FB <= cp <= 0x1F3FF)  # skin-tone modifiers
+
+
+def _is_hiragana(ch: str) -> bool:
+    return 0x3040 <= ord(ch) <= 0x309F
+
+
+@cache
+def stopwords(lang: str | None) -> frozenset[str]:
+    """Folded stopwords of ``lang`` and of English."""
+    words = stopwordsiso.stopwords("en")
+    if lang and lang != "und":
+        words |= stopwordsiso.stopwords("no" if lang in ("nb", "nn") else lang)
+    return frozenset(fold(w) for w in words)
+
+
+def hashtag_terms(post: Post) -> list[str]:
+    tags = [*post.hashtags, *_HASHTAG.findall(post.text)]
+    return ["#" + fold(t.lstrip("#")) for t in tags if t.strip("#")]
+
+
+def domain_terms(post: Post) -> list[str]:
+    out = []
+    for d in post.domains:
+        d = d.strip().lower().rstrip(".")
+        out.append(d[4:] if d.startswith("www.") else d)
+    return [d for d in out if d]
+
+
+def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> Iterator[str]:
+    """Non-stopword words and adjacent pairs of them; character pairs in unsegmented scripts."""
+    text = _HASHTAG.sub(" ", _MENTION.sub(" ", _URL.sub(" ", text)))
+    stop = stopwords(lang)
+    tokens = tokenize(text)[:max_tokens]
+    prev: str | None = None  # previous kept word (None after a stopword or a script change)
+    prev_seg: str | None = None  # previous character of an unsegmented script
+    run = 0
+    for tok in tokens:
+        if is_segmented_char(tok[0]):
+            run += 1
+            if prev_seg is not None:
+                pair = prev_seg + tok
+                if pair not in stop and not (_is_hiragana(prev_seg[0]) and _is_hiragana(tok[0])):
+                    yield pair
+            prev_seg, prev = tok, None
+            continue
+        if run == 1 and prev_seg is not None and prev_seg not in stop:
+            yield prev_seg  # a lone character between words is a word of its own
+        prev_seg, run = None, 0
+        if tok in stop or len(tok) < 2 or _DIGITS.match(tok):
+            prev = None
+            continue
+        yield tok
+        if prev is not None:
+            yield f"{prev} {tok}"
+        prev = tok
+    if run == 1 and prev_seg is not None and prev_seg not in stop:
+        yield prev_seg
+
+
+def emoji_terms(text: str) -> list[str]:
+    return [ch for ch in text if _is_emoji(ch)]
+
+
+def terms_of(post: Post, *, max_terms: int = 64) -> list[str]:
+    out: dict[str, None] = {}
+    for group in (
+        hashtag_terms(post),
+        domain_terms(post),
+        keyphrases(post.text, post.lang),
+        emoji_terms(post.text),
+    ):
+        for t in group:
+            if len(out) >= max_terms:
+                return list(out)
+            out.setdefault(t, None)
+    return list(out)
+
+
+class Terms:
+    """``murmur.terms@1``: assigns ``terms`` (see module doc). Stateless."""
+
+    name = "murmur.terms@1"
+    requires: frozenset[str] = frozenset({"lang"})
+    assigns: frozenset[str] = frozenset({"terms"})
+
+    def __init__(self, max_terms: int = 64) -> None:
+        self.max_terms = max_terms
+
+    def process(self, posts: Sequence[Post]) -> None:
+        for post in posts:
+            post.terms = terms_of(post, max_terms=self.max_terms)

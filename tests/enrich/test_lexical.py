@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import pickle
+import statistics
+import zipfile
+
+import numpy as np
+import pytest
+
+from murmur.enrich.evaluate import firehose_predict, load_afrisenti, load_xlmt, macro_f1
+from murmur.enrich.lexical import (
+    DEFAULT_MODEL,
+    LexicalSentiment,
+    LexicalSentimentModel,
+    default_model,
+    normalize,
+)
+from murmur.errors import ModelError
+from murmur.testing import has_shared_data, shared_data
+from tests.enrich.conformance import make_posts
+
+needs_data = pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data/sentiment")
+
+
+def test_artifact_is_small_and_holds_no_pickles() -> None:
+    assert DEFAULT_MODEL.stat().st_size < 15_000_000
+    with zipfile.ZipFile(DEFAULT_MODEL) as z:
+        for name in z.namelist():
+            with z.open(name) as f:
+                header = f.read(128)
+            assert b"'descr': '|O'" not in header and b"'descr': 'O'" not in header, name
+    assert (DEFAULT_MODEL.parent / "MODEL_CARD.md").exists()
+
+
+def test_missing_artifact_names_the_training_command(tmp_path: object) -> None:
+    from pathlib import Path
+
+    with pytest.raises(ModelError, match="train_lexical"):
+        LexicalSentimentModel.load(Path(str(tmp_path)) / "nope.npz")
+
+
+def test_normalize() -> None:
+    assert normalize("@Bob LOOOOOVE it https://t.co/x") == " @user looove it http "
+    assert normalize("it\\u2019s") == " it’s "
+
+
+def test_predict_proba_shape_and_obvious_cases() -> None:
+    model = default_model()
+    texts = [
+        "I love this, best day ever, thank you so much!",
+        "This is terrible, I hate it, worst service ever",
+        "",
+        "😂",
+    ]
+    p = model.predict_proba(texts)
+    assert p.shape == (4, 3) and np.allclose(p.sum(axis=1), 1.0)
+    assert p[0].argmax() == 2 and p[1].argmax() == 0
+    assert model.predict_proba([]).shape == (0, 3)
+    routed = model.predict_proba(texts[:2], ["ha", None])
+    assert routed.shape == (2, 3)
+
+
+def test_component_assigns_label_score_and_model_and_pickles_small() -> None:
+    comp = LexicalSentiment()
+    posts = make_posts(["Fantastic news, so happy!", "Awful, disgusting, I am furious"])
+    for p in posts:
+        p.lang = "en"
+    comp.process(posts)
+    assert [p.sentiment for p in posts] == ["positive", "negative"]
+    assert all(p.sentiment_model == "murmur.sentiment.lexical@1" for p in posts)
+    assert posts[0].sentiment_score is not None and 0 < posts[0].sentiment_score <= 1
+    assert posts[1].sentiment_score is not None and -1 <= posts[1].sentiment_score < 0
+    assert len(pickle.dumps(comp)) < 1000  # the model is reloaded, not pickled
+
+
+@needs_data
+def test_shipped_model_reproduces_its_model_card() -> None:
+    # Guards against a featurizer change that would silently break the shipped weights.
+    card = json.loads((DEFAULT_MODEL.parent / "MODEL_CARD.json").read_text(encoding="utf-8"))
+    val = load_xlmt(shared_data("sentiment", "xlmt"), "val")
+    model = default_model()
+    xlmt_only = LexicalSentimentModel(model.config, model.heads, {"xlmt": 1.0}, {})
+    for s in val:
+        pred = xlmt_only.predict_proba(s.texts).argmax(axis=1).tolist()
+        assert macro_f1(s.labels, pred) == pytest.approx(
+            card["xlmt"]["val"][s.language]["macro_f1"], abs=2e-3
+        )
+
+
+@needs_data
+def test_firehose_sentiment_targets_on_val_and_dev() -> None:
+    val = load_xlmt(shared_data("sentiment", "xlmt"), "val")
+    scores = [macro_f1(s.labels, firehose_predict(s.texts)) for s in val]
+    assert statistics.fmean(scores) >= 0.57, scores
+    for s in load_afrisenti(shared_data("sentiment", "afrisenti"), "dev"):
+        majority = int(np.bincount(s.labels, minlength=3).argmax())
+        ours = macro_f1(s.labels, firehose_predict(s.texts))
+        assert ours > macro_f1(s.labels, [majority] * len(s.labels)) + 0.03, s.language

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from murmur.enrich.evaluate import load_xlmt
+from murmur.enrich.neardup import SimHashIndex, SimHashNearDup, hamming, simhashes
+from murmur.testing import has_shared_data, shared_data
+from tests.enrich.conformance import make_posts
+
+CAMPAIGN = (
+    "Breaking: the city council votes tonight on the new climate plan. Call your representative "
+    "and tell them to vote YES, every call counts!"
+)
+EDITS = [
+    CAMPAIGN,
+    CAMPAIGN + " https://t.co/AbC123xyz",
+    "@user " + CAMPAIGN,
+    "@another_handle " + CAMPAIGN + " 🔥🔥",
+    CAMPAIGN.upper(),
+    CAMPAIGN.replace("Breaking:", "BREAKING!!"),
+    "RT " + CAMPAIGN + " #climate",
+]
+
+
+def cluster(texts: list[str]) -> list[str | None]:
+    comp = SimHashNearDup()
+    posts = make_posts(texts)
+    comp.process(posts)
+    return [p.dup_cluster for p in posts]
+
+
+def test_small_edits_collapse_into_one_cluster() -> None:
+    clusters = cluster(EDITS)
+    assert len(set(clusters)) == 1 and clusters[0] is not None
+    sigs = simhashes(EDITS)
+    assert all(s is not None and hamming(sigs[0] or 0, s) <= 3 for s in sigs)
+
+
+def test_the_cluster_is_named_after_the_first_post_seen() -> None:
+    clusters = cluster(["unrelated post about cooking pasta with garlic and lemon", *EDITS])
+    first = simhashes([EDITS[0]])[0]
+    assert first is not None and clusters[1] == f"sh:{first:016x}"
+    assert clusters[0] != clusters[1]
+
+
+@pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data (real tweets)")
+def test_real_tweets_with_edits_cluster_and_different_tweets_do_not() -> None:
+    english = next(s for s in load_xlmt(shared_data("sentiment", "xlmt"), "val") if s.language == "english")
+    tweets = [t for t in english.texts if len(t) > 60][:200]
+    edited = [f"@someone {t} https://example.com/{i} 😀" for i, t in enumerate(tweets)]
+    comp = SimHashNearDup()
+    originals, copies = make_posts(tweets), make_posts(edited)
+    comp.process(originals)
+    comp.process(copies)
+    same = sum(a.dup_cluster == b.dup_cluster for a, b in zip(originals, copies, strict=True))
+    assert same >= 0.95 * len(tweets)
+    distinct = {p.dup_cluster for p in originals}
+    assert len(distinct) >= 0.97 * len(tweets)  # different tweets stay apart
+
+
+def test_featureless_posts_get_no_cluster() -> None:
+    comp = SimHashNearDup()
+    posts = make_posts(["", "😂😂😂", "https://example.com/x", "@user"])
+    comp.process(posts)
+    assert all(p.simhash is None and p.dup_cluster is None for p in posts)
+
+
+def test_index_is_bounded_and_evicts_the_oldest() -> None:
+    idx = SimHashIndex(capacity=3)
+    sigs = [0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F0F0F0F0F0F0F0F, 0xF0F0F0F0F0F0F0F0]
+    assert [idx.assign(s) for s in sigs] == [f"sh:{s:016x}" for s in sigs]  # far apart: 4 clusters
+    assert len(idx) == 3
+    assert idx.lookup(sigs[0]) is None  # the oldest was evicted
+    assert idx.lookup(sigs[3] ^ 0b101) == f"sh:{sigs[3]:016x}"  # distance 2 from a kept one
+    assert idx.lookup(sigs[3] ^ 0b1111) is None  # distance 4: too far
+
+
+def test_lookup_prefers_the_oldest_match_and_survives_pickling() -> None:
+    idx = SimHashIndex()
+    a, b = 0b1111, 0b1111 << 20
+    idx.assign(a)
+    idx.assign(b)
+    probe = a | (1 << 40)
+    assert idx.lookup(probe) == f"sh:{a:016x}"
+    clone = pickle.loads(pickle.dumps(idx))
+    assert clone.lookup(probe) == idx.lookup(probe) and len(clone) == len(idx)
+    with pytest.raises(ValueError, match="max_distance"):
+        SimHashIndex(max_distance=4)

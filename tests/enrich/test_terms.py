@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from murmur.enrich.terms import Terms, keyphrases, terms_of
+from tests.enrich.conformance import make_post
+
+
+def terms(text: str, lang: str | None = "en", **kw: object) -> list[str]:
+    post = make_post(text, lang=lang, **kw)
+    return terms_of(post)
+
+
+def test_hashtags_domains_keyphrases_and_emoji() -> None:
+    got = terms(
+        "Huge crowds at the climate strike in Berlin today 🔥 #FridaysForFuture #Klima https://t.co/x",
+        hashtags=["FridaysForFuture"],
+        domains=["www.nytimes.com"],
+    )
+    assert got[:3] == ["#fridaysforfuture", "#klima", "nytimes.com"]
+    for t in ("climate", "strike", "climate strike", "berlin", "crowds", "🔥"):
+        assert t in got, t
+    for stop in ("the", "at", "in", "today", "at the"):
+        assert stop not in got, stop
+    assert not any("http" in t or "t.co" in t for t in got)
+
+
+def test_keyphrase_bigrams_never_span_a_stopword() -> None:
+    got = list(keyphrases("Minister of health resigns", "en"))
+    assert "minister" in got and "health resigns" in got
+    assert "minister health" not in got and "minister of" not in got
+
+
+def test_terms_fold_case_and_accents_like_queries() -> None:
+    got = terms("Café CAFÉ café Zürich", lang="de")
+    assert got.count("cafe") == 1 and "zurich" in got and "cafe zurich" in got
+
+
+def test_stopwords_follow_the_post_language() -> None:
+    got = terms("Le gouvernement annonce une réforme des retraites", lang="fr")
+    assert "gouvernement" in got and "reforme retraites" not in got and "retraites" in got
+    assert "le" not in got and "des" not in got and "une" not in got
+
+
+def test_cjk_character_bigrams() -> None:
+    got = terms("東京オリンピックの開会式", lang="ja")
+    assert "東京" in got and "開会" in got and "会式" in got
+    assert "の開" in got or "ク" not in got  # a kana-kanji pair is kept, hiragana-only pairs are not
+    zh = terms("我们今天去北京天安门广场", lang="zh")
+    assert "北京" in zh and "广场" in zh
+
+
+def test_arabic_hindi_and_korean_words() -> None:
+    ar = terms("أعلنت الحكومة اليوم عن خطة جديدة", lang="ar")
+    assert "الحكومة" in ar and "خطة" in ar and "عن" not in ar
+    hi = terms("मुझे यह फिल्म बहुत पसंद आई", lang="hi")
+    assert "फिल्म" in hi and "यह" not in hi
+    ko = terms("한국 영화 정말 좋아요", lang="ko")
+    assert "한국" in ko and "영화" in ko
+
+
+def test_emoji_only_link_only_and_empty() -> None:
+    assert terms("😂😂🔥") == ["😂", "🔥"]
+    assert terms("https://example.com/a", domains=["example.com"]) == ["example.com"]
+    assert terms("") == []
+
+
+def test_terms_are_capped_and_unknown_language_is_fine() -> None:
+    text = " ".join(f"word{i}x" for i in range(500))
+    assert len(terms(text, lang=None)) == 64
+    comp = Terms(max_terms=5)
+    post = make_post(text, lang="und")
+    comp.process([post])
+    assert post.terms is not None and len(post.terms) == 5

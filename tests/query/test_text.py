@@ -1,0 +1,64 @@
+"""Folding and tokenization: the one definition of a word that both evaluators share."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from murmur.query.text import fold, search_text, tokenize
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("Café CAFÉ ＣＡＦＥ cafe", ["cafe", "cafe", "cafe", "cafe"]),
+        ("Straße STRASSE", ["strasse", "strasse"]),
+        ("Crème Brûlée à l'hôtel", ["creme", "brulee", "a", "l", "hotel"]),
+        ("ΟΔΟΣ Αθήνα", ["οδοσ", "αθηνα"]),
+        ("İstanbul", ["istanbul"]),
+        ("don't covid-19 snake_case", ["don", "t", "covid", "19", "snake", "case"]),
+        ("@user <EMAIL> #COP30 https://x.org/a", ["user", "email", "cop30", "https", "x", "org", "a"]),
+        ("fun 🎉🎉 times!!!", ["fun", "times"]),
+        ("東京タワー", ["東", "京", "タ", "ワ", "ー"]),
+        ("서울에서 만나요", ["서", "울", "에", "서", "만", "나", "요"]),
+        ("ไก่ทอด", ["ไ", "ก่", "ท", "อ", "ด"]),
+        ("हिन्दी भाषा", ["हिन्दी", "भाषा"]),
+        ("مَرْحَبًا بالعالم", ["مرحبا", "بالعالم"]),
+        ("iPhone版2020年", ["iphone", "版", "2020", "年"]),
+        ("", []),
+        ("  ...  ", []),
+    ],
+)
+def test_tokenize(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+def test_search_text_has_a_space_around_every_token() -> None:
+    assert search_text("Hello, World") == " hello world "
+    assert search_text("!!!") == " "
+
+
+def test_scripts_without_spaces_segment_per_character_with_marks_attached() -> None:
+    # Thai vowel and tone marks stay with their consonant (NFKC splits SARA AM into NIKHAHIT + SARA AA);
+    # Devanagari vowel signs stay in the word.
+    assert tokenize("น้ำ") == ["น\u0e49\u0e4d", "\u0e32"]
+    assert tokenize("किताब") == ["किताब"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_fold_is_idempotent_and_tokens_are_stable(s: str) -> None:
+    assert fold(fold(s)) == fold(s)
+    toks = tokenize(s)
+    assert all(t and " " not in t for t in toks)
+    # Re-tokenizing the joined tokens gives them back: a query term written from tokens finds itself.
+    assert tokenize(" ".join(toks)) == toks
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=60))
+def test_ascii_fast_path_agrees_with_the_general_tokenizer(s: str) -> None:
+    from murmur.query.text import _token_re
+
+    assert tokenize(s) == _token_re().findall(fold(s))
