@@ -93,7 +93,7 @@ def test_generated_queries_find_things(real_store: RealStore) -> None:
         ("(post OR comment) NEAR/5f (test* OR edit*)", 1),
         ("vaccin* OR covid*", 1),
         ("has:link -has:media is:reply", 1),
-        ("sentiment:negative country:de", 1),
+        ("sentiment:negative country:us", 1),
         ("platform:feed NOT (the OR a)", 1),
     ],
 )

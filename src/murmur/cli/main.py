@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from murmur.cli import eval as eval_cmd
+from murmur.cli import demo, eval as eval_cmd
 from murmur.cli import ingest, query
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 ingest.register(app)
+demo.register(app)
 query.register(app)
 eval_cmd.register(app)
 

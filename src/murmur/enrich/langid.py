@@ -8,10 +8,11 @@
    (``score_threshold``) and the language is not in a group CLD2 is known to confuse
    (``CONFUSABLE``: ms/id, bs/hr/sr, nb/nn/da, cs/sk, the South-African Bantu languages, mk/bg, gl/oc).
 2. Otherwise (a minority of posts: ``stats.routed_fraction``) two more detectors vote:
-   **langid.py** (``py3langid``, 97 languages, naive Bayes over byte n-grams) and **lingua**
+   **langid.py** (``py3langid``, ~100 languages, naive Bayes over byte n-grams) and **lingua**
    restricted to the candidates CLD2 and langid.py proposed plus their confusable groups (low
    accuracy mode by default: ~250 MB for every language; ``accuracy="high"`` is +0.3 points on the
    lingua sentences for ~1.3 GB). The majority wins; with three different answers lingua's does.
+   When langid.py agrees with CLD2, lingua cannot change the majority and is not asked.
 
 Codes are ISO 639-1 where one exists (``iw`` → ``he``, ``no`` → ``nb``, ``zh-Hant`` → ``zh``, ...),
 ISO 639-2/3 otherwise (``ceb``, ``haw``, ``pcm``), and ``und`` when there is no linguistic
@@ -237,14 +238,17 @@ class LanguageDetector:
         return out
 
     def _second_opinion(self, text: str, first: Cld2Answer) -> LangResult:
-        ranked = _langid().rank(text)[:3]
-        lid = [(iso_code(c), float(p)) for c, p in ranked]
-        lid_top = lid[0][0] if lid else UND
+        c = first.lang
+        top, top_p = _langid().classify(text)
+        lid_top = iso_code(top)
+        if lid_top == c:  # two of three agree: lingua cannot change the majority
+            return LangResult(c, (first.percent / 100.0 + float(top_p) + 1.0) / 3.0)
+        lid = [(iso_code(code), float(p)) for code, p in _langid().rank(text)[:3]]
         lid_probs = dict(lid)
         cands: set[str] = set()
-        for c in (*first.candidates, *(c for c, _ in lid)):
-            if c != UND:
-                cands |= self._group(c)
+        for code in (*first.candidates, *(code for code, _ in lid)):
+            if code != UND:
+                cands |= self._group(code)
         lingua_cands = frozenset(cands & _lingua_codes().keys())
         ling_top, ling_probs = UND, {}
         if len(lingua_cands) >= 2:
@@ -252,7 +256,6 @@ class LanguageDetector:
             ling_probs = {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
             if values and values[0].value > 0:
                 ling_top = values[0].language.iso_code_639_1.name.lower()
-        c = first.lang
         if ling_top == UND:  # lingua could not help: CLD2 if it has an answer, else langid.py
             best = c if c != UND else lid_top
         elif ling_top == lid_top or c not in (ling_top, lid_top):

@@ -24,6 +24,8 @@ _DIMENSIONS: dict[str, str] = {
     "day": "date_trunc('day', created_at)",
     "hour": "date_trunc('hour', created_at)",
 }
+_LIST_DIMENSIONS: dict[str, str] = {"hashtag": "hashtags", "domain": "domains", "term": "terms"}
+"""Breakdowns over a list column: a post counts once under each of its hashtags (domains, terms)."""
 _SAFE_NAME = re.compile(r"^[a-z_]+$")
 
 
@@ -48,18 +50,27 @@ def grouped_counts(
     table: str = "posts",
 ) -> list[Cell]:
     """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed."""
-    unknown = [d for d in by if d not in _DIMENSIONS]
+    known = {**_DIMENSIONS, **_LIST_DIMENSIONS}
+    unknown = [d for d in by if d not in known]
     if unknown:
-        msg = f"cannot group by {unknown}; known breakdowns: {sorted(_DIMENSIONS)}"
+        msg = f"cannot group by {unknown}; known breakdowns: {sorted(known)}"
+        raise QueryError(msg)
+    lists = [d for d in by if d in _LIST_DIMENSIONS]
+    if len(lists) > 1:
+        msg = f"group by at most one of {sorted(_LIST_DIMENSIONS)} at a time, got {lists}"
         raise QueryError(msg)
     if not _SAFE_NAME.match(table):
         msg = f"bad table name {table!r}"
         raise QueryError(msg)
-    select = ", ".join(f"{_DIMENSIONS[d]} AS {d}" for d in by)
+    source = f"{table} WHERE {where}"
+    if lists:
+        column = _LIST_DIMENSIONS[lists[0]]
+        source = f"(SELECT *, unnest({column}) AS __item FROM {table} WHERE {where}) AS t"
+    select = ", ".join(f"{'__item' if d in _LIST_DIMENSIONS else _DIMENSIONS[d]} AS {d}" for d in by)
     group = ", ".join(str(i + 1) for i in range(len(by)))
     sql = (
         f"SELECT {select + ', ' if select else ''}count(*) AS posts, count(DISTINCT author_key) AS authors "
-        f"FROM {table} WHERE {where}" + (f" GROUP BY {group} ORDER BY posts DESC, {group}" if by else "")
+        f"FROM {source}" + (f" GROUP BY {group} ORDER BY posts DESC, {group}" if by else "")
     )
     rows = reader.query(sql, params).to_pylist()
     cells: list[Cell] = []

@@ -1,4 +1,9 @@
-"""Replayable test data assembled from the real recorded payloads in ``../shared/data/payloads``."""
+"""Replayable test data assembled from the real recorded payloads in ``../shared/data/payloads``.
+
+Every loader takes ``root``: a folder laid out like ``payloads/`` (``bluesky/``, ``mastodon/``,
+``reddit/``, ``rss/<collection>/``). By default the shared real data; ``make demo`` passes the
+sample bundled in ``murmur/assets/demo``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import html
 import re
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -52,8 +58,12 @@ def _html_text(content: str) -> str:
     return html.unescape(_TAG.sub("", _BR.sub("\n", content))).strip()
 
 
-def _real_bluesky_records() -> list[dict[str, Any]]:
-    folder = shared_data("payloads", "bluesky")
+def _root(root: Path | None) -> Path:
+    return root if root is not None else shared_data("payloads")
+
+
+def _real_bluesky_records(root: Path | None = None) -> list[dict[str, Any]]:
+    folder = _root(root) / "bluesky"
     records: list[dict[str, Any]] = []
     for name in ("post_record.json", "extended_post_record.json"):
         records.append(orjson.loads((folder / name).read_bytes())["value"])
@@ -62,15 +72,15 @@ def _real_bluesky_records() -> list[dict[str, Any]]:
     return records
 
 
-def _real_texts(limit: int = 400) -> list[tuple[str, list[str] | None]]:
+def _real_texts(limit: int = 400, root: Path | None = None) -> list[tuple[str, list[str] | None]]:
     """Post texts from the real Mastodon statuses and Reddit things, with a declared language."""
     texts: list[tuple[str, list[str] | None]] = []
-    for status in mastodon_statuses_from_real_payloads():
+    for status in mastodon_statuses_from_real_payloads(root):
         text = _html_text(str(status.get("content") or ""))
         if text:
             lang = status.get("language")
             texts.append((text[:300], [lang] if isinstance(lang, str) else None))
-    for thing in reddit_things_from_real_payloads(limit=4 * limit):
+    for thing in reddit_things_from_real_payloads(limit=4 * limit, root=root):
         data = thing["data"]
         text = str(data.get("title") or data.get("body") or "").strip()
         if text and text not in ("[deleted]", "[removed]") and len(text) <= 300:
@@ -88,6 +98,7 @@ def jetstream_events_from_real_records(
     authors: int = 50,
     delete_every: int = 0,
     identity_every: int = 0,
+    root: Path | None = None,
 ) -> list[bytes]:
     """``n`` Jetstream events (JSON bytes, ``time_us`` ascending by ``step_us``) built from real data.
 
@@ -106,8 +117,8 @@ def jetstream_events_from_real_records(
     """
     if start_time_us is None:
         start_time_us = time.time_ns() // 1000 - n * step_us
-    records = _real_bluesky_records()
-    texts = _real_texts()
+    records = _real_bluesky_records(root)
+    texts = _real_texts(root=root)
     events: list[bytes] = []
     created: list[tuple[str, str]] = []
     for i in range(n):
@@ -161,21 +172,25 @@ def id_key(status_id: str) -> tuple[int, str]:
     return (len(status_id), status_id)
 
 
-def mastodon_statuses_from_real_payloads() -> list[dict[str, Any]]:
+def mastodon_statuses_from_real_payloads(root: Path | None = None) -> list[dict[str, Any]]:
     """The real Mastodon ``Status`` objects in ``payloads/mastodon/``, oldest id first."""
-    path = shared_data("payloads", "mastodon", "statuses_mastodonpy.jsonl")
+    path = _root(root) / "mastodon" / "statuses_mastodonpy.jsonl"
     statuses = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     return sorted(statuses, key=lambda s: id_key(str(s["id"])))
 
 
 def reddit_things_from_real_payloads(
-    *, kind: str | None = None, subreddits: Sequence[str] | None = None, limit: int | None = None
+    *,
+    kind: str | None = None,
+    subreddits: Sequence[str] | None = None,
+    limit: int | None = None,
+    root: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Real Reddit things ``{"kind", "data"}`` from ``payloads/reddit/things.jsonl`` (file order),
     optionally only one ``kind`` (``t1`` comment, ``t3`` submission) and some ``subreddits``."""
     wanted = {s.lower() for s in subreddits} if subreddits else None
     things: list[dict[str, Any]] = []
-    with shared_data("payloads", "reddit", "things.jsonl").open("rb") as fh:
+    with (_root(root) / "reddit" / "things.jsonl").open("rb") as fh:
         for line in fh:
             if limit is not None and len(things) >= limit:
                 break
@@ -188,7 +203,7 @@ def reddit_things_from_real_payloads(
     return things
 
 
-def real_feed_documents() -> dict[str, bytes]:
+def real_feed_documents(root: Path | None = None) -> dict[str, bytes]:
     """The real RSS/Atom/JSON Feed documents in ``payloads/rss/`` as ``{file name: bytes}``."""
-    root = shared_data("payloads", "rss")
-    return {p.name: p.read_bytes() for p in sorted(root.glob("*/*")) if p.is_file() and p.suffix != ".md"}
+    folder = _root(root) / "rss"
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*/*")) if p.is_file() and p.suffix != ".md"}
