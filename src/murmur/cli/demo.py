@@ -103,7 +103,7 @@ async def follow_until_idle(cfg: Config, on_progress: Any) -> RuntimeStats:
             now = time.monotonic()
             if seen != last["events"]:
                 last.update(events=seen, at=now)
-            elif seen > 0 and now - last["at"] > IDLE_SECONDS or now - started > MAX_SECONDS:
+            elif (seen > 0 and now - last["at"] > IDLE_SECONDS) or now - started > MAX_SECONDS:
                 stop.set()
 
     stats_ref: list[RuntimeStats] = []
@@ -177,7 +177,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"({run['deletions']} platform deletions applied, {summary['quarantined']} payloads quarantined)"
     )
     out.print(
-        f"Every count below is k-anonymous: a cell backed by fewer than k={summary['k']} authors is suppressed."
+        f"Counts are k-anonymous: a cell backed by fewer than k={summary['k']} authors is suppressed."
     )
     sources = Table(title="sources, followed over WebSocket / HTTP on loopback")
     for col in ("source", "events", "quarantined", "cursor"):
