@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from murmur.privacy.redact import Redactor, domain_of, iban_ok, luhn_ok
+from murmur.privacy.redact import Redactor, iban_ok, luhn_ok
+from murmur.urls import domain_of
 
 
 @pytest.fixture

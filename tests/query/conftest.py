@@ -55,6 +55,14 @@ def _vocabulary(docs: list[Doc]) -> Vocabulary:
     return Vocabulary(words=words, phrases=phrases, fields=[(f[0], f[1]) for f in fields])
 
 
+_CURRENT: list[RealStore] = []
+
+
+def current() -> RealStore:
+    """The session's real store, for strategies drawn inside a test that asked for ``real_store``."""
+    return _CURRENT[0]
+
+
 @pytest.fixture(scope="session")
 def real_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealStore]:
     if not has_shared_data():
@@ -70,7 +78,9 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealStore]:
         writer = hook(batch)
         store.write(posts=batch, extras=[writer] if writer else [])
     docs = [doc_of(p) for p in posts]
+    _CURRENT.append(RealStore(store, posts, docs, _vocabulary(docs)))
     try:
-        yield RealStore(store, posts, docs, _vocabulary(docs))
+        yield _CURRENT[0]
     finally:
+        _CURRENT.clear()
         store.close()

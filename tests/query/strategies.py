@@ -33,7 +33,7 @@ class Vocabulary:
 def _pick(items: Sequence[T]) -> st.SearchStrategy[T]:
     """Like ``sampled_from``, with a short repr (vocabularies are long)."""
     seq = list(items)
-    return st.integers(0, len(seq) - 1).map(seq.__getitem__)
+    return st.integers(0, len(seq) - 1).map(lambda i: seq[i])
 
 
 def _prefixes(words: Sequence[str]) -> list[str]:

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from murmur.query import MonitorMatcher, compile_where, parse
-from murmur.query.ast import Node, Query, to_string
+from murmur.query.ast import Query, to_string
 from murmur.query.monitors import MonitorStage, add_monitor
 from murmur.query.search import search
 from murmur.store import DirectReader
-from tests.query.conftest import RealStore
+from tests.query.conftest import RealStore, current
 from tests.query.strategies import queries
 
 Key = tuple[str, str]
@@ -31,37 +31,41 @@ def live_ids(
 
 
 QUERIES_PER_EXAMPLE = 25
+_HEAVY = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
 
 
-@settings(
-    max_examples=14,
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-)
-@given(data=st.data())
-def test_live_and_sql_agree_on_generated_queries(real_store: RealStore, data: st.DataObject) -> None:
-    strategy = queries(real_store.vocab)
-    trees: list[Node] = [data.draw(strategy) for _ in range(QUERIES_PER_EXAMPLE)]
-    # Through the printed form and the parser, as a user would type them.
-    monitors = [(f"q{i}", parse(to_string(tree))) for i, tree in enumerate(trees)]
+def query_texts() -> st.SearchStrategy[str]:
+    """Generated queries over the real vocabulary, printed as a user would type them."""
+    return st.deferred(lambda: queries(current().vocab).map(to_string))
+
+
+@settings(max_examples=14, deadline=None, suppress_health_check=_HEAVY)
+@given(texts=st.lists(query_texts(), min_size=QUERIES_PER_EXAMPLE, max_size=QUERIES_PER_EXAMPLE))
+def test_live_and_sql_agree_on_generated_queries(real_store: RealStore, texts: list[str]) -> None:
+    monitors = [(f"q{i}", parse(text)) for i, text in enumerate(texts)]
     live = live_ids(real_store, monitors)
     for name, query in monitors:
         sql = real_store.sql_ids(compile_where(query))
         assert live[name] == sql, f"{query}: live {len(live[name])} posts, SQL {len(sql)}"
 
 
-def test_generated_queries_find_things(real_store: RealStore) -> None:
-    """The differential test is only worth something if generated queries match posts: a fixed sample
-    of them must, by a good margin."""
-    strategy = st.lists(queries(real_store.vocab), min_size=200, max_size=200)
-    trees = strategy.example()
-    monitors = [(f"q{i}", Query(to_string(t), t)) for i, t in enumerate(trees)]
+@settings(max_examples=1, derandomize=True, database=None, deadline=None, suppress_health_check=_HEAVY)
+@given(texts=st.lists(query_texts(), min_size=200, max_size=200))
+def test_generated_queries_find_things(real_store: RealStore, texts: list[str]) -> None:
+    """The differential test is only worth something if generated queries match posts: a fixed
+    sample of them must, by a good margin."""
+    monitors = [(f"q{i}", parse(text)) for i, text in enumerate(texts)]
     live = live_ids(real_store, monitors)
     assert sum(1 for ids in live.values() if ids) >= 40
+
+
+@settings(max_examples=2, derandomize=True, database=None, deadline=None, suppress_health_check=_HEAVY)
+@given(texts=st.lists(query_texts(), min_size=300, max_size=300))
+def test_the_index_of_required_terms_loses_nothing(real_store: RealStore, texts: list[str]) -> None:
+    """With many monitors at once, the anchored matcher finds what evaluating every monitor on every
+    post finds."""
+    monitors = [(f"q{i}", parse(text)) for i, text in enumerate(texts)]
+    assert live_ids(real_store, monitors) == live_ids(real_store, monitors, indexed=False)
 
 
 @pytest.mark.parametrize(
@@ -109,14 +113,6 @@ def test_case_and_accent_variants_find_the_same_posts(real_store: RealStore) -> 
     found = [real_store.sql_ids(compile_where(parse(v))) for v in variants]
     assert all(f == found[0] for f in found)
     assert found[0]
-
-
-def test_the_index_of_required_terms_loses_nothing(real_store: RealStore) -> None:
-    """With many monitors at once, the anchored matcher finds what evaluating every monitor on every
-    post finds."""
-    trees = st.lists(queries(real_store.vocab), min_size=300, max_size=300).example()
-    monitors = [(f"q{i}", Query(to_string(t), t)) for i, t in enumerate(trees)]
-    assert live_ids(real_store, monitors) == live_ids(real_store, monitors, indexed=False)
 
 
 def test_search_counts_are_the_live_matches(real_store: RealStore) -> None:

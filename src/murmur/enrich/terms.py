@@ -23,26 +23,24 @@ from functools import cache
 
 import stopwordsiso
 
-from murmur.query.text import fold, is_segmented_char, tokenize
+from murmur.query.text import SEGMENTED_BY_CHARACTER, fold, tokenize
 from murmur.types import Post
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<!\w)@[\w.]+")
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")
 _DIGITS = re.compile(r"^[\d_]+$")
-
-
-def _is_emoji(ch: str) -> bool:
-    cp = ord(ch)
-    return (
-        0x1F300 <= cp <= 0x1FAFF  # pictographs, emoticons, transport, supplemental symbols
-        or 0x2600 <= cp <= 0x27BF  # miscellaneous symbols, dingbats
-        or 0x1F000 <= cp <= 0x1F2FF  # mahjong, domino, playing cards, enclosed alphanumerics
-    ) and not (0x1F3FB <= cp <= 0x1F3FF)  # skin-tone modifiers
+# pictographs, emoticons, transport, supplemental symbols (not skin-tone modifiers), misc symbols,
+# dingbats, mahjong/domino/cards, enclosed alphanumerics
+_EMOJI = re.compile("[\U0001f300-\U0001f3fa\U0001f400-\U0001faff\u2600-\u27bf\U0001f000-\U0001f2ff]")
+_SEGMENTED = re.compile(
+    "[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in SEGMENTED_BY_CHARACTER) + "]"
+)
+_HIRAGANA = re.compile("[\u3040-\u309f]")
 
 
 def _is_hiragana(ch: str) -> bool:
-    return 0x3040 <= ord(ch) <= 0x309F
+    return _HIRAGANA.match(ch) is not None
 
 
 @cache
@@ -76,7 +74,7 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> Iterat
     prev_seg: str | None = None  # previous character of an unsegmented script
     run = 0
     for tok in tokens:
-        if is_segmented_char(tok[0]):
+        if _SEGMENTED.match(tok):
             run += 1
             if prev_seg is not None:
                 pair = prev_seg + tok
@@ -99,7 +97,7 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> Iterat
 
 
 def emoji_terms(text: str) -> list[str]:
-    return [ch for ch in text if _is_emoji(ch)]
+    return _EMOJI.findall(text)
 
 
 def terms_of(post: Post, *, max_terms: int = 64) -> list[str]:

@@ -2,6 +2,6 @@
 
 from murmur.privacy.gate import PrivacyGate
 from murmur.privacy.pseudonym import Pseudonymizer
-from murmur.privacy.redact import Redactor, domain_of
+from murmur.privacy.redact import Redactor
 
-__all__ = ["PrivacyGate", "Pseudonymizer", "Redactor", "domain_of"]
+__all__ = ["PrivacyGate", "Pseudonymizer", "Redactor"]

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from murmur.privacy.pseudonym import Pseudonymizer
-from murmur.privacy.redact import Redactor, domain_of
+from murmur.privacy.redact import Redactor
 from murmur.types import Deletion, Draft, Post
+from murmur.urls import domain_of
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _HASHTAG_OK = re.compile(r"^[\w\u0300-\u036f\u200c\u200d]{1,100}$")

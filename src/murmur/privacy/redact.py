@@ -23,9 +23,10 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import phonenumbers
+
+from murmur.urls import domain_of
 
 EMAIL = "<EMAIL>"
 PHONE = "<PHONE>"
@@ -108,19 +109,6 @@ def _ipv6_ok(span: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def domain_of(url: str) -> str | None:
-    """The host of a URL, lower-cased, without ``www.``, credentials or port; None if there is none."""
-    text = url if "://" in url else "http://" + url
-    try:
-        host = urlsplit(text).hostname
-    except ValueError:
-        return None
-    if not host or "." not in host:
-        return None
-    host = host.rstrip(".").lower()
-    return host.removeprefix("www.") or None
 
 
 def _phone_spans(text: str) -> bool:

@@ -37,9 +37,6 @@ MAX_LANG_CHARS = 64
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'()\[\]{}|\\^`]{1,2000}")
 _TRAILING_PUNCT = ".,;:!?*_~"
 _MISSING_FIELD = re.compile(r"missing required field `([^`]{1,100})`")
-_HOST = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.-]{0,30}://(?:[^/?#@\s]{0,256}@)?([^/?#:@\s\[\]]{1,253})(?=[:/?#]|$)"
-)
 
 
 def check_size(payload: object, fmt: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
@@ -157,17 +154,6 @@ def urls_in_text(text: str) -> list[str]:
         if len(found) >= MAX_LIST_ITEMS:
             break
     return found
-
-
-def domain_of(url: str | None) -> str | None:
-    """The host of an absolute URL, lower-case, without ``www.``, port or credentials."""
-    if not url:
-        return None
-    m = _HOST.match(url)
-    if m is None:
-        return None
-    host = m.group(1).lower().rstrip(".").removeprefix("www.")
-    return clean_text(host) if host else None
 
 
 def parse_iso(value: str, field: str, fmt: str) -> datetime:

@@ -41,13 +41,13 @@ from murmur.sources.normalize._common import (
     clean_lang,
     clean_text,
     content_hash,
-    domain_of,
     first_non_space,
     json_error,
     parse_iso,
 )
 from murmur.sources.normalize._html import html_to_text
 from murmur.types import Draft, Event
+from murmur.urls import domain_of
 
 FMT = "feed"
 _ENTITY_UTF8 = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)

@@ -41,7 +41,6 @@ from murmur.sources.normalize._common import (
     clean_lang,
     clean_text,
     content_hash,
-    domain_of,
     from_epoch,
     hashtag,
     json_error,
@@ -49,6 +48,7 @@ from murmur.sources.normalize._common import (
     urls_in_text,
 )
 from murmur.types import PLATFORMS, Draft, Event, Platform
+from murmur.urls import domain_of
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,6 @@ from murmur.sources.normalize._common import (
     check_size,
     clean_id,
     clean_lang,
-    domain_of,
     first_non_space,
     hashtag,
     json_error,
@@ -46,6 +45,7 @@ from murmur.sources.normalize._common import (
 )
 from murmur.sources.normalize._html import html_to_text
 from murmur.types import Deletion, Draft, Event
+from murmur.urls import domain_of
 
 log = logging.getLogger(__name__)
 
