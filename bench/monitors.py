@@ -257,17 +257,17 @@ def build_history_store(path: Path, posts: Sequence[Post], n: int) -> float:
     t0 = time.perf_counter()
     store = Store.open(path)
     conn = store.conn
-    base = index_rows(posts)
-    texts = [p.text for p in posts]
+    docs = [doc_of(p) for p in posts]
+    base = index_rows(posts, docs).drop_columns(["st"])
     conn.register("_base_idx", base)
     conn.execute(
-        "CREATE TEMP TABLE base AS SELECT row_number() OVER () - 1 AS i, b.*, t.text FROM _base_idx b "
-        "POSITIONAL JOIN (SELECT unnest(?) AS text) t",
-        [texts],
+        "CREATE TEMP TABLE base AS SELECT row_number() OVER () - 1 AS i, b.*, t.* FROM _base_idx b "
+        "POSITIONAL JOIN (SELECT unnest(?) AS text, unnest(?) AS words, unnest(?) AS keys) t",
+        [[p.text for p in posts], [d.st for d in docs], [d.indexed_text[len(d.st) :] for d in docs]],
     )
     conn.unregister("_base_idx")
     m = len(posts)
-    sig = ", ".join(  # texts are paired: token bits combine; fields (fk) are the first post's
+    sig = ", ".join(  # texts are paired: token bits combine; fields (keys) are the first post's
         f"a.{c} AS {c}" if c in FIELD_COLUMNS else f"a.{c} | b.{c} AS {c}" for c in SIGNATURE_COLUMNS
     )
     conn.execute(
@@ -282,8 +282,10 @@ def build_history_store(path: Path, posts: Sequence[Post], n: int) -> float:
         f"TIMESTAMPTZ '2026-01-01' + to_seconds((g.i * {span / n})::DOUBLE) AS ingested_at, "
         f"'k' || (hash(g.i) % {max(1000, n // 8)})::VARCHAR AS author_key"
     )
+    author_h = f"hash('k' || (hash(g.i) % {max(1000, n // 8)})::VARCHAR) AS author_h"
     conn.execute(
-        f"INSERT INTO post_search BY NAME SELECT {common}, a.st || substr(b.st, 2) AS st, a.fk, {sig} {pairs}"
+        f"INSERT INTO post_search BY NAME SELECT * EXCLUDE (author_key) FROM (SELECT {common}, {author_h}, "
+        f"a.words || substr(b.words, 2) || a.keys AS st, {sig} {pairs})"
     )
     conn.execute(
         f"""INSERT INTO posts BY NAME SELECT {common}, a.text || ' ' || b.text AS text,
@@ -308,22 +310,27 @@ def bench_history(
             how = f"built in {build_history_store(path, posts, n):.0f} s"
         size_gb = path.stat().st_size / 1e9
         print(f"\n== historical search over {n:,} stored posts ({how}, {size_gb:.1f} GB)")
-        print(f"{'query':<66} {'matches':>9} {'median ms':>10} {'max ms':>8}")
         reader = DirectReader.open(path)
+        # Warm the store's columns into memory once (a running service has them warm), then time.
+        t0 = time.perf_counter()
+        reader.query("SELECT sum(strlen(st)) FROM post_search")
+        print(f"(first read of the text columns, cold: {(time.perf_counter() - t0) * 1000:.0f} ms)")
+        print(f"{'query':<66} {'matches':>9} {'first ms':>9} {'median ms':>10} {'max ms':>8}")
         worst = 0.0
         try:
             for text in HISTORY_QUERIES:
                 times = []
                 result = None
-                for _ in range(repeats):
+                for _ in range(repeats + 1):
                     t0 = time.perf_counter()
                     result = search(reader, text, limit=20, k=5)
                     times.append(time.perf_counter() - t0)
                 assert result is not None
-                worst = max(worst, statistics.median(times))
+                first, rest = times[0] * 1000, times[1:]
+                worst = max(worst, statistics.median(rest))
                 shown = "suppressed" if result.total.suppressed else f"{result.total.posts:,}"
-                med, top = statistics.median(times) * 1000, max(times) * 1000
-                print(f"{text[:66]:<66} {shown:>9} {med:>10.0f} {top:>8.0f}")
+                med, top = statistics.median(rest) * 1000, max(rest) * 1000
+                print(f"{text[:66]:<66} {shown:>9} {first:>9.0f} {med:>10.0f} {top:>8.0f}")
         finally:
             reader.close()
             if not reuse:

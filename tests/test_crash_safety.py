@@ -87,8 +87,12 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
                 row = conn.execute("SELECT position FROM cursors WHERE source_id = 'bsky'").fetchone()
             cursors.append(int(row[0]) if row else 0)
         # The last run goes to the end of the stream, then stops cleanly on SIGTERM.
+        connections = len(server.cursors)
         proc = start_service(config, log)
         deadline = time.monotonic() + 120
+        # Up (signal handlers installed) once it has connected to the server; then to the end.
+        while time.monotonic() < deadline and len(server.cursors) == connections:
+            time.sleep(0.1)
         while time.monotonic() < deadline and stored_cursor(db) < last_time_us:
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)

@@ -137,7 +137,8 @@ def run(comp: Component, texts: Sequence[str], *, one_by_one: bool = False) -> l
 def check_declaration(factory: Factory) -> None:
     comp = factory()
     base, _, version = comp.name.partition("@")
-    assert base and version.isdigit(), f"{comp.name!r}: a component name is 'dotted.name@<version>'"
+    assert base, f"{comp.name!r}: a component name is 'dotted.name@<version>'"
+    assert version.isdigit(), f"{comp.name!r}: a component name is 'dotted.name@<version>'"
     assert comp.requires <= POST_FIELDS, f"{comp.name} requires unknown fields {comp.requires - POST_FIELDS}"
     assert comp.assigns, f"{comp.name} assigns nothing"
     assert comp.assigns <= ENRICHMENT_FIELDS, (
@@ -169,7 +170,8 @@ def check_hard_text(factory: Factory) -> None:
     posts = run(comp, HARD)
     for p in posts:  # whatever the values, they have the declared types' shapes
         if "lang" in comp.assigns:
-            assert isinstance(p.lang, str) and p.lang, p.text[:40]
+            assert isinstance(p.lang, str), p.text[:40]
+            assert p.lang, p.text[:40]
         if "terms" in comp.assigns:
             assert isinstance(p.terms, list), p.text[:40]
 

@@ -50,8 +50,14 @@ def test_firehose_pipeline_enriches_every_field() -> None:
     posts[0].domains = ["example.com"]
     pipe.process(posts)
     for p in posts:
-        assert p.lang and p.sentiment and p.sentiment_model == "murmur.sentiment.lexical@1"
-        assert p.terms is not None and p.simhash is not None and p.dup_cluster is not None
-    assert posts[0].lang == "en" and posts[1].lang == "fr"
-    assert "#football" in (posts[0].terms or []) and "example.com" in (posts[0].terms or [])
+        assert p.lang
+        assert p.sentiment
+        assert p.sentiment_model == "murmur.sentiment.lexical@1"
+        assert p.terms is not None
+        assert p.simhash is not None
+        assert p.dup_cluster is not None
+    assert posts[0].lang == "en"
+    assert posts[1].lang == "fr"
+    assert "#football" in (posts[0].terms or [])
+    assert "example.com" in (posts[0].terms or [])
     assert list(pipe.timings) == [c.name for c in pipe.components]

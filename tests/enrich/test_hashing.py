@@ -13,12 +13,17 @@ def grams(texts: list[str], n: int, *, within_words: bool = False) -> list[list[
 
 def test_span_hash_is_position_independent() -> None:
     a, b = grams(["xxabcyy", "abc", "zzzzzzzzabc"], 3), grams(["abc"], 3)
-    assert b[0][0] in a[0] and a[1] == b[0] and b[0][0] == a[2][-1]
+    assert b[0][0] in a[0]
+    assert a[1] == b[0]
+    assert b[0][0] == a[2][-1]
 
 
 def test_ngrams_never_cross_texts_and_short_texts_have_none() -> None:
     got = grams(["ab", "cd", "", "efg"], 3)
-    assert got[0] == [] and got[1] == [] and got[2] == [] and len(got[3]) == 1
+    assert got[0] == []
+    assert got[1] == []
+    assert got[2] == []
+    assert len(got[3]) == 1
     assert grams(["abcd"], 3)[0] == grams(["zzabcdzz"], 3)[0][2:4]
 
 

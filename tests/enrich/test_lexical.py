@@ -29,7 +29,8 @@ def test_artifact_is_small_and_holds_no_pickles() -> None:
         for name in z.namelist():
             with z.open(name) as f:
                 header = f.read(128)
-            assert b"'descr': '|O'" not in header and b"'descr': 'O'" not in header, name
+            assert b"'descr': '|O'" not in header, name
+            assert b"'descr': 'O'" not in header, name
     assert (DEFAULT_MODEL.parent / "MODEL_CARD.md").exists()
 
 
@@ -54,8 +55,10 @@ def test_predict_proba_shape_and_obvious_cases() -> None:
         "😂",
     ]
     p = model.predict_proba(texts)
-    assert p.shape == (4, 3) and np.allclose(p.sum(axis=1), 1.0)
-    assert p[0].argmax() == 2 and p[1].argmax() == 0
+    assert p.shape == (4, 3)
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert p[0].argmax() == 2
+    assert p[1].argmax() == 0
     assert model.predict_proba([]).shape == (0, 3)
     routed = model.predict_proba(texts[:2], ["ha", None])
     assert routed.shape == (2, 3)
@@ -69,8 +72,10 @@ def test_component_assigns_label_score_and_model_and_pickles_small() -> None:
     comp.process(posts)
     assert [p.sentiment for p in posts] == ["positive", "negative"]
     assert all(p.sentiment_model == "murmur.sentiment.lexical@1" for p in posts)
-    assert posts[0].sentiment_score is not None and 0 < posts[0].sentiment_score <= 1
-    assert posts[1].sentiment_score is not None and -1 <= posts[1].sentiment_score < 0
+    assert posts[0].sentiment_score is not None
+    assert 0 < posts[0].sentiment_score <= 1
+    assert posts[1].sentiment_score is not None
+    assert -1 <= posts[1].sentiment_score < 0
     assert len(pickle.dumps(comp)) < 1000  # the model is reloaded, not pickled
 
 

@@ -33,7 +33,8 @@ def cluster(texts: list[str]) -> list[str | None]:
 
 def test_small_edits_collapse_into_one_cluster() -> None:
     clusters = cluster(EDITS)
-    assert len(set(clusters)) == 1 and clusters[0] is not None
+    assert len(set(clusters)) == 1
+    assert clusters[0] is not None
     sigs = simhashes(EDITS)
     assert all(s is not None and hamming(sigs[0] or 0, s) <= 3 for s in sigs)
 
@@ -41,7 +42,8 @@ def test_small_edits_collapse_into_one_cluster() -> None:
 def test_the_cluster_is_named_after_the_first_post_seen() -> None:
     clusters = cluster(["unrelated post about cooking pasta with garlic and lemon", *EDITS])
     first = simhashes([EDITS[0]])[0]
-    assert first is not None and clusters[1] == f"sh:{first:016x}"
+    assert first is not None
+    assert clusters[1] == f"sh:{first:016x}"
     assert clusters[0] != clusters[1]
 
 
@@ -85,6 +87,16 @@ def test_lookup_prefers_the_oldest_match_and_survives_pickling() -> None:
     probe = a | (1 << 40)
     assert idx.lookup(probe) == f"sh:{a:016x}"
     clone = pickle.loads(pickle.dumps(idx))
-    assert clone.lookup(probe) == idx.lookup(probe) and len(clone) == len(idx)
+    assert clone.lookup(probe) == idx.lookup(probe)
+    assert len(clone) == len(idx)
     with pytest.raises(ValueError, match="max_distance"):
         SimHashIndex(max_distance=4)
+
+
+def test_a_copy_paste_flood_keeps_the_index_small() -> None:
+    idx = SimHashIndex(capacity=1000)
+    sig = 0xDEADBEEF12345678
+    assert {idx.assign(sig) for _ in range(5000)} == {f"sh:{sig:016x}"}
+    assert len(idx) <= 10  # re-indexed only when half-way to eviction
+    other = sig ^ 0xFFFF_0000_0000_0000 ^ 0xFF  # far away: its own cluster
+    assert idx.assign(other) == f"sh:{other:016x}"

@@ -30,6 +30,7 @@ out = Console()
 eval_app = typer.Typer(help="Measure the enrichment models on labelled data, beside a named peer.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="A Markdown table on stdout.")]
 PathArg = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of labelled data.")]
 
 
@@ -50,9 +51,32 @@ def _progress(total: int, what: str, *, enabled: bool) -> Iterator[Callable[[int
         yield lambda n: bar.advance(task, n)
 
 
-def _emit(report: Report, *, as_json: bool) -> None:
+def markdown(report: Report) -> str:
+    """The report as a Markdown table (docs/enrichment.md is made of these)."""
+
+    def row(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    head = ["language", "n", report.ours_name, report.peer_name, *report.extra_names]
+    lines = [row(head), "|" + "---|" * len(head)]
+    for r in report.rows:
+        extra = [f"{r.extra.get(n, float('nan')):.3f}" for n in report.extra_names]
+        lines.append(row([r.language, str(r.n), f"{r.ours:.3f}", f"{r.peer:.3f}", *extra]))
+    extra = [f"{report.mean_extra(n):.3f}" for n in report.extra_names]
+    total = str(sum(r.n for r in report.rows))
+    lines.append(row(["**mean**", total, f"**{report.mean_ours:.3f}**", f"{report.mean_peer:.3f}", *extra]))
+    info = [f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in report.info.items()]
+    if info:
+        lines += ["", "; ".join(info)]
+    return "\n".join(lines)
+
+
+def _emit(report: Report, *, as_json: bool, as_markdown: bool = False) -> None:
     if as_json:
         typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    if as_markdown:
+        typer.echo(markdown(report))
         return
     table = Table(title=f"{report.task}: {report.metric}", show_lines=False)
     table.add_column("language")
@@ -93,17 +117,18 @@ def langid_cmd(
         int | None, typer.Option("--per-language", min=1, help="Use only the first N texts of each language.")
     ] = None,
     as_json: JsonOpt = False,
+    as_markdown: MarkdownOpt = False,
 ) -> None:
     """Language-ID accuracy per language (files <iso639-1>.txt, one text per line) vs pycld2 alone."""
     try:
         total = count_items(path, "langid")
         if per_language:
             total = min(total, per_language * len(list(path.glob("*.txt"))))
-        with _progress(total, "language ID", enabled=not as_json or err.is_terminal) as advance:
+        with _progress(total, "language ID", enabled=err.is_terminal) as advance:
             report = eval_langid(path, per_language=per_language, progress=advance)
     except (MurmurError, FileNotFoundError, ValueError) as exc:
         raise _fail(exc) from None
-    _emit(report, as_json=as_json)
+    _emit(report, as_json=as_json, as_markdown=as_markdown)
 
 
 @eval_app.command("sentiment")
@@ -120,15 +145,16 @@ def sentiment_cmd(
         Literal["firehose", "neural"], typer.Option("--tier", help="Which tier's model.")
     ] = "firehose",
     as_json: JsonOpt = False,
+    as_markdown: MarkdownOpt = False,
 ) -> None:
     """Sentiment macro-F1 per language vs VADER and the majority class."""
     try:
         total = count_items(path, "sentiment", fmt=fmt, split=split)
-        with _progress(total, f"sentiment ({tier})", enabled=not as_json or err.is_terminal) as advance:
+        with _progress(total, f"sentiment ({tier})", enabled=err.is_terminal) as advance:
             report = eval_sentiment(path, fmt=fmt, split=split, tier=tier, progress=advance)
     except (MurmurError, FileNotFoundError, ValueError) as exc:
         raise _fail(exc) from None
-    _emit(report, as_json=as_json)
+    _emit(report, as_json=as_json, as_markdown=as_markdown)
 
 
 def register(app: typer.Typer) -> None:

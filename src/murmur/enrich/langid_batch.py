@@ -9,6 +9,7 @@ model) are applied to many texts in lock step: step ``t`` advances every text st
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
@@ -33,12 +34,12 @@ class BatchLangid:
         ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
         self.max_bytes = max_bytes
         self._nm = np.asarray(ident.tk_nextmove, dtype=np.int64)
-        self._rowbase = np.asarray(ident._rowbase, dtype=np.int64)  # noqa: SLF001 - pinned version
+        self._rowbase = np.asarray(ident._rowbase, dtype=np.int64)  # internals of the pinned py3langid 0.4.0
         self._out = np.asarray(ident.tk_output, dtype=np.int64)
-        self._ptc: npt.NDArray[np.float16] = np.asarray(ident.nb_ptc)
+        self._ptc = np.asarray(ident.nb_ptc, dtype=np.float32)
         self._pc = np.asarray(ident.nb_pc, dtype=np.float32)
         self.classes: list[str] = list(ident.nb_classes)
-        self._alias: list[tuple[int, int]] = list(ident._alias_pairs)  # noqa: SLF001
+        self._alias: list[tuple[int, int]] = list(ident._alias_pairs)
         self._n_features = self._ptc.shape[0]
 
     @staticmethod
@@ -85,10 +86,11 @@ class BatchLangid:
             counts = np.diff(np.append(starts, len(key))).astype(np.float32)
             uniq = key[starts]
             doc, feat = uniq // self._n_features, uniq % self._n_features
-            contrib = self._ptc[feat].astype(np.float32) * np.log1p(counts)[:, None]
-            first = np.flatnonzero(np.concatenate(([True], doc[1:] != doc[:-1])))
-            has = doc[first]
-            out[has] = np.add.reduceat(contrib, first, axis=0) + self._pc
+            weights = np.log1p(counts)
+            first = np.flatnonzero(np.concatenate(([True], doc[1:] != doc[:-1]))).tolist()
+            bounds = [*first, len(doc)]
+            for a, b in itertools.pairwise(bounds):  # one small gemv per text
+                out[doc[a]] = weights[a:b] @ self._ptc[feat[a:b]] + self._pc
         # norm_probs: temperature sqrt(bytes), softmax; a text without features stays all-zero → uniform
         scale = 1.0 / np.sqrt(np.maximum(lengths, 1)).astype(np.float32)
         out *= scale[:, None]

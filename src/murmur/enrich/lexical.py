@@ -46,20 +46,20 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_MENTION = re.compile(r"@\w+")
+_LINK_OR_MENTION = re.compile(r"((?:https?://|www\.)\S+)|@\w+", re.IGNORECASE)
 _REPEAT = re.compile(r"(.)\1{3,}")
-_SPACE = re.compile(r"\s+")
+
+
+def _link_or_mention(m: re.Match[str]) -> str:
+    return " http " if m.group(1) else "@user"
 
 
 def normalize(text: str) -> str:
     """The text as the model sees it (see module doc), padded with one space on each side."""
     if "\\u" in text:  # some corpora (XLM-T) keep JSON escapes such as \u2019 literally
         text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    text = _URL.sub(" http ", text)
-    text = _MENTION.sub("@user", text)
-    text = _REPEAT.sub(r"\1\1\1", text.lower())
-    return " " + _SPACE.sub(" ", text).strip() + " "
+    text = _REPEAT.sub(r"\1\1\1", _LINK_OR_MENTION.sub(_link_or_mention, text).lower())
+    return " " + " ".join(text.split()) + " "
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,29 +161,38 @@ class LinearHead:
         return np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float32)
 
     def proba(self, occ: Occurrences, cfg: FeatureConfig) -> npt.NDArray[np.float64]:
-        return head_proba(self.table()[occ.col], self.intercept, occ, cfg)
+        return head_proba(block_sums(self.table()[occ.col], occ, cfg), self.intercept)
 
 
-def head_proba(
-    rows: F32, intercept: F32, occ: Occurrences, cfg: FeatureConfig
-) -> npt.NDArray[np.float64]:
+def block_sums(rows: F32, occ: Occurrences, cfg: FeatureConfig) -> npt.NDArray[np.float64]:
+    """Sum of ``rows`` (one per occurrence) per (text, block): row ``2·d`` is text ``d``'s character
+    n-grams, row ``2·d + 1`` its word n-grams."""
+    key = occ.doc * 2 + (occ.col >= cfg.split)
+    out = np.zeros((2 * occ.n_docs, rows.shape[1]), dtype=np.float64)
+    if len(key) == 0:
+        return out
+    if np.any(key[1:] < key[:-1]):  # binary features come sorted; raw counts may not
+        order = np.argsort(key, kind="stable")
+        key, rows = key[order], rows[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    out[key[starts]] = np.add.reduceat(rows, starts, axis=0)
+    return out
+
+
+def head_proba(sums: npt.NDArray[np.float64], intercept: F32) -> npt.NDArray[np.float64]:
     """``softmax(x @ coef + intercept)`` per text, where ``x`` is its TF-IDF vector (binary tf, one
     L2 norm per block), without building ``x``: per text and block, the sum of ``idf · coef`` over
-    its n-grams divided by the block's norm ``sqrt(Σ idf²)``. ``rows`` is ``LinearHead.table()``
-    gathered at ``occ.col``. (``train_lexical.design_matrix`` builds ``x`` itself, for training.)"""
-    n = occ.n_docs
-    key = occ.doc * 2 + (occ.col >= cfg.split)  # (text, block)
-    norms = np.sqrt(np.bincount(key, weights=rows[:, 3], minlength=2 * n))
+    its n-grams divided by the block's norm ``sqrt(Σ idf²)``. ``sums`` are ``block_sums`` of
+    ``LinearHead.table()`` rows. (``train_lexical.design_matrix`` builds ``x`` itself, for training.)"""
+    norms = np.sqrt(sums[:, 3])
     norms[norms == 0] = 1.0
-    z = np.empty((n, 3), dtype=np.float64)
-    for k in range(3):
-        per_block = np.bincount(key, weights=rows[:, k], minlength=2 * n) / norms
-        z[:, k] = per_block[0::2] + per_block[1::2]
-    z += intercept
+    per_block = sums[:, :3] / norms[:, None]
+    z = per_block[0::2] + per_block[1::2] + intercept
     z -= z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
-    return z
+    out: npt.NDArray[np.float64] = z
+    return out
 
 
 Mixture = dict[str, float]
@@ -239,13 +248,13 @@ class LexicalSentimentModel:
         mixes = [self.mixture_for(lg) for lg in (langs if langs is not None else [None] * len(texts))]
         occ = occurrences([normalize(t) for t in texts], self.config)
         names, table = self._table()
-        rows = table[occ.col]
+        sums = block_sums(table[occ.col], occ, self.config)
         needed = {h for m in mixes for h in m}
         for i, name in enumerate(names):
             if name not in needed:
                 continue
             weights = np.array([m.get(name, 0.0) for m in mixes], dtype=np.float64)
-            proba = head_proba(rows[:, 4 * i : 4 * i + 4], self.heads[name].intercept, occ, self.config)
+            proba = head_proba(sums[:, 4 * i : 4 * i + 4], self.heads[name].intercept)
             out += weights[:, None] * proba
         out /= out.sum(axis=1, keepdims=True)
         return out
@@ -316,9 +325,14 @@ class LexicalSentiment:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._model = None
 
+    chunk = 256
+    """Posts per vectorized call: small enough for the n-gram arrays to stay in cache."""
+
     def process(self, posts: Sequence[Post]) -> None:
-        if not posts:
-            return
+        for i in range(0, len(posts), self.chunk):
+            self._process(posts[i : i + self.chunk])
+
+    def _process(self, posts: Sequence[Post]) -> None:
         proba = self.model.predict_proba([p.text for p in posts], [p.lang for p in posts])
         best = proba.argmax(axis=1)
         score = proba[:, 2] - proba[:, 0]

@@ -4,47 +4,42 @@ A copy-paste campaign posts the same text with small edits: another link, anothe
 emoji, a changed word. Such posts should count as one story, so each post gets
 
 * ``simhash``: a 64-bit SimHash of its normalized text: links, @mentions, hashtags, a leading
-  ``RT``, emoji and punctuation dropped, words case- and accent-folded (the shared tokenizer) and joined by single spaces; the
-  features are its character 4-grams, hashed in one vectorized pass for the whole batch
-  (``murmur.enrich.hashing``) and mixed with SplitMix64 so every bit is usable;
+  ``RT``, emoji and punctuation dropped, words case- and accent-folded (the shared tokenizer) and
+  joined by single spaces; the features are its character 4-grams, hashed in one vectorized
+  pass for the whole batch (``murmur.enrich.hashing``) and mixed with SplitMix64 so every bit is usable;
 * ``dup_cluster``: the cluster of the first post seen whose signature is within Hamming distance
   ``max_distance`` (3), or a new cluster named after this post's own signature (``sh:<16 hex>``).
 
-The index is in memory and bounded (``capacity`` signatures, oldest evicted first). Lookups use the
-pigeonhole principle: with 4 bands of 16 bits, two signatures within distance 3 agree exactly on at
-least one band, so only posts sharing a band value are compared. Posts are indexed in the order
-they arrive, so the result is deterministic, and a batch gives the same result as the same posts
-one by one. Texts with fewer than ``min_features`` 4-grams (emoji only, a link only) get neither.
+The index is in memory and bounded (``capacity`` signatures, ~40 bytes each, oldest evicted
+first). Lookups use the pigeonhole principle: with 4 bands of 16 bits, two signatures within
+distance 3 agree exactly on at least one band, so only posts sharing a band value are compared.
+Posts are indexed in the order they arrive, so the result is deterministic, and a batch gives the
+same result as the same posts one by one. Texts with fewer than ``min_features`` 4-grams (emoji
+only, a link only) get neither field.
 """
 
 from __future__ import annotations
 
-import re
-from collections import OrderedDict
+from array import array
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from murmur.enrich import hashing
-from murmur.query.text import tokenize
+from murmur.enrich.text import content_tokens
 from murmur.types import Post
 
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_MENTION = re.compile(r"(?<!\w)@[\w.]+")
-_HASHTAG = re.compile(r"(?<!\w)#\w+")
-_RETWEET = re.compile(r"^\s*RT\b:?", re.IGNORECASE)
-
 SHINGLE = 4
-BANDS = 4
-BAND_BITS = 64 // BANDS
+BANDS = 4  # of 16 bits each (``SimHashIndex._band_values``)
 
 
 def normalized(text: str) -> str:
     """The text as SimHash sees it (see module doc), padded with a space at each end."""
-    text = _HASHTAG.sub(" ", _MENTION.sub(" ", _URL.sub(" ", text)))
-    return " " + " ".join(tokenize(_RETWEET.sub(" ", text))) + " "
+    tokens = content_tokens(text)
+    if tokens[:1] == ("rt",):
+        tokens = tokens[1:]
+    return " " + " ".join(tokens) + " "
 
 
 def _splitmix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -87,75 +82,102 @@ def hamming(a: int, b: int) -> int:
 
 
 class SimHashIndex:
-    """Bounded in-memory index: signature → cluster id, searchable within a Hamming distance."""
+    """Bounded in-memory index of the last ``capacity`` signatures, searchable within a Hamming
+    distance, ~40 bytes a signature (1,000,000 by default: ~40 MB).
 
-    def __init__(self, capacity: int = 500_000, max_distance: int = 3) -> None:
+    A ring buffer (``array`` of 64-bit signatures, cluster ids and arrival numbers) holds the
+    signatures; for each 16-bit band a table of 65,536 chain heads and a ``next`` link per slot
+    chain the signatures that share that band value, newest first. Overwriting the oldest slot
+    evicts it; a walk down a chain stops at the first slot that is not older than the one before it
+    (it was overwritten, so everything further down was evicted too).
+    """
+
+    def __init__(self, capacity: int = 1_000_000, max_distance: int = 3, max_walk: int = 64) -> None:
         if max_distance >= BANDS:
             msg = f"max_distance must be below the number of bands ({BANDS}), got {max_distance}"
             raise ValueError(msg)
+        if capacity < 1:
+            msg = f"capacity must be at least 1, got {capacity}"
+            raise ValueError(msg)
         self.capacity = capacity
         self.max_distance = max_distance
+        self.max_walk = max_walk
         self._clear()
 
     def _clear(self) -> None:
-        self._seq = 0
-        # signature → (arrival number, cluster); insertion order = age, for eviction
-        self._entries: OrderedDict[int, tuple[int, str]] = OrderedDict()
-        self._bands: list[dict[int, list[int]]] = [{} for _ in range(BANDS)]
+        n = self.capacity
+        self._count = 0  # signatures added so far; the next one gets this arrival number
+        self._sig = array("Q", bytes(8 * n))
+        self._cluster = array("Q", bytes(8 * n))
+        self._seq = array("q", bytes(8 * n))
+        self._next = [array("i", [-1]) * n for _ in range(BANDS)]
+        self._head = [array("i", [-1]) * 65536 for _ in range(BANDS)]
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return min(self._count, self.capacity)
 
     @staticmethod
-    def _band_values(sig: int) -> list[int]:
-        mask = (1 << BAND_BITS) - 1
-        return [(sig >> (i * BAND_BITS)) & mask for i in range(BANDS)]
+    def _band_values(sig: int) -> tuple[int, int, int, int]:
+        return (sig & 0xFFFF, (sig >> 16) & 0xFFFF, (sig >> 32) & 0xFFFF, sig >> 48)
+
+    def _find(self, sig: int) -> tuple[int | None, int]:
+        """(cluster of the oldest match within ``max_distance``, arrival number of an exact match
+        or -1). Each band's chain is walked for at most ``max_walk`` signatures, so a flood of
+        near-identical posts cannot make a lookup slow."""
+        best_seq = self._count
+        best: int | None = None
+        exact = -1
+        sigs, seqs, clusters = self._sig, self._seq, self._cluster
+        for band, value in enumerate(self._band_values(sig)):
+            nxt = self._next[band]
+            slot = self._head[band][value]
+            prev = self._count
+            for _ in range(self.max_walk):
+                if slot < 0:
+                    break
+                seq = seqs[slot]
+                if seq >= prev:  # overwritten: the rest of this chain was evicted
+                    break
+                other = sigs[slot]
+                if (sig ^ other).bit_count() <= self.max_distance:
+                    if seq < best_seq:
+                        best_seq, best = seq, clusters[slot]
+                    if other == sig:
+                        exact = max(exact, seq)
+                prev = seq
+                slot = nxt[slot]
+        return best, exact
+
+    def lookup_cluster(self, sig: int) -> int | None:
+        """The cluster (its first signature) of the oldest indexed signature within
+        ``max_distance`` of ``sig``."""
+        return self._find(sig)[0]
 
     def lookup(self, sig: int) -> str | None:
-        """The cluster of the oldest indexed signature within ``max_distance`` of ``sig``."""
-        exact = self._entries.get(sig)
-        if exact is not None:
-            return exact[1]
-        best: tuple[int, str] | None = None
-        for i, value in enumerate(self._band_values(sig)):
-            for other in self._bands[i].get(value, ()):
-                if hamming(sig, other) <= self.max_distance:
-                    entry = self._entries[other]
-                    if best is None or entry < best:
-                        best = entry
-        return best[1] if best else None
+        cluster = self.lookup_cluster(sig)
+        return None if cluster is None else f"sh:{cluster:016x}"
 
-    def add(self, sig: int, cluster: str) -> None:
-        if sig in self._entries:
-            return
-        self._entries[sig] = (self._seq, cluster)
-        self._seq += 1
-        for i, value in enumerate(self._band_values(sig)):
-            self._bands[i].setdefault(value, []).append(sig)
-        while len(self._entries) > self.capacity:
-            old, _ = self._entries.popitem(last=False)
-            for i, value in enumerate(self._band_values(old)):
-                lst = self._bands[i][value]
-                lst.remove(old)
-                if not lst:
-                    del self._bands[i][value]
+    def add(self, sig: int, cluster: int) -> None:
+        slot = self._count % self.capacity
+        self._sig[slot] = sig
+        self._cluster[slot] = cluster
+        self._seq[slot] = self._count
+        for band, value in enumerate(self._band_values(sig)):
+            head = self._head[band]
+            self._next[band][slot] = head[value]
+            head[value] = slot
+        self._count += 1
 
     def assign(self, sig: int) -> str:
-        """The cluster of ``sig``: a near duplicate's, or a new one; ``sig`` is then indexed."""
-        cluster = self.lookup(sig) or f"sh:{sig:016x}"
-        self.add(sig, cluster)
-        return cluster
-
-    def __getstate__(self) -> dict[str, Any]:
-        items = [(sig, cluster) for sig, (_, cluster) in self._entries.items()]
-        return {"capacity": self.capacity, "max_distance": self.max_distance, "items": items}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.capacity = int(state["capacity"])
-        self.max_distance = int(state["max_distance"])
-        self._clear()
-        for sig, cluster in state["items"]:
-            self.add(int(sig), str(cluster))
+        """The cluster of ``sig``: a near duplicate's, or a new one named after ``sig``. ``sig`` is
+        then indexed, unless the same signature already is and is not yet half-way to eviction
+        (so a copy-paste flood keeps one or two entries alive instead of filling the ring)."""
+        cluster, exact = self._find(sig)
+        if cluster is None:
+            cluster = sig
+        if exact < 0 or exact < self._count - self.capacity // 2:
+            self.add(sig, cluster)
+        return f"sh:{cluster:016x}"
 
 
 class SimHashNearDup:
@@ -165,10 +187,17 @@ class SimHashNearDup:
     requires: frozenset[str] = frozenset()
     assigns: frozenset[str] = frozenset({"simhash", "dup_cluster"})
 
-    def __init__(self, capacity: int = 500_000, max_distance: int = 3) -> None:
+    def __init__(self, capacity: int = 1_000_000, max_distance: int = 3) -> None:
         self.index = SimHashIndex(capacity, max_distance)
 
+    chunk = 256
+    """Posts per vectorized call: small enough for the n-gram arrays to stay in cache."""
+
     def process(self, posts: Sequence[Post]) -> None:
+        for i in range(0, len(posts), self.chunk):
+            self._process(posts[i : i + self.chunk])
+
+    def _process(self, posts: Sequence[Post]) -> None:
         sigs = simhashes([p.text for p in posts])
         for post, sig in zip(posts, sigs, strict=True):
             post.simhash = sig

@@ -23,13 +23,11 @@ from functools import cache
 
 import stopwordsiso
 
-from murmur.query.text import SEGMENTED_BY_CHARACTER, fold, tokenize
+from murmur.enrich.text import content_tokens
+from murmur.query.text import SEGMENTED_BY_CHARACTER, fold
 from murmur.types import Post
 
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_MENTION = re.compile(r"(?<!\w)@[\w.]+")
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")
-_DIGITS = re.compile(r"^[\d_]+$")
 # pictographs, emoticons, transport, supplemental symbols (not skin-tone modifiers), misc symbols,
 # dingbats, mahjong/domino/cards, enclosed alphanumerics
 _EMOJI = re.compile("[\U0001f300-\U0001f3fa\U0001f400-\U0001faff\u2600-\u27bf\U0001f000-\U0001f2ff]")
@@ -67,14 +65,13 @@ def domain_terms(post: Post) -> list[str]:
 
 def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> Iterator[str]:
     """Non-stopword words and adjacent pairs of them; character pairs in unsegmented scripts."""
-    text = _HASHTAG.sub(" ", _MENTION.sub(" ", _URL.sub(" ", text)))
     stop = stopwords(lang)
-    tokens = tokenize(text)[:max_tokens]
+    tokens = content_tokens(text)[:max_tokens]
     prev: str | None = None  # previous kept word (None after a stopword or a script change)
     prev_seg: str | None = None  # previous character of an unsegmented script
     run = 0
     for tok in tokens:
-        if _SEGMENTED.match(tok):
+        if tok[0] >= "\u0e00" and _SEGMENTED.match(tok):  # every unsegmented script starts at U+0E00
             run += 1
             if prev_seg is not None:
                 pair = prev_seg + tok
@@ -85,7 +82,7 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> Iterat
         if run == 1 and prev_seg is not None and prev_seg not in stop:
             yield prev_seg  # a lone character between words is a word of its own
         prev_seg, run = None, 0
-        if tok in stop or len(tok) < 2 or _DIGITS.match(tok):
+        if tok in stop or len(tok) < 2 or tok.isdigit():
             prev = None
             continue
         yield tok

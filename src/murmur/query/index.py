@@ -1,21 +1,27 @@
 """What a post looks like to the query language, and the store's search index built from it.
 
-``Doc`` is a post as both evaluators see it: its search text (``text.search_text``) and its field keys
-(``"lang=de"``, ``"site=nytimes.com"``, …). The live matcher tests queries against a ``Doc``; the store
-keeps the same two strings per post in table ``post_search`` (migration 2), where historical search
-tests the same needles with SQL. Computed once, in Python, by the same function, for both.
+``Doc`` is a post as both evaluators see it: its search text (``text.search_text``: ``" t1 t2 … "``)
+and its field keys (``lang=de``, ``site=nytimes.com``, …). The live matcher tests queries against a
+``Doc``; the store keeps the same strings per post in table ``post_search`` (migration 2), column
+``st`` = the search text followed by the keys, each marked with ``KEY_MARK`` (``" t1 t2 \x01lang=de
+\x01platform=reddit "``), where historical search tests the same needles with SQL. Computed once, in
+Python, by the same function, for both. (A word never contains the mark, so a word, phrase or
+wildcard can never match a key, and a key ``" \x01lang=de "`` only matches a key.)
 
-``post_search`` also holds a Bloom filter of the post (k = 2 bits per item; ``sig_t*``: a bank of
-``TOKEN_BITS`` bits for its distinct tokens, ``sig_p*``: ``PREFIX_BITS`` bits for its distinct
-3-letter token prefixes, ``sig_f*``: ``FIELD_BITS`` bits for its field keys). A query first keeps
-the rows whose filter has the bits its required words and fields need (8 bytes per row and bank
-column instead of the whole text), then tests the strings only on those: this is what keeps an
-ad-hoc query over 10M posts under a second. The bits only ever narrow the candidates; the string
-tests decide. The string columns are stored uncompressed, so reading them costs no decompression.
+``post_search`` also holds a blocked Bloom filter of the post (two bits per item, both in the same
+64-bit column chosen by the item's hash): ``sig_t*``, ``TOKEN_BITS`` bits for its distinct tokens;
+``sig_p*``, ``PREFIX_BITS`` bits for its distinct 3-letter token prefixes; ``sig_f*``, ``FIELD_BITS``
+bits for its field keys. A query tests the bits its required words and fields need (8 bytes per row
+and column) before it tests the text: this is what keeps an ad-hoc query over 10M posts under a
+second. The bits only ever narrow the candidates; the string tests decide. ``st`` is stored
+uncompressed, so reading it costs no decompression, and the author is kept only as ``author_h``, a
+64-bit hash of the (already pseudonymous) author key: enough to count distinct authors for
+k-anonymity (a collision can only undercount, which suppresses more), cheap to scan, never shown.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +35,7 @@ from murmur.store.duck import POST_COLUMNS
 from murmur.types import Post
 
 TOKEN_BITS: Final = 512
-PREFIX_BITS: Final = 256
+PREFIX_BITS: Final = 512
 FIELD_BITS: Final = 256
 PREFIX_LEN: Final = 3
 TOKEN_COLUMNS: Final[tuple[str, ...]] = tuple(f"sig_t{i}" for i in range(TOKEN_BITS // 64))
@@ -37,6 +43,8 @@ PREFIX_COLUMNS: Final[tuple[str, ...]] = tuple(f"sig_p{i}" for i in range(PREFIX
 FIELD_COLUMNS: Final[tuple[str, ...]] = tuple(f"sig_f{i}" for i in range(FIELD_BITS // 64))
 SIGNATURE_COLUMNS: Final[tuple[str, ...]] = (*TOKEN_COLUMNS, *PREFIX_COLUMNS, *FIELD_COLUMNS)
 _MASK64: Final = (1 << 64) - 1
+KEY_MARK: Final = "\x01"
+"""Marks a field key in ``post_search.st``: not a word character, so never inside a token."""
 _CACHE_MAX: Final = 200_000
 
 
@@ -50,9 +58,9 @@ class Doc:
     """Field keys: ``platform=reddit``, ``lang=pt``, ``lang=pt-br``, ``site=nytimes.com``, …"""
 
     @property
-    def fk(self) -> str:
-        """The keys as the store keeps them: ``" k1 k2 … "``, sorted."""
-        return " " + " ".join(sorted(self.keys)) + " " if self.keys else " "
+    def indexed_text(self) -> str:
+        """What ``post_search.st`` holds: the search text, then the marked keys, sorted."""
+        return self.st + "".join(f"{KEY_MARK}{k} " for k in sorted(self.keys))
 
 
 _VALUE_CACHE: dict[str, str] = {}
@@ -125,15 +133,21 @@ def doc_of(post: Post) -> Doc:
     return Doc(search_text(post.text), field_keys(post))
 
 
+def author_hash(author_key: str) -> int:
+    """A 64-bit hash of an author key, for counting distinct authors."""
+    return int.from_bytes(hashlib.blake2b(author_key.encode("utf-8"), digest_size=8).digest(), "big")
+
+
 # --- signature ---------------------------------------------------------------------------------------
 _BITS: dict[str, tuple[int, int]] = {}
 
 
 def _two_bits(data: bytes, size: int) -> int:
-    """Two bits (a Bloom filter with k = 2) out of ``size`` (a power of two), from one CRC-32."""
+    """Two bits out of ``size`` (a multiple of 64), both in the same 64-bit word, from one CRC-32."""
     h = zlib.crc32(data)
-    shift = size.bit_length() - 1
-    return (1 << (h % size)) | (1 << ((h >> shift) % size))
+    words = size // 64
+    word, h = h % words, h // words
+    return ((1 << (h % 64)) | (1 << ((h >> 6) % 64))) << (64 * word)
 
 
 def token_mask(token: str) -> int:
@@ -204,9 +218,8 @@ _INDEX_FIELDS: list[tuple[str, pa.DataType]] = [
     ("created_at", pa.timestamp("us", tz="UTC")),
     ("ingested_at", pa.timestamp("us", tz="UTC")),
     ("lang", pa.string()),
-    ("author_key", pa.string()),
+    ("author_h", pa.uint64()),
     ("st", pa.string()),
-    ("fk", pa.string()),
     *[(c, pa.uint64()) for c in SIGNATURE_COLUMNS],
 ]
 INDEX_SCHEMA: Final = pa.schema(_INDEX_FIELDS)
@@ -229,9 +242,8 @@ def index_rows(posts: Sequence[Post], docs: Sequence[Doc] | None = None) -> pa.T
         pa.array([p.created_at for p in posts], pa.timestamp("us", tz="UTC")),
         pa.array([p.ingested_at for p in posts], pa.timestamp("us", tz="UTC")),
         pa.array([post_lang(p) for p in posts], pa.string()),
-        pa.array([p.author_key for p in posts], pa.string()),
-        pa.array([d.st for d in docs], pa.string()),
-        pa.array([d.fk for d in docs], pa.string()),
+        pa.array([author_hash(p.author_key) for p in posts], pa.uint64()),
+        pa.array([d.indexed_text for d in docs], pa.string()),
         *[pa.array(col, pa.uint64()) for col in sig_cols],
     ]
     return pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)

@@ -1,9 +1,10 @@
 """Historical search: a query over the stored posts → counts (k-anonymous) and example posts.
 
 Counts come from the search index (``post_search``) in one statement: the total, by platform and by
-language, each cell suppressed when fewer than ``k`` distinct authors back it (author keys are counted
-in SQL, never returned). Example posts (redacted text, never an author) are shown only when the whole
-match group meets ``k``. Every search is reported to the audit seam (``murmur.query.audit``).
+language, each cell suppressed when fewer than ``k`` distinct authors back it (authors are counted in
+SQL, by a hash of their pseudonymous key, and never returned). Example posts (redacted text, never an
+author) are shown only when the whole match group meets ``k``. Every search is reported to the audit
+seam (``murmur.query.audit``).
 """
 
 from __future__ import annotations
@@ -127,27 +128,31 @@ def search(
         },
     )
     tf, params = time_filter(since, until)
-    sql = f"""
-        WITH m AS MATERIALIZED (
-            SELECT platform, post_id, created_at, ingested_at, coalesce(lang, 'und') AS lang, author_key
-            FROM post_search WHERE {tf} AND {compile_where(q)}
-        )
-        SELECT 'count' AS kind, grouping(platform) AS gp, grouping(lang) AS gl, platform, lang,
-               count(*) AS posts, count(DISTINCT author_key) AS authors,
-               NULL::VARCHAR AS post_id, NULL::TIMESTAMPTZ AS ingested_at
-        FROM m GROUP BY GROUPING SETS ((), (platform), (lang))
-        UNION ALL
-        (SELECT 'example', 1, 1, platform, lang, 0, 0, post_id, ingested_at
-         FROM m ORDER BY created_at DESC, platform, post_id LIMIT {int(limit)})
-    """
-    rows = reader.query(sql, params).to_pylist()
+    n = int(limit)
+    # One statement, one scan: the matches' cheap columns are kept once; the counts come from them,
+    # and the newest ``limit`` matches are fetched back by row id (only those rows are read again).
+    rows = reader.query(
+        f"""WITH m AS MATERIALIZED (
+                SELECT rowid AS r, created_at, platform, coalesce(lang, 'und') AS lang, author_h
+                FROM post_search WHERE {tf} AND {compile_where(q)}
+            ),
+            newest AS (SELECT r FROM m ORDER BY created_at DESC, r DESC LIMIT {n})
+            SELECT 'count' AS kind, grouping(platform) AS gp, grouping(lang) AS gl, platform, lang,
+                   count(*) AS posts, count(DISTINCT author_h) AS authors,
+                   NULL::VARCHAR AS post_id, NULL::TIMESTAMPTZ AS created_at, NULL::TIMESTAMPTZ AS ingested_at
+            FROM m GROUP BY GROUPING SETS ((), (platform), (lang))
+            UNION ALL
+            SELECT 'example', 1, 1, s.platform, NULL, 0, 0, s.post_id, s.created_at, s.ingested_at
+            FROM post_search s WHERE s.rowid IN (SELECT r FROM newest)""",
+        params,
+    ).to_pylist()
     total = Cell({}, 0, False)
     by_platform: list[Cell] = []
     by_lang: list[Cell] = []
-    examples: list[tuple[str, str, datetime]] = []
+    found: list[tuple[datetime, str, str, datetime]] = []
     for row in rows:
         if row["kind"] == "example":
-            examples.append((row["platform"], row["post_id"], row["ingested_at"]))
+            found.append((row["created_at"], row["platform"], row["post_id"], row["ingested_at"]))
             continue
         posts, authors = int(row["posts"]), int(row["authors"])
         if row["gp"] and row["gl"]:
@@ -156,6 +161,8 @@ def search(
             by_platform.append(_cell({"platform": row["platform"]}, posts, authors, k))
         else:
             by_lang.append(_cell({"lang": row["lang"]}, posts, authors, k))
+    found.sort(key=lambda e: (e[0], e[1], e[2]), reverse=True)
+    examples = [(platform, post_id, ingested) for _, platform, post_id, ingested in found]
     by_platform.sort(key=lambda c: (-(c.posts or 0), str(c.key["platform"])))
     by_lang.sort(key=lambda c: (-(c.posts or 0), str(c.key["lang"])))
     withheld = total.suppressed

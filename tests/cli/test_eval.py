@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from murmur.cli.main import app
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
+runner = CliRunner()
+
+
+def invoke(*args: str) -> dict[str, object]:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def test_eval_langid_json() -> None:
+    report = invoke("eval", "langid", str(FIXTURES / "langid"), "--json")
+    rows = report["rows"]
+    assert isinstance(rows, list)
+    assert [r["language"] for r in rows] == ["de", "en", "fr"]
+    assert all(r["ours"] == 1.0 for r in rows)
+    assert report["mean"] == {"ours": 1.0, "peer": 1.0}
+    assert report["peer_name"] == "pycld2"
+
+
+def test_eval_sentiment_xlmt_json_has_peer_and_baseline() -> None:
+    report = invoke(
+        "eval", "sentiment", str(FIXTURES / "xlmt"), "--format", "xlmt", "--split", "val", "--json"
+    )
+    rows = report["rows"]
+    assert isinstance(rows, list)
+    assert [r["language"] for r in rows] == ["english", "spanish"]
+    assert report["peer_name"] == "vader"
+    mean = report["mean"]
+    assert isinstance(mean, dict)
+    assert set(mean) >= {"ours", "peer", "majority_f1"}
+    assert mean["ours"] > mean["majority_f1"]
+
+
+def test_eval_sentiment_afrisenti_table() -> None:
+    result = runner.invoke(
+        app, ["eval", "sentiment", str(FIXTURES / "afrisenti"), "--format", "afrisenti", "--split", "dev"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "hau" in result.stdout
+    assert "mean" in result.stdout
+
+
+def test_eval_sentiment_missing_split_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["eval", "sentiment", str(FIXTURES / "xlmt"), "--split", "test"])
+    assert result.exit_code == 2
+    assert "no XLM-T split 'test'" in result.output
+
+
+def test_eval_neural_tier_without_the_neural_model_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import murmur.enrich.neural as neural
+
+    monkeypatch.delattr(neural, "neural_sentiment_model", raising=False)
+    result = runner.invoke(app, ["eval", "sentiment", str(FIXTURES / "xlmt"), "--tier", "neural"])
+    assert result.exit_code == 2
+    assert "neural_sentiment_model" in result.output

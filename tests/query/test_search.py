@@ -1,0 +1,162 @@
+"""Historical search: counts with k-anonymity, example posts without authors, time bounds, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from murmur.cli.main import app
+from murmur.errors import QueryError
+from murmur.query.audit import add_audit_hook, remove_audit_hook
+from murmur.query.search import parse_time, search
+from murmur.store import DirectReader, Store
+from tests.query.helpers import T0, open_store, post
+
+
+def corpus() -> list[Any]:
+    posts = []
+    # "storm" on reddit from 6 authors, on mastodon from 2 authors (under k=5), "calm" from 1 author.
+    for i in range(6):
+        posts.append(post(f"r{i}", f"Storm number {i} over Hamburg", author=f"r{i}", platform="reddit", lang="de"))
+    for i in range(2):
+        posts.append(post(f"m{i}", f"storm again {i}", author=f"m{i}", minutes=10 + i, lang="en"))
+    posts += [post(f"c{i}", "all calm", author="lonely", minutes=20 + i) for i in range(4)]
+    return posts
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(tmp_path, corpus())
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def reader(store: Store) -> DirectReader:
+    return DirectReader(store.conn.cursor())
+
+
+def test_counts_by_platform_and_language_with_k_anonymity(reader: DirectReader) -> None:
+    result = search(reader, "storm", k=5)
+    assert (result.total.posts, result.total.suppressed) == (8, False)
+    cells = {c.key["platform"]: (c.posts, c.suppressed) for c in result.by_platform}
+    assert cells == {"reddit": (6, False), "mastodon": (None, True)}
+    langs = {c.key["lang"]: (c.posts, c.suppressed) for c in result.by_lang}
+    assert langs == {"de": (6, False), "en": (None, True)}
+    # Examples: newest first, redacted text only.
+    assert [p["post_id"] for p in result.posts][:2] == ["m1", "m0"]
+    assert len(result.posts) == 8
+
+
+def test_a_group_under_k_authors_shows_no_count_and_no_examples(reader: DirectReader) -> None:
+    result = search(reader, "calm", k=5)
+    assert result.total.suppressed and result.total.posts is None
+    assert result.examples_withheld and result.posts == []
+    assert search(reader, "calm", k=1).total.posts == 4
+
+
+def test_no_author_ever_leaves_the_query_layer(reader: DirectReader) -> None:
+    result = search(reader, "storm OR calm", k=1)
+    text = json.dumps(result.as_dict(), default=str)
+    assert "author" not in text
+    assert "key-" not in text  # no author key value either
+    assert result.posts and all("author_key" not in p for p in result.posts)
+
+
+def test_since_and_until_bound_the_creation_time(reader: DirectReader) -> None:
+    late = search(reader, "storm", k=1, since=T0 + timedelta(minutes=5))
+    assert late.total.posts == 2
+    early = search(reader, "storm", k=1, until=T0 + timedelta(minutes=5))
+    assert early.total.posts == 6
+    none = search(reader, "storm", k=1, since=T0 + timedelta(days=1))
+    assert none.total.posts == 0 and none.posts == []
+
+
+def test_limit_caps_the_examples(reader: DirectReader) -> None:
+    assert len(search(reader, "storm", k=1, limit=3).posts) == 3
+    assert search(reader, "storm", k=1, limit=0).posts == []
+
+
+def test_searches_are_audited(reader: DirectReader) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def hook(action: str, details: Mapping[str, Any]) -> None:
+        seen.append((action, dict(details)))
+
+    add_audit_hook(hook)
+    try:
+        search(reader, "storm", since=T0)
+    finally:
+        remove_audit_hook(hook)
+    assert seen == [("search", {"query": "storm", "since": T0.isoformat(), "until": None})]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-01", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("2026-03-01T12:30", datetime(2026, 3, 1, 12, 30, tzinfo=UTC)),
+        ("2026-03-01T12:30+02:00", datetime(2026, 3, 1, 10, 30, tzinfo=UTC)),
+    ],
+)
+def test_parse_time(text: str, expected: datetime) -> None:
+    assert parse_time(text) == expected
+
+
+def test_parse_time_names_the_option() -> None:
+    with pytest.raises(QueryError, match="--since: expected an ISO 8601"):
+        parse_time("yesterday", option="--since")
+
+
+# --- CLI ---------------------------------------------------------------------------------------------
+def run(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_search_json(tmp_path: Path) -> None:
+    open_store(tmp_path, corpus()).close()
+    db = str(tmp_path / "store.duckdb")
+    res = run("search", "storm -calm", "--db", db, "--json", "--since", "2026-03-01")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["query"] == "storm AND (NOT calm)"
+    assert out["total"] == {"posts": 8, "suppressed": False}
+    assert out["k"] == 5
+    assert out["posts"][0]["text"] == "storm again 1"
+
+
+def test_cli_search_table_and_errors(tmp_path: Path) -> None:
+    open_store(tmp_path, corpus()).close()
+    db = str(tmp_path / "store.duckdb")
+    res = run("search", "Hamburg", "--db", db)
+    assert res.exit_code == 0, res.output
+    assert "posts  6" in res.stdout and "Storm number" in res.stdout
+    bad = run("search", "storm AND (calm OR", "--db", db)
+    assert bad.exit_code == 2
+    assert "after OR" in bad.output and "^" in bad.output
+    author = run("search", "from:someone", "--db", db)
+    assert author.exit_code == 2 and "no author field" in author.output
+    when = run("search", "storm", "--db", db, "--until", "soon")
+    assert when.exit_code == 2 and "--until" in when.output
+
+
+def test_cli_monitor_add_list_remove(tmp_path: Path) -> None:
+    open_store(tmp_path, corpus()).close()
+    db = str(tmp_path / "store.duckdb")
+    added = run("monitor", "add", "storms", "storm OR sturm", "--db", db)
+    assert added.exit_code == 0, added.output
+    assert "8 stored posts match" in added.stdout
+    listed = run("monitor", "list", "--db", db, "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [(m["monitor_id"], m["matches"]) for m in json.loads(listed.stdout)] == [("storms", 8)]
+    again = run("monitor", "add", "storms", "storm", "--db", db)
+    assert again.exit_code == 2 and "exists already" in again.output
+    removed = run("monitor", "remove", "storms", "--db", db)
+    assert removed.exit_code == 0 and "8 matches" in removed.stdout
+    assert json.loads(run("monitor", "list", "--db", db, "--json").stdout) == []
