@@ -48,6 +48,9 @@ class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``neural`` (e5 vectors + trained heads) or ``firehose`` (lexical, cheap components only)."""
     components: list[str] | None = None
     """Explicit component ids in order; default: the tier's standard pipeline."""
+    workers: int | None = None
+    """Processes for the stateless work (normalize, gate, stateless enrichment). Default: one per CPU
+    for the firehose tier and plain ingest; 1 for the neural tier (PyTorch uses every core itself)."""
 
 
 class SourceConfig(msgspec.Struct, kw_only=True):

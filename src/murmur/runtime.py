@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +32,12 @@ from typing import Any, Protocol
 
 import duckdb
 import orjson
+import threadpoolctl
 
-from murmur.enrich.base import Pipeline
+from murmur.enrich.base import ComponentTiming, Pipeline
 from murmur.errors import PayloadError
 from murmur.privacy import PrivacyGate
+from murmur.privacy.pseudonym import PeriodSecret
 from murmur.sources.base import Source
 from murmur.sources.normalize import normalize
 from murmur.store import QuarantineRecord, Store
@@ -138,65 +143,64 @@ class Processed:
     deletions: list[Deletion]
     quarantine: list[QuarantineRecord]
     cursors: dict[str, str]
+    normalized: dict[str, int] = field(default_factory=dict)
+    """Events per source that normalized (the rest of the batch's events were quarantined)."""
+    quarantined: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, ComponentTiming] = field(default_factory=dict)
 
 
 class Processor:
-    """The synchronous middle: raw events to storable rows. Pure apart from the gate's key file."""
+    """The middle of the flow: raw events to storable rows. Pure but for the gate's secrets, so it
+    can run in worker processes (``WorkerSetup``) as well as in the runtime's own."""
 
     def __init__(self, gate: PrivacyGate, pipeline: Pipeline | None = None) -> None:
         self.gate = gate
         self.pipeline = pipeline
 
-    def process(self, events: Sequence[RawEvent], stats: RuntimeStats | None = None) -> Processed:
-        now = datetime.now(UTC)
+    def process(self, events: Sequence[RawEvent], *, now: datetime | None = None) -> Processed:
+        now = now or datetime.now(UTC)
         drafts: list[Draft] = []
-        deletions: list[Deletion] = []
-        quarantine: list[QuarantineRecord] = []
-        cursors: dict[str, str] = {}
+        out = Processed([], [], [], {})
         for ev in events:
-            cursors[ev.source_id] = ev.position
-            counters = stats.sources.setdefault(ev.source_id, SourceCounters()) if stats else None
+            out.cursors[ev.source_id] = ev.position
             try:
                 items = normalize(ev.format, ev.payload)
             except PayloadError as exc:
-                quarantine.append(_quarantine(ev, exc.reason, exc.field))
-                if counters:
-                    counters.quarantined += 1
+                out.quarantine.append(_quarantine(ev, exc.reason, exc.field))
+                out.quarantined[ev.source_id] = out.quarantined.get(ev.source_id, 0) + 1
                 continue
-            except Exception as exc:
+            except Exception as exc:  # a normalizer bug must not stop the stream
                 log.exception("normalizer %s failed on %s at %s", ev.format, ev.source_id, ev.position)
-                quarantine.append(
-                    _quarantine(ev, f"internal normalizer error: {type(exc).__name__}: {exc}", None)
-                )
-                if counters:
-                    counters.quarantined += 1
+                reason = f"internal normalizer error: {type(exc).__name__}: {exc}"
+                out.quarantine.append(_quarantine(ev, reason, None))
+                out.quarantined[ev.source_id] = out.quarantined.get(ev.source_id, 0) + 1
                 continue
             for item in items:
                 if isinstance(item, Deletion):
-                    deletions.append(self.gate.delete(item, now=now))
+                    out.deletions.append(self.gate.delete(item, now=now))
                 else:
                     drafts.append(item)
-            if counters:
-                counters.events += 1
-        posts: list[Post] = []
+            out.normalized[ev.source_id] = out.normalized.get(ev.source_id, 0) + 1
         for draft in drafts:
             try:
-                posts.append(self.gate.apply(draft, now=now))
-            except Exception as exc:
-                log.exception("privacy gate failed on %s/%s", draft.platform, draft.post_id)
-                quarantine.append(
+                out.posts.append(self.gate.apply(draft, now=now))
+            except Exception as exc:  # same rule: quarantine, never stop
+                log.exception("privacy gate failed on a %s post", draft.platform)
+                out.quarantine.append(
                     QuarantineRecord.of(
                         source_id=draft.platform,
                         format="gate",
-                        position=draft.post_id,
+                        position="(privacy gate)",
                         reason=f"privacy gate error: {type(exc).__name__}: {exc}",
                         field=None,
-                        payload=draft.post_id.encode(),
+                        payload=b"",
                     )
                 )
         if self.pipeline is not None:
-            self.pipeline.process(posts)
-        return Processed(posts, deletions, quarantine, cursors)
+            self.pipeline.process(out.posts)
+            out.timings = dict(self.pipeline.timings)
+            self.pipeline.timings.clear()
+        return out
 
 
 def _quarantine(ev: RawEvent, reason: str, field_name: str | None) -> QuarantineRecord:
@@ -223,8 +227,61 @@ def write_processed(store: Store, out: Processed, hooks: Sequence[BatchHook] = (
     )
 
 
+# --- worker processes ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WorkerSetup:
+    """How a worker process builds its own ``Processor``: the gate's public-accounts list and period,
+    and a picklable factory for the *stateless* part of the pipeline. The secrets never come from
+    the key file in a worker: the runtime hands over the current ones with every batch."""
+
+    workers: int
+    public_accounts: tuple[str, ...]
+    period_days: int
+    pipeline_factory: Callable[[], Pipeline | None]
+
+
+_worker_processor: Processor | None = None
+
+
+def _init_worker(setup: WorkerSetup) -> None:
+    global _worker_processor  # one processor per worker process, built once
+    # The parallelism is the processes: one math thread each, or they fight over the cores.
+    threadpoolctl.threadpool_limits(1)
+    pipeline = setup.pipeline_factory()
+    stateless = pipeline.split()[0] if pipeline is not None else None
+    gate = PrivacyGate(key_file=None, period_days=setup.period_days, public_accounts=setup.public_accounts)
+    _worker_processor = Processor(gate, stateless)
+    if stateless is not None:  # load lazily-loaded models now, not inside the first batch
+        stateless.process([_warmup_post()])
+        stateless.timings.clear()
+
+
+def _warmup_post() -> Post:
+    now = datetime.now(UTC)
+    return Post(
+        platform="file",
+        post_id="warmup",
+        created_at=now,
+        ingested_at=now,
+        author_key="warmup",
+        text="Warming up the models: bonjour, guten Tag, こんにちは, مرحبا #warmup",
+    )
+
+
+def _process_in_worker(events: list[RawEvent], secret: PeriodSecret, now: datetime) -> Processed:
+    assert _worker_processor is not None, "worker not initialised"
+    _worker_processor.gate.pseudonyms.use(secret)
+    return _worker_processor.process(events, now=now)
+
+
 class Runtime:
-    """Runs sources until they end (files, replays) or ``stop`` is set (SIGTERM), storing as it goes."""
+    """Runs sources until they end (files, replays) or ``stop`` is set (SIGTERM), storing as it goes.
+
+    Batches are processed in order of arrival and written in that order, one transaction each. With
+    ``workers`` (a ``WorkerSetup`` with ``workers >= 2``) the stateless part of the work (normalize,
+    gate, stateless enrichment) runs in that many processes at once, while the runtime's own process
+    runs the stateful components (near-duplicates) and the one writer, still in arrival order.
+    """
 
     def __init__(
         self,
@@ -237,6 +294,7 @@ class Runtime:
         hooks: Sequence[BatchHook] = (),
         status_file: Path | None = None,
         on_batch: Callable[[RuntimeStats], None] | None = None,
+        workers: WorkerSetup | None = None,
     ) -> None:
         self.store = store
         self.sources = list(sources)
@@ -246,8 +304,14 @@ class Runtime:
         self.hooks = list(hooks)
         self.status_file = status_file
         self.on_batch = on_batch
+        self.workers = workers if workers is not None and workers.workers >= 2 else None
         self.stats = RuntimeStats()
+        self.timings: dict[str, ComponentTiming] = {}
         self.handoff = QueueHandoff(maxsize=max(4 * batch_size, 1000))
+        self._local = ThreadPoolExecutor(1, thread_name_prefix="murmur-process")
+        self.ordered: Pipeline | None = None
+        if self.workers is not None and processor.pipeline is not None:
+            self.ordered = processor.pipeline.split()[1]
 
     async def _pump(self, source: Source) -> None:
         cursor = self.store.cursor(source.id)
@@ -259,24 +323,44 @@ class Runtime:
             counters.reconnects = source.stats.reconnects
             counters.last_error = source.stats.last_error
 
-    async def _drain_once(self) -> int:
-        events = await self.handoff.take(self.batch_size, self.flush_seconds)
-        if not events:
-            return 0
-        out = await asyncio.to_thread(self.processor.process, events, self.stats)
-        await asyncio.to_thread(write_processed, self.store, out, self.hooks)
-        self.stats.batches += 1
-        self.stats.posts += len(out.posts)
-        self.stats.deletions += len(out.deletions)
-        self.stats.quarantined += len(out.quarantine)
-        for post in out.posts:
-            self.stats.sources.setdefault(post.platform, SourceCounters())
+    def _submit(self, events: list[RawEvent], pool: ProcessPoolExecutor | None) -> asyncio.Future[Processed]:
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        if pool is None:
+            # One thread: batches are processed one after another (stateful components, key file).
+            work = functools.partial(self.processor.process, events, now=now)
+            return loop.run_in_executor(self._local, work)
+        secret = self.processor.gate.pseudonyms.current(now)  # rotates the key file here, only here
+        return loop.run_in_executor(pool, _process_in_worker, events, secret, now)
+
+    def _finish(self, out: Processed) -> None:
+        """In the runtime's process, in arrival order: stateful components, then the write."""
+        if self.ordered is not None and self.ordered.components:
+            self.ordered.process(out.posts)
+            for name, t in self.ordered.timings.items():
+                out.timings[name] = t
+            self.ordered.timings = {}
+        write_processed(self.store, out, self.hooks)
+
+    def _account(self, out: Processed) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.posts += len(out.posts)
+        stats.deletions += len(out.deletions)
+        stats.quarantined += len(out.quarantine)
+        for sid, n in out.normalized.items():
+            stats.sources.setdefault(sid, SourceCounters()).events += n
+        for sid, n in out.quarantined.items():
+            stats.sources.setdefault(sid, SourceCounters()).quarantined += n
         for sid, pos in out.cursors.items():
-            self.stats.sources.setdefault(sid, SourceCounters()).position = pos
+            stats.sources.setdefault(sid, SourceCounters()).position = pos
+        for name, t in out.timings.items():
+            mine = self.timings.setdefault(name, ComponentTiming())
+            mine.posts += t.posts
+            mine.seconds += t.seconds
         if self.on_batch:
-            self.on_batch(self.stats)
+            self.on_batch(stats)
         self._write_status()
-        return len(events)
 
     def _write_status(self) -> None:
         if self.status_file is None:
@@ -285,29 +369,56 @@ class Runtime:
         tmp.write_bytes(orjson.dumps(self.stats.as_dict(), option=orjson.OPT_INDENT_2))
         tmp.replace(self.status_file)
 
+    async def _writer(self, inflight: asyncio.Queue[asyncio.Future[Processed] | None]) -> None:
+        while (future := await inflight.get()) is not None:
+            out = await future
+            await asyncio.to_thread(self._finish, out)
+            self._account(out)
+
     async def run(self, stop: asyncio.Event | None = None) -> RuntimeStats:
         stop = stop or asyncio.Event()
+        pool: ProcessPoolExecutor | None = None
+        if self.workers is not None:
+            pool = ProcessPoolExecutor(
+                self.workers.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.workers,),
+            )
+        depth = 2 * self.workers.workers if self.workers is not None else 1
+        inflight: asyncio.Queue[asyncio.Future[Processed] | None] = asyncio.Queue(depth)
+        writer = asyncio.create_task(self._writer(inflight))
         pumps = [asyncio.create_task(self._pump(s), name=f"source:{s.id}") for s in self.sources]
-        stopper = asyncio.create_task(stop.wait())
         try:
-            while True:
-                await self._drain_once()
+            while not writer.done():
+                events = await self.handoff.take(self.batch_size, self.flush_seconds)
+                if events:
+                    await inflight.put(self._submit(events, pool))
                 if stop.is_set():
                     break
                 if all(p.done() for p in pumps) and self.handoff.empty():
                     for p in pumps:
-                        if p.exception() is not None:
+                        if not p.cancelled() and p.exception() is not None:
                             log.error("source %s stopped: %s", p.get_name(), p.exception())
                     break
         finally:
             for p in pumps:
                 p.cancel()
-            stopper.cancel()
             for p in pumps:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await p
             # Whatever already sits in the hand-off is stored before we leave (cursors included).
-            while not self.handoff.empty():
-                await self._drain_once()
-            self._write_status()
+            try:
+                while not writer.done() and not self.handoff.empty():
+                    events = await self.handoff.take(self.batch_size, 0)
+                    if events:
+                        await inflight.put(self._submit(events, pool))
+                if not writer.done():
+                    await inflight.put(None)
+                await writer
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+                self._local.shutdown(wait=False)
+                self._write_status()
         return self.stats

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,7 @@ from murmur.config import Config, EnrichConfig, SourceConfig
 from murmur.enrich.base import Pipeline
 from murmur.errors import ConfigError
 from murmur.privacy import PrivacyGate
-from murmur.runtime import BatchHook, Processor, Runtime, RuntimeStats
+from murmur.runtime import BatchHook, Processor, Runtime, RuntimeStats, WorkerSetup
 from murmur.sources import SOURCES, register_builtins
 from murmur.sources.base import Source
 from murmur.store import ReadServer, Store
@@ -53,6 +55,18 @@ def build_pipeline(enrich: EnrichConfig) -> Pipeline | None:
         return neural_pipeline()
     msg = f"enrich.tier must be 'neural', 'firehose' or 'none', got {enrich.tier!r}"
     raise ConfigError(msg)
+
+
+def worker_setup(config: Config) -> WorkerSetup:
+    workers = config.enrich.workers
+    if workers is None:
+        workers = 1 if config.enrich.tier == "neural" else min(os.cpu_count() or 1, 8)
+    return WorkerSetup(
+        workers=workers,
+        public_accounts=tuple(config.privacy.public_accounts),
+        period_days=config.privacy.retention_days,
+        pipeline_factory=functools.partial(build_pipeline, config.enrich),
+    )
 
 
 def build_sources(configs: Sequence[SourceConfig]) -> list[Source]:
@@ -103,6 +117,7 @@ async def run_service(
             status_file=Path(f"{config.store.path}.status.json"),
             on_batch=on_batch,
             batch_size=batch_size,
+            workers=worker_setup(config),
         )
 
         async def purger() -> None:

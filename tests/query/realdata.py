@@ -14,9 +14,9 @@ from murmur.errors import PayloadError
 from murmur.privacy import PrivacyGate
 from murmur.sources.normalize import normalize
 from murmur.testing import shared_data
-from murmur.types import Draft, Post
+from murmur.types import Draft, Post, SentimentLabel
 
-_SENTIMENTS = ("negative", "neutral", "positive")
+_SENTIMENTS: tuple[SentimentLabel, ...] = ("negative", "neutral", "positive")
 _COUNTRIES = ("DE", "US", "FR", "BR", "JP")
 _LINGUA = ("ja", "zh", "th", "ko", "hi", "ar", "el", "ru", "de", "fr", "tr", "vi")
 _MADE_UP = (

@@ -19,7 +19,9 @@ from tests.query.helpers import T0, open_store, post, write
 
 
 def matches(store: Store, monitor: str) -> set[str]:
-    rows = store.conn.execute("SELECT post_id FROM monitor_matches WHERE monitor_id = ?", [monitor]).fetchall()
+    rows = store.conn.execute(
+        "SELECT post_id FROM monitor_matches WHERE monitor_id = ?", [monitor]
+    ).fetchall()
     return {str(r[0]) for r in rows}
 
 
@@ -82,7 +84,8 @@ def test_live_matches_are_stored_with_the_posts(store: Store) -> None:
     assert matches(store, "floods") == {"1", "5"}
     # The search index got the new posts in the same transaction.
     n = store.conn.execute("SELECT count(*) FROM post_search").fetchone()
-    assert n is not None and n[0] == 7
+    assert n is not None
+    assert n[0] == 7
 
 
 def test_stage_reloads_when_monitors_change(store: Store) -> None:
@@ -108,12 +111,14 @@ def test_deleted_posts_leave_no_matches_or_index_rows(store: Store) -> None:
     store.write(deletions=[Deletion("mastodon", "1")])
     assert matches(store, "floods") == {"2"}
     left = store.conn.execute("SELECT count(*) FROM post_search WHERE post_id = '1'").fetchone()
-    assert left is not None and left[0] == 0
+    assert left is not None
+    assert left[0] == 0
     # A replay of the deleted post after its tombstone is neither stored, indexed nor matched.
     write(store, [post("1", "Flood warning for Köln tonight")])
     assert matches(store, "floods") == {"2"}
     left = store.conn.execute("SELECT count(*) FROM post_search WHERE post_id = '1'").fetchone()
-    assert left is not None and left[0] == 0
+    assert left is not None
+    assert left[0] == 0
 
 
 def test_purge_removes_index_rows_and_matches(store: Store) -> None:
@@ -123,7 +128,8 @@ def test_purge_removes_index_rows_and_matches(store: Store) -> None:
     store.purge(older_than=T0 - timedelta(days=30))
     assert "old" not in matches(store, "floods")
     left = store.conn.execute("SELECT count(*) FROM post_search WHERE post_id = 'old'").fetchone()
-    assert left is not None and left[0] == 0
+    assert left is not None
+    assert left[0] == 0
 
 
 def test_reindex_covers_posts_stored_without_the_hook(tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ def corpus() -> list[Any]:
     posts = []
     # "storm" on reddit from 6 authors, on mastodon from 2 authors (under k=5), "calm" from 1 author.
     for i in range(6):
-        posts.append(post(f"r{i}", f"Storm number {i} over Hamburg", author=f"r{i}", platform="reddit", lang="de"))
+        posts.append(
+            post(f"r{i}", f"Storm number {i} over Hamburg", author=f"r{i}", platform="reddit", lang="de")
+        )
     for i in range(2):
         posts.append(post(f"m{i}", f"storm again {i}", author=f"m{i}", minutes=10 + i, lang="en"))
     posts += [post(f"c{i}", "all calm", author="lonely", minutes=20 + i) for i in range(4)]
@@ -56,8 +58,10 @@ def test_counts_by_platform_and_language_with_k_anonymity(reader: DirectReader) 
 
 def test_a_group_under_k_authors_shows_no_count_and_no_examples(reader: DirectReader) -> None:
     result = search(reader, "calm", k=5)
-    assert result.total.suppressed and result.total.posts is None
-    assert result.examples_withheld and result.posts == []
+    assert result.total.suppressed
+    assert result.total.posts is None
+    assert result.examples_withheld
+    assert result.posts == []
     assert search(reader, "calm", k=1).total.posts == 4
 
 
@@ -66,7 +70,8 @@ def test_no_author_ever_leaves_the_query_layer(reader: DirectReader) -> None:
     text = json.dumps(result.as_dict(), default=str)
     assert "author" not in text
     assert "key-" not in text  # no author key value either
-    assert result.posts and all("author_key" not in p for p in result.posts)
+    assert result.posts
+    assert all("author_key" not in p for p in result.posts)
 
 
 def test_since_and_until_bound_the_creation_time(reader: DirectReader) -> None:
@@ -75,7 +80,8 @@ def test_since_and_until_bound_the_creation_time(reader: DirectReader) -> None:
     early = search(reader, "storm", k=1, until=T0 + timedelta(minutes=5))
     assert early.total.posts == 6
     none = search(reader, "storm", k=1, since=T0 + timedelta(days=1))
-    assert none.total.posts == 0 and none.posts == []
+    assert none.total.posts == 0
+    assert none.posts == []
 
 
 def test_limit_caps_the_examples(reader: DirectReader) -> None:
@@ -136,14 +142,18 @@ def test_cli_search_table_and_errors(tmp_path: Path) -> None:
     db = str(tmp_path / "store.duckdb")
     res = run("search", "Hamburg", "--db", db)
     assert res.exit_code == 0, res.output
-    assert "posts  6" in res.stdout and "Storm number" in res.stdout
+    assert "posts  6" in res.stdout
+    assert "Storm number" in res.stdout
     bad = run("search", "storm AND (calm OR", "--db", db)
     assert bad.exit_code == 2
-    assert "after OR" in bad.output and "^" in bad.output
+    assert "after OR" in bad.output
+    assert "^" in bad.output
     author = run("search", "from:someone", "--db", db)
-    assert author.exit_code == 2 and "no author field" in author.output
+    assert author.exit_code == 2
+    assert "no author field" in author.output
     when = run("search", "storm", "--db", db, "--until", "soon")
-    assert when.exit_code == 2 and "--until" in when.output
+    assert when.exit_code == 2
+    assert "--until" in when.output
 
 
 def test_cli_monitor_add_list_remove(tmp_path: Path) -> None:
@@ -156,7 +166,9 @@ def test_cli_monitor_add_list_remove(tmp_path: Path) -> None:
     assert listed.exit_code == 0, listed.output
     assert [(m["monitor_id"], m["matches"]) for m in json.loads(listed.stdout)] == [("storms", 8)]
     again = run("monitor", "add", "storms", "storm", "--db", db)
-    assert again.exit_code == 2 and "exists already" in again.output
+    assert again.exit_code == 2
+    assert "exists already" in again.output
     removed = run("monitor", "remove", "storms", "--db", db)
-    assert removed.exit_code == 0 and "8 matches" in removed.stdout
+    assert removed.exit_code == 0
+    assert "8 matches" in removed.stdout
     assert json.loads(run("monitor", "list", "--db", db, "--json").stdout) == []

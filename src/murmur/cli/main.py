@@ -6,8 +6,8 @@ import logging
 
 import typer
 
-from murmur.cli import demo, eval as eval_cmd
-from murmur.cli import ingest, query
+from murmur.cli import demo, ingest, query
+from murmur.cli import eval as eval_cmd
 
 app = typer.Typer(
     name="murmur",

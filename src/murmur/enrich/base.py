@@ -4,6 +4,10 @@ A component declares what it reads (``requires``) and what it adds (``assigns``)
 field names. ``Pipeline`` checks the order before anything runs: a component that needs a field
 no earlier component (nor the privacy gate) provides is rejected with a message naming both.
 Components work on batches and change posts in place.
+
+A component that keeps state across batches (``stateful = True``, e.g. the near-duplicate index,
+which must see every post to cluster them) runs in the runtime's single ordered stage; stateless
+ones may run in several worker processes at once (``Pipeline.split``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ class Component(Protocol):
 COMPONENTS: Registry[type[Component]] = Registry("enrichment component")
 
 
+def is_stateful(component: Component) -> bool:
+    """Whether a component keeps state across batches (then it may not be run in parallel copies)."""
+    return bool(getattr(component, "stateful", False))
+
+
 @dataclass(slots=True)
 class ComponentTiming:
     posts: int = 0
@@ -80,6 +89,20 @@ class Pipeline:
                     raise PipelineError(msg)
                 provider[f] = comp.name
             available |= comp.assigns
+
+    def split(self) -> tuple[Pipeline, Pipeline]:
+        """(stateless prefix, the rest): the prefix may run in parallel workers, the rest must see
+        every post in order. Components after the first stateful one stay in the ordered part."""
+        for i, comp in enumerate(self.components):
+            if is_stateful(comp):
+                return Pipeline(self.components[:i]), Pipeline(self.components[i:])
+        return Pipeline(list(self.components)), Pipeline([])
+
+    def merge_timings(self, other: dict[str, ComponentTiming]) -> None:
+        for name, t in other.items():
+            mine = self.timings.setdefault(name, ComponentTiming())
+            mine.posts += t.posts
+            mine.seconds += t.seconds
 
     def process(self, posts: Sequence[Post]) -> None:
         if not posts:

@@ -186,6 +186,8 @@ class SimHashNearDup:
     name = "murmur.neardup.simhash@1"
     requires: frozenset[str] = frozenset()
     assigns: frozenset[str] = frozenset({"simhash", "dup_cluster"})
+    stateful = True
+    """The index must see every post, in order: the runtime runs it in its single ordered stage."""
 
     def __init__(self, capacity: int = 1_000_000, max_distance: int = 3) -> None:
         self.index = SimHashIndex(capacity, max_distance)

@@ -92,6 +92,17 @@ class Pseudonymizer:
         with contextlib.suppress(OSError):
             os.chmod(self.key_file, 0o600)
 
+    def current(self, now: datetime) -> PeriodSecret:
+        """This period's secrets (rotating them first if the period changed)."""
+        self.secret_for(now)
+        assert self._current is not None
+        return self._current
+
+    def use(self, value: PeriodSecret) -> None:
+        """Adopt secrets handed over by the process that owns the key file (worker processes never
+        read or rotate the file themselves, so two of them cannot rotate it at once)."""
+        self._current = value
+
     def secret_for(self, now: datetime) -> bytes:
         period = period_of(now, self.period_days)
         if self._current is None or self._current.period != period:

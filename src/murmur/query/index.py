@@ -281,9 +281,10 @@ def reindex(conn: duckdb.DuckDBPyConnection, *, batch: int = 20_000) -> int:
     cols = ", ".join(f"p.{c}" for c in POST_COLUMNS)
     done = 0
     while True:
-        table = conn.execute(
+        rel = conn.sql(
             f"SELECT {cols} FROM posts p ANTI JOIN post_search s USING (platform, post_id) LIMIT {int(batch)}"
-        ).to_arrow_table()
+        )
+        table = rel.to_arrow_table() if rel is not None else None
         if table is None or table.num_rows == 0:
             return done
         posts = list(_posts_from_arrow(table))

