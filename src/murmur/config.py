@@ -69,7 +69,15 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 _SECTIONS = ("store", "privacy", "enrich")
 
 
+_SECTION_TYPES: dict[str, type[msgspec.Struct]] = {
+    "store": StoreConfig,
+    "privacy": PrivacyConfig,
+    "enrich": EnrichConfig,
+}
+
+
 def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+    """``MURMUR_<SECTION>_<KEY>=value``: converted to the key's type (lists are comma-separated)."""
     for name, value in env.items():
         if not name.startswith("MURMUR_"):
             continue
@@ -77,17 +85,19 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
         section, _, key = rest.partition("_")
         if section not in _SECTIONS or not key:
             continue
-        target = raw.setdefault(section, {})
-        if key in ("k", "retention_days"):
-            try:
-                target[key] = int(value)
-            except ValueError:
-                msg = f"environment variable {name}={value!r}: expected a whole number"
-                raise ConfigError(msg) from None
-        elif key == "public_accounts":
-            target[key] = [v.strip() for v in value.split(",") if v.strip()]
-        else:
-            target[key] = value
+        fields = {f.name: f.type for f in msgspec.structs.fields(_SECTION_TYPES[section])}
+        if key not in fields:
+            msg = f"environment variable {name}: {section} has no key {key!r}; keys: {sorted(fields)}"
+            raise ConfigError(msg)
+        typ = fields[key]
+        parsed: Any = value
+        if "list" in str(typ):
+            parsed = [v.strip() for v in value.split(",") if v.strip()]
+        try:
+            raw.setdefault(section, {})[key] = msgspec.convert(parsed, typ, strict=False)
+        except msgspec.ValidationError as exc:
+            msg = f"environment variable {name}={value!r}: {exc}"
+            raise ConfigError(msg) from None
 
 
 def _lift_source_options(raw: dict[str, Any]) -> None:

@@ -43,6 +43,12 @@ def build_gate(config: Config) -> PrivacyGate:
 
 def build_pipeline(enrich: EnrichConfig) -> Pipeline | None:
     """The enrichment pipeline for the configured tier (``none`` stores posts un-enriched)."""
+    if enrich.components is not None:
+        from murmur.enrich import COMPONENTS
+        from murmur.enrich import register_builtins as register_components
+
+        register_components()
+        return Pipeline([COMPONENTS.get(name)() for name in enrich.components])
     if enrich.tier == "none":
         return None
     if enrich.tier == "firehose":
@@ -70,8 +76,7 @@ def worker_setup(config: Config) -> WorkerSetup:
 
 
 def build_sources(configs: Sequence[SourceConfig]) -> list[Source]:
-    if not SOURCES.names():
-        register_builtins()
+    register_builtins()
     return [SOURCES.get(sc.type)(sc) for sc in configs]
 
 

