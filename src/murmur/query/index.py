@@ -3,10 +3,10 @@
 ``Doc`` is a post as both evaluators see it: its search text (``text.search_text``: ``" t1 t2 … "``)
 and its field keys (``lang=de``, ``site=nytimes.com``, …). The live matcher tests queries against a
 ``Doc``; the store keeps the same strings per post in table ``post_search`` (migration 2), column
-``st`` = the search text followed by the keys, each marked with ``KEY_MARK`` (``" t1 t2 \x01lang=de
-\x01platform=reddit "``), where historical search tests the same needles with SQL. Computed once, in
+``st`` = the search text followed by the keys, each marked with ``KEY_MARK`` (``" t1 t2 \\x01lang=de
+\\x01platform=reddit "``), where historical search tests the same needles with SQL. Computed once, in
 Python, by the same function, for both. (A word never contains the mark, so a word, phrase or
-wildcard can never match a key, and a key ``" \x01lang=de "`` only matches a key.)
+wildcard can never match a key, and a key ``" \\x01lang=de "`` only matches a key.)
 
 ``post_search`` also holds a blocked Bloom filter of the post (two bits per item, both in the same
 64-bit column chosen by the item's hash): ``sig_t*``, ``TOKEN_BITS`` bits for its distinct tokens;
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from murmur.query.text import fold, search_text
@@ -139,7 +140,6 @@ def author_hash(author_key: str) -> int:
 
 
 # --- signature ---------------------------------------------------------------------------------------
-_BITS: dict[str, tuple[int, int]] = {}
 
 
 def _two_bits(data: bytes, size: int) -> int:
@@ -175,40 +175,54 @@ def bank_columns(bank: tuple[str, ...], mask: int) -> dict[str, int]:
     return out
 
 
-_KEY_BITS: dict[str, int] = {}
+_COLUMN_OF = {col: i for i, col in enumerate(SIGNATURE_COLUMNS)}
+_Hit = tuple[int, int]
+"""(index into ``SIGNATURE_COLUMNS``, 64-bit mask) of one item: its two bits, in one column."""
 
 
-def _key_bits(key: str) -> int:
-    got = _KEY_BITS.get(key)
+def _hit(bank: tuple[str, ...], mask: int) -> _Hit:
+    ((col, part),) = bank_columns(bank, mask).items()
+    return _COLUMN_OF[col], part
+
+
+_TOKEN_HITS: dict[str, tuple[_Hit, ...]] = {}
+_KEY_HITS: dict[str, _Hit] = {}
+
+
+def _token_hits(token: str) -> tuple[_Hit, ...]:
+    got = _TOKEN_HITS.get(token)
     if got is None:
-        got = field_mask(key)
-        if len(_KEY_BITS) >= _CACHE_MAX:
-            _KEY_BITS.clear()
-        _KEY_BITS[key] = got
+        got = (_hit(TOKEN_COLUMNS, token_mask(token)),)
+        if len(token) >= PREFIX_LEN:
+            got += (_hit(PREFIX_COLUMNS, prefix_mask(token[:PREFIX_LEN])),)
+        if len(_TOKEN_HITS) >= _CACHE_MAX:
+            _TOKEN_HITS.clear()
+        _TOKEN_HITS[token] = got
     return got
 
 
-def _bits(token: str) -> tuple[int, int]:
-    got = _BITS.get(token)
+def _key_hit(key: str) -> _Hit:
+    got = _KEY_HITS.get(key)
     if got is None:
-        pbits = prefix_mask(token[:PREFIX_LEN]) if len(token) >= PREFIX_LEN else 0
-        got = (token_mask(token), pbits)
-        if len(_BITS) >= _CACHE_MAX:
-            _BITS.clear()
-        _BITS[token] = got
+        got = _hit(FIELD_COLUMNS, field_mask(key))
+        if len(_KEY_HITS) >= _CACHE_MAX:
+            _KEY_HITS.clear()
+        _KEY_HITS[key] = got
     return got
 
 
-def signature(doc: Doc) -> tuple[int, int, int]:
-    """(token bits, prefix bits, field bits) of a post, as three big integers."""
-    tbits = pbits = fbits = 0
+def signature(doc: Doc) -> list[int]:
+    """The post's Bloom filter: one 64-bit value per column of ``SIGNATURE_COLUMNS``."""
+    acc = [0] * len(SIGNATURE_COLUMNS)
+    cache = _TOKEN_HITS
     for token in set(doc.st.split()):
-        t, p = _bits(token)
-        tbits |= t
-        pbits |= p
+        hits = cache.get(token)
+        for col, mask in hits if hits is not None else _token_hits(token):
+            acc[col] |= mask
     for key in doc.keys:
-        fbits |= _key_bits(key)
-    return tbits, pbits, fbits
+        col, mask = _key_hit(key)
+        acc[col] |= mask
+    return acc
 
 
 # --- the index table ---------------------------------------------------------------------------------
@@ -229,13 +243,7 @@ def index_rows(posts: Sequence[Post], docs: Sequence[Doc] | None = None) -> pa.T
     """The ``post_search`` rows for ``posts`` (``docs``: their ``doc_of``, when already computed)."""
     if docs is None:
         docs = [doc_of(p) for p in posts]
-    sig_cols: list[list[int]] = [[] for _ in SIGNATURE_COLUMNS]
-    n_t, n_p = len(TOKEN_COLUMNS), len(PREFIX_COLUMNS)
-    banks = ((0, n_t), (n_t, n_p), (n_t + n_p, len(FIELD_COLUMNS)))
-    for d in docs:
-        for bits, (first, count) in zip(signature(d), banks, strict=True):
-            for i in range(count):
-                sig_cols[first + i].append((bits >> (64 * i)) & _MASK64)
+    sigs = np.array([signature(d) for d in docs], dtype=np.uint64).reshape(len(docs), len(SIGNATURE_COLUMNS))
     arrays: list[pa.Array[Any]] = [
         pa.array([p.platform for p in posts], pa.string()),
         pa.array([p.post_id for p in posts], pa.string()),
@@ -244,7 +252,7 @@ def index_rows(posts: Sequence[Post], docs: Sequence[Doc] | None = None) -> pa.T
         pa.array([post_lang(p) for p in posts], pa.string()),
         pa.array([author_hash(p.author_key) for p in posts], pa.uint64()),
         pa.array([d.indexed_text for d in docs], pa.string()),
-        *[pa.array(col, pa.uint64()) for col in sig_cols],
+        *[pa.array(sigs[:, i], pa.uint64()) for i in range(len(SIGNATURE_COLUMNS))],
     ]
     return pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)
 

@@ -2,14 +2,17 @@
 
 The predicate tests exactly what the live matcher tests (see ``ast.py`` and ``index.py``):
 ``contains(st, ' word ')`` for terms, ``contains(st, ' \\x01lang=de ')`` for fields,
-``regexp_matches(st, pattern)`` for NEAR, combined with NOT/AND/OR. In front of it goes a necessary
-condition on the post's Bloom filter (``index.py``), so DuckDB tests the text only on rows that can
-match::
+``regexp_matches(st, pattern)`` for NEAR, combined with NOT/AND/OR. Each of those tests sits behind
+the Bloom-filter bits it needs (``index.py``), and the whole behind the bits the query needs, so
+DuckDB reads bits for every row but tests the text only where a match is possible::
 
-    CASE WHEN (sig_t3 & m1) = m1 AND (sig_f0 & m2) = m2 THEN contains(st, ' boston ') AND … ELSE false END
+    CASE WHEN <bits every match has> THEN (<bits of a> AND contains(st, ' a ')) OR … ELSE false END
 
-(Measured: this beats pushing one bit test and the text test into DuckDB's scan as separate filters,
-which DuckDB does only for some expressions, and then sometimes in the costly order.)
+A test behind its own bits is the same test (the bits are a necessary condition), so this changes
+the cost, never the answer. Measured alternatives that lost: pushing one bit test and the text test
+into DuckDB's scan as separate filters (DuckDB pushes only some expressions, then sometimes in the
+costly order), and testing the text behind the query's bits only (an OR of common words tested all
+its needles on the candidates of each).
 
 Needles and patterns go into the SQL as string literals (so DuckDB compiles each regular expression
 once); they consist of folded word characters, spaces, the key mark and the fixed regex syntax above,
