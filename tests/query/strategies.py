@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from murmur.query.ast import And, Field, Near, Node, Not, Or, Term
 from murmur.query.parser import MIN_PREFIX
-from murmur.query.text import is_segmented_char
+from murmur.text import is_segmented_char
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from murmur.query.text import fold, search_text, tokenize
+from murmur.text import fold, search_text, tokenize
 
 
 @pytest.mark.parametrize(
@@ -59,6 +59,6 @@ def test_fold_is_idempotent_and_tokens_are_stable(s: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(codec="ascii"), max_size=60))
 def test_ascii_fast_path_agrees_with_the_general_tokenizer(s: str) -> None:
-    from murmur.query.text import _token_re
+    from murmur.text import _token_re
 
     assert tokenize(s) == _token_re().findall(fold(s))

@@ -1,6 +1,6 @@
 """``murmur.terms@1``: hashtags, link domains, keyphrases and emoji of a post, as ``terms``.
 
-Words come from the one shared tokenizer (``murmur.query.text.tokenize``: NFKC, case- and
+Words come from the one shared tokenizer (``murmur.text.tokenize``: NFKC, case- and
 accent-folded; a character of Han, kana, Hangul, Thai, ... is a token of its own), so a term is
 spelled exactly as a query for it is:
 
@@ -24,7 +24,7 @@ from functools import cache
 import stopwordsiso
 
 from murmur.enrich.text import content_tokens
-from murmur.query.text import SEGMENTED_BY_CHARACTER, fold
+from murmur.text import SEGMENTED_BY_CHARACTER, fold
 from murmur.types import Post
 
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")

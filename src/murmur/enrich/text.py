@@ -1,6 +1,6 @@
 """Text helpers shared by the enrichment components.
 
-Words come from the project's one tokenizer, ``murmur.query.text.tokenize`` (case- and
+Words come from the project's one tokenizer, ``murmur.text.tokenize`` (case- and
 accent-folded; one token per character in scripts written without spaces), so terms and
 near-duplicate signatures see the same words a query does.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from murmur.query.text import tokenize
+from murmur.text import tokenize
 
 SOCIAL_MARKUP = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)@[\w.]+|(?<!\w)#\w+", re.IGNORECASE)
 """Links, @mentions and #hashtags: markup around the words of a post."""

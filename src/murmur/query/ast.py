@@ -1,7 +1,7 @@
 """The parsed form of a query, and the strings both evaluators test.
 
 Every leaf says exactly which substring (or regular expression) of a post's search text
-(``murmur.query.text.search_text``) or field keys (``field_keys``) it needs. The live matcher
+(``murmur.text.search_text``) or field keys (``field_keys``) it needs. The live matcher
 (``matcher.py``) tests those strings in Python, the historical search (``sql.py``) hands the very same
 strings to DuckDB, so both give the same posts by construction:
 

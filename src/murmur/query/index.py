@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from murmur.query.text import fold, search_text
+from murmur.text import fold, search_text
 from murmur.store.duck import POST_COLUMNS
 from murmur.types import Post
 

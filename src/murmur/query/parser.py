@@ -26,7 +26,7 @@ from typing import Final
 
 from murmur.errors import PrivacyError, QuerySyntaxError
 from murmur.query.ast import MAX_NEAR, And, Field, Near, Node, Not, Or, Query, Term
-from murmur.query.text import fold, is_segmented_char, tokenize
+from murmur.text import fold, is_segmented_char, tokenize
 from murmur.types import PLATFORMS
 
 FIELDS: Final[tuple[str, ...]] = ("lang", "platform", "site", "hashtag", "sentiment", "country", "has", "is")
