@@ -40,9 +40,9 @@ import orjson
 from murmur.query import MonitorMatcher, Query, parse
 from murmur.query.index import FIELD_COLUMNS, SIGNATURE_COLUMNS, Doc, doc_of, index_rows
 from murmur.query.search import search
-from murmur.text import tokenize
 from murmur.store import DirectReader, Store
 from murmur.testing import has_shared_data, shared_data
+from murmur.text import tokenize
 from murmur.types import PLATFORMS, Post
 
 _HANDLE = re.compile(r"@\w+")

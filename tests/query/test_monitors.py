@@ -12,7 +12,7 @@ import pytest
 from murmur.errors import QueryError, QuerySyntaxError
 from murmur.query.audit import add_audit_hook, remove_audit_hook
 from murmur.query.index import reindex
-from murmur.query.monitors import MonitorStage, add_monitor, list_monitors, remove_monitor
+from murmur.query.monitors import MonitorStage, add_monitor, list_monitors, match_count, remove_monitor
 from murmur.store import DirectReader, Store
 from murmur.types import Deletion
 from tests.query.helpers import T0, open_store, post, write
@@ -45,11 +45,16 @@ def test_add_backfills_from_history_and_lists(store: Store) -> None:
     assert (mon.monitor_id, n) == ("floods", 1)
     assert matches(store, "floods") == {"1"}
     add_monitor(store.conn, "cafe", "#CAFÉ OR köln")
-    listed = list_monitors(DirectReader(store.conn.cursor()))
+    listed = list_monitors(DirectReader(store.conn.cursor()), k=1)
     assert [(m.monitor_id, m.query, m.matches) for m in listed] == [
         ("cafe", "#CAFÉ OR köln", 2),
         ("floods", "flood NEAR/1f warning", 1),
     ]
+    # Counts backed by fewer than k authors are suppressed, like every aggregate.
+    suppressed = list_monitors(DirectReader(store.conn.cursor()), k=5)
+    assert [m.matches for m in suppressed] == [None, None]
+    assert match_count(store.conn, "cafe", k=1) == 2  # all four posts have one author
+    assert match_count(store.conn, "cafe", k=2) is None
 
 
 def test_add_without_backfill_stores_no_history(store: Store) -> None:
@@ -62,7 +67,7 @@ def test_remove_drops_the_monitor_and_its_matches(store: Store) -> None:
     add_monitor(store.conn, "floods", "flood")
     assert remove_monitor(store.conn, "floods") == 2
     assert matches(store, "floods") == set()
-    assert list_monitors(DirectReader(store.conn.cursor())) == []
+    assert list_monitors(DirectReader(store.conn.cursor()), k=2) == []
 
 
 def test_bad_names_duplicates_and_queries_are_refused_without_a_trace(store: Store) -> None:
@@ -75,7 +80,7 @@ def test_bad_names_duplicates_and_queries_are_refused_without_a_trace(store: Sto
         add_monitor(store.conn, "floods", "warning")
     with pytest.raises(QueryError, match="no monitor named"):
         remove_monitor(store.conn, "nope")
-    assert [m.monitor_id for m in list_monitors(DirectReader(store.conn.cursor()))] == ["floods"]
+    assert [m.monitor_id for m in list_monitors(DirectReader(store.conn.cursor()), k=2)] == ["floods"]
 
 
 def test_live_matches_are_stored_with_the_posts(store: Store) -> None:

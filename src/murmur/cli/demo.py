@@ -176,9 +176,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"\n[bold]murmur demo[/]: {summary['posts']} posts in {summary['store']} "
         f"({run['deletions']} platform deletions applied, {summary['quarantined']} payloads quarantined)"
     )
-    out.print(
-        f"Counts are k-anonymous: a cell backed by fewer than k={summary['k']} authors is suppressed."
-    )
+    out.print(f"Counts are k-anonymous: a cell backed by fewer than k={summary['k']} authors is suppressed.")
     sources = Table(title="sources, followed over WebSocket / HTTP on loopback")
     for col in ("source", "events", "quarantined", "cursor"):
         sources.add_column(col)

@@ -17,7 +17,7 @@ from rich.table import Table
 from murmur.config import Config, load_config
 from murmur.errors import MurmurError, StoreLockedError
 from murmur.query.aggregate import Cell
-from murmur.query.monitors import add_monitor, list_monitors, remove_monitor
+from murmur.query.monitors import add_monitor, list_monitors, match_count, remove_monitor
 from murmur.query.search import SearchResult, parse_time, search
 from murmur.store import Store, open_reader
 
@@ -124,7 +124,8 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = _config(config, db)
             with Store.open(cfg.store.path) as store:
-                mon, matched = add_monitor(store.conn, name, query, backfill=backfill)
+                mon, _ = add_monitor(store.conn, name, query, backfill=backfill)
+                matched = match_count(store.conn, mon.monitor_id, k=cfg.privacy.k)
         except StoreLockedError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}. Stop `murmur run` to change monitors.")
             raise typer.Exit(2) from None
@@ -133,7 +134,8 @@ def register(app: typer.Typer) -> None:
         if json_out:
             _dump({"monitor_id": mon.monitor_id, "query": mon.query, "backfilled": matched})
         else:
-            out.print(f"monitor [bold]{escape(mon.monitor_id)}[/] added; {matched} stored posts match")
+            shown = "suppressed (fewer than k authors)" if matched is None else str(matched)
+            out.print(f"monitor [bold]{escape(mon.monitor_id)}[/] added; stored posts matching: {shown}")
 
     @monitor.command("list")
     def monitor_list(config: ConfigOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
@@ -142,7 +144,7 @@ def register(app: typer.Typer) -> None:
             cfg = _config(config, db)
             reader = open_reader(cfg.store.path)
             try:
-                monitors = list_monitors(reader)
+                monitors = list_monitors(reader, k=cfg.privacy.k)
             finally:
                 reader.close()
         except MurmurError as exc:
@@ -165,7 +167,8 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for m in monitors:
             created: datetime = m.created_at
-            table.add_row(escape(m.monitor_id), escape(m.query), str(m.matches), f"{created:%Y-%m-%d %H:%M}")
+            count = "suppressed (< k authors)" if m.matches is None else str(m.matches)
+            table.add_row(escape(m.monitor_id), escape(m.query), count, f"{created:%Y-%m-%d %H:%M}")
         out.print(table)
 
     @monitor.command("remove")

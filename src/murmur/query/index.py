@@ -31,8 +31,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from murmur.text import fold, search_text
 from murmur.store.duck import POST_COLUMNS
+from murmur.text import fold, search_text
 from murmur.types import Post
 
 TOKEN_BITS: Final = 1024

@@ -53,7 +53,8 @@ class Monitor:
     monitor_id: str
     query: str
     created_at: datetime
-    matches: int = 0
+    matches: int | None = 0
+    """Stored posts matched; None when they come from fewer than k authors (suppressed)."""
 
 
 def check_name(name: str) -> str:
@@ -132,14 +133,32 @@ def remove_monitor(conn: duckdb.DuckDBPyConnection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def list_monitors(reader: Reader) -> list[Monitor]:
-    """Saved monitors with their stored match counts, by name."""
-    rows = reader.query(
-        "SELECT m.monitor_id, m.query, m.created_at, "
-        "(SELECT count(*) FROM monitor_matches x WHERE x.monitor_id = m.monitor_id) AS matches "
-        "FROM monitors m ORDER BY m.monitor_id"
-    ).to_pylist()
-    return [Monitor(r["monitor_id"], r["query"], r["created_at"], int(r["matches"])) for r in rows]
+_MATCH_COUNTS = (
+    "SELECT m.monitor_id, m.query, m.created_at, count(p.post_id) AS matches, "
+    "count(DISTINCT p.author_key) AS authors "
+    "FROM monitors m LEFT JOIN monitor_matches x ON x.monitor_id = m.monitor_id "
+    "LEFT JOIN posts p ON p.platform = x.platform AND p.post_id = x.post_id "
+)
+
+
+def _k_anonymous(matches: int, authors: int, k: int) -> int | None:
+    return None if matches > 0 and authors < k else matches
+
+
+def list_monitors(reader: Reader, *, k: int) -> list[Monitor]:
+    """Saved monitors with their stored match counts, by name; a count backed by fewer than ``k``
+    distinct authors is suppressed (None), like every other aggregate."""
+    rows = reader.query(_MATCH_COUNTS + "GROUP BY ALL ORDER BY m.monitor_id").to_pylist()
+    return [
+        Monitor(r["monitor_id"], r["query"], r["created_at"], _k_anonymous(r["matches"], r["authors"], k))
+        for r in rows
+    ]
+
+
+def match_count(conn: duckdb.DuckDBPyConnection, monitor_id: str, *, k: int) -> int | None:
+    """One monitor's stored matches, k-anonymous (None when suppressed)."""
+    row = conn.execute(_MATCH_COUNTS + "WHERE m.monitor_id = ? GROUP BY ALL", [monitor_id]).fetchone()
+    return None if row is None else _k_anonymous(int(row[3]), int(row[4]), k)
 
 
 def load_queries(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, Query]]:
