@@ -161,7 +161,7 @@ def test_cli_monitor_add_list_remove(tmp_path: Path) -> None:
     db = str(tmp_path / "store.duckdb")
     added = run("monitor", "add", "storms", "storm OR sturm", "--db", db)
     assert added.exit_code == 0, added.output
-    assert "8 stored posts match" in added.stdout
+    assert "stored posts matching: 8" in added.stdout
     listed = run("monitor", "list", "--db", db, "--json")
     assert listed.exit_code == 0, listed.output
     assert [(m["monitor_id"], m["matches"]) for m in json.loads(listed.stdout)] == [("storms", 8)]
