@@ -20,9 +20,10 @@ from rich.table import Table
 from murmur.config import Config, parse_config
 from murmur.errors import MurmurError
 from murmur.query.aggregate import grouped_counts, store_stats
+from murmur.query.monitors import add_monitor, list_monitors
 from murmur.runtime import RuntimeStats
 from murmur.service import run_service
-from murmur.store import open_reader
+from murmur.store import Store, open_reader
 from murmur.testing_servers import (
     FeedServer,
     JetstreamReplayServer,
@@ -38,6 +39,13 @@ err = Console(stderr=True)
 out = Console()
 
 JETSTREAM_EVENTS = 3000
+DEMO_MONITORS = {
+    "games": 'game* OR steam OR playstation OR xbox OR "video game"',
+    "politics": "election* OR vote* OR president OR congress OR parliament",
+    "weather": "storm* OR flood* OR hurricane OR (rain NEAR/3 heavy)",
+    "video-links": "site:youtube.com OR site:youtu.be",
+}
+"""Saved before the sources start, so they are matched live, as posts arrive."""
 IDLE_SECONDS = 2.0
 MAX_SECONDS = 120.0
 
@@ -139,6 +147,9 @@ def run_demo(workdir: Path, tier: str, *, quiet: bool) -> dict[str, Any]:
         feeds = stack.enter_context(FeedServer(feeds=real_feed_documents(assets)))
         urls = {"jetstream": jet.url, "mastodon": masto.url, "reddit": reddit.url, "feeds": feeds.urls}
         cfg = demo_config(workdir, urls, tier)
+        with Store.open(cfg.store.path) as store:
+            for name, query in DEMO_MONITORS.items():
+                add_monitor(store.conn, name, query, backfill=False)
         if quiet:
             stats = asyncio.run(follow_until_idle(cfg, lambda s: None))
         else:
@@ -163,6 +174,10 @@ def run_demo(workdir: Path, tier: str, *, quiet: bool) -> dict[str, Any]:
             summary["by_sentiment"] = [
                 c.as_dict() for c in grouped_counts(reader, ["sentiment"], k=cfg.privacy.k)
             ]
+        summary["monitors"] = [
+            {"monitor": m.monitor_id, "posts": m.matches, "suppressed": m.matches is None}
+            for m in list_monitors(reader, k=cfg.privacy.k)
+        ]
     finally:
         reader.close()
     summary["run"] = stats.as_dict()
@@ -190,6 +205,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("by sentiment", "by_sentiment", "sentiment"),
         ("top hashtags", "top_hashtags", "hashtag"),
         ("top link domains", "top_domains", "domain"),
+        ("live monitors", "monitors", "monitor"),
     ):
         rows = summary.get(key)
         if not rows:
