@@ -1,0 +1,44 @@
+"""Smoke runs of the benchmarks: each runs on a small input and prints its figures.
+
+The full runs (and their figures) are in ``bench/``; these only prove the benchmarks still work.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from murmur.testing import has_shared_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data (real payloads)")
+
+
+def run_bench(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=600, check=False, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_ingest_bench() -> None:
+    out = run_bench("bench/ingest.py", "--posts", "3000")
+    assert re.search(r"[\d,]+ posts/s \(goal >= 10,000\)", out), out
+
+
+def test_enrich_bench_firehose() -> None:
+    out = run_bench("bench/enrich.py", "--tier", "firehose", "--quick", "--workers", "2")
+    assert re.search(r"enrich\[firehose\]: [\d,]+ posts stored \([\d,]+ enriched\)", out), out
+    for component in ("murmur.lang.cld2lingua@1", "murmur.sentiment.lexical@1", "murmur.neardup.simhash@1"):
+        assert component in out
+
+
+def test_enrich_firehose_component_bench() -> None:
+    out = run_bench("bench/enrich_firehose.py", "--quick")
+    assert "posts/s" in out

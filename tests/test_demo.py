@@ -1,0 +1,30 @@
+"""``make demo`` end to end: the bundled sample, four local platform servers, the real sources."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_follows_every_platform_and_summarises(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "murmur.cli.main", "demo", "--json", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    platforms = {row["platform"]: row["posts"] for row in summary["by_platform"]}
+    assert set(platforms) == {"bluesky", "mastodon", "reddit", "feed"}
+    assert summary["posts"] > 4000
+    assert summary["run"]["deletions"] > 0  # Jetstream delete commits were applied
+    assert {row["sentiment"] for row in summary["by_sentiment"]} >= {"negative", "neutral", "positive"}
+    monitors = {row["monitor"]: row["posts"] for row in summary["monitors"]}
+    assert set(monitors) == {"games", "politics", "video-links", "weather"}
+    assert all(n is None or n > 0 for n in monitors.values())
+    # Nothing personal in what the demo prints: no raw Bluesky ids, no e-mail addresses.
+    assert "did:plc:" not in done.stdout
