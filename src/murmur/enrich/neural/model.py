@@ -113,7 +113,9 @@ class E5Encoder(nn.Module):
     float32, the mean over real tokens (not normalized) of the layers in ``pool`` (default: the
     last, which is the e5 sentence vector). Runs in ``dtype``; pooling is float32."""
 
-    def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()
+    ) -> None:
         super().__init__()
         self.dtype = dtype
         n = weights.config.layers
@@ -145,7 +147,9 @@ class E5Model(nn.Module):
     attention and the mean runs over the real tokens only.
     """
 
-    def __init__(self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()
+    ) -> None:
         super().__init__()
         self.config = weights.config
         self.dtype = dtype

@@ -80,16 +80,24 @@ class OnnxEncoder:
     """``run(x, real) -> pooled`` with ONNX Runtime on CPU."""
 
     def __init__(
-        self, weights: E5File, *, cache_dir: str | Path | None = None, threads: int | None = None
+        self,
+        weights: E5File,
+        *,
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+        pool: tuple[int, ...] = (),
     ) -> None:
         root = Path(cache_dir) if cache_dir is not None else cache_root()
-        self.path = root / f"e5-small-{_file_digest(weights.path)}.onnx"
+        layers = "-".join(map(str, pool)) or "last"
+        self.path = root / f"e5-small-{_file_digest(weights.path)}-pool{layers}.onnx"
         if not self.path.exists():
             log.info("exporting e5 to ONNX once: %s", self.path)
             try:
-                export_onnx(weights, self.path)
+                export_onnx(weights, self.path, pool)
             except OSError as exc:
-                msg = f"cannot write the ONNX cache {self.path}: {exc}; set MURMUR_CACHE_DIR to a writable folder"
+                msg = (
+                    f"cannot write the ONNX cache {self.path}: {exc}; set MURMUR_CACHE_DIR to a writable dir"
+                )
                 raise ModelError(msg) from None
         opts = ort.SessionOptions()
         if threads:

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from murmur.enrich.base import Component
@@ -205,11 +205,12 @@ def backfill(
         neural = neural_components()
     marks = ", ".join("?" for _ in firehose_models)
     cols = ", ".join(POST_COLUMNS)
-    table = store.conn.execute(
-        f"SELECT {cols} FROM posts WHERE sentiment_model IN ({marks}) ORDER BY ingested_at, platform, post_id LIMIT ?",
-        [*firehose_models, limit],
-    ).fetch_arrow_table()
-    posts = rows_to_posts(table.to_pylist())
+    sql = (
+        f"SELECT {cols} FROM posts WHERE sentiment_model IN ({marks}) "
+        "ORDER BY ingested_at, platform, post_id LIMIT ?"
+    )
+    table = store.conn.execute(sql, [*firehose_models, limit]).to_arrow_table()
+    posts = rows_to_posts(table.to_pylist() if table is not None else [])
     if not posts:
         return 0
     for comp in neural:
@@ -218,7 +219,3 @@ def backfill(
     store.write(posts=posts, embeddings=embeddings)
     log.info("backfill: %d posts upgraded to the neural tier", len(posts))
     return len(posts)
-
-
-def age_of(post: Post, now: datetime) -> timedelta:
-    return now - post.ingested_at

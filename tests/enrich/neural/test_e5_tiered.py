@@ -1,0 +1,159 @@
+"""Overload: input at 10x the neural tier's capacity loses nothing, labels every post within the
+latency budget, and the backfill later upgrades every firehose-labelled post."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from murmur.enrich.base import Component
+from murmur.enrich.lexical import LexicalSentiment
+from murmur.enrich.neural.components import EMBED_NAME, SENTIMENT_NAME, E5Embed, E5Sentiment
+from murmur.enrich.neural.embedder import E5Embedder
+from murmur.enrich.neural.samples import mixed_posts
+from murmur.enrich.neural.tiered import (
+    FixedCapacity,
+    MeasuredCapacity,
+    TieredEnricher,
+    backfill,
+    rows_to_posts,
+)
+from murmur.store import Store
+from murmur.types import Post
+
+pytestmark = pytest.mark.usefixtures("need_shared")
+
+CAPACITY = 40.0  # posts/s the planner is told the neural tier manages (injected: deterministic)
+RATE = 10 * CAPACITY  # input rate: 10x capacity
+BUDGET = 5.0
+N = 2000
+
+
+def make_posts(texts: list[str], start: datetime) -> list[Post]:
+    return [
+        Post(
+            platform="file",
+            post_id=f"p{i:05d}",
+            created_at=start,
+            ingested_at=start + timedelta(seconds=i / RATE),  # arrival time at RATE posts/s
+            author_key=f"a{i % 97}",
+            text=text,
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+def test_overload_loses_nothing_meets_latency_and_backfills(embedder: E5Embedder) -> None:
+    texts = (mixed_posts(2592, 0) * 2)[:N]
+    neural: list[Component] = [E5Embed(embedder), E5Sentiment()]
+    firehose = LexicalSentiment()
+    tiered = TieredEnricher(neural, firehose, budget_s=BUDGET, capacity=FixedCapacity(CAPACITY))
+    warm = make_posts(["warm up", "the models"], datetime.now(UTC))  # a service loads its models at start
+    for comp in [*neural, firehose]:
+        comp.process(warm)
+    start = datetime.now(UTC) + timedelta(seconds=0.2)
+    posts = make_posts(texts, start)
+    latency: dict[str, float] = {}
+    store = Store.open(":memory:")
+    i = 0
+    deadline = time.monotonic() + 60
+    while i < N and time.monotonic() < deadline:
+        now = datetime.now(UTC)
+        arrived = [p for p in posts[i : i + 1000] if p.ingested_at <= now]
+        if not arrived:
+            time.sleep(max(0.0, (posts[i].ingested_at - now).total_seconds()))
+            continue
+        tiered.enrich(arrived)
+        done = datetime.now(UTC)
+        for p in arrived:
+            latency[p.post_id] = (done - p.ingested_at).total_seconds()
+        # as the runtime stores a batch: posts and the embeddings the neural tier gave some of them
+        store.write(
+            posts=arrived, embeddings=[(p.platform, p.post_id, p.embedding) for p in arrived if p.embedding]
+        )
+        i += len(arrived)
+    assert i == N, "the stream did not finish"
+    assert len(latency) == N
+    assert max(latency.values()) <= BUDGET, f"a post waited {max(latency.values()):.2f} s"
+    models = {p.sentiment_model for p in posts}
+    assert models <= {SENTIMENT_NAME, LexicalSentiment.name}
+    assert all(p.sentiment in ("negative", "neutral", "positive") for p in posts)
+    n_neural = sum(p.sentiment_model == SENTIMENT_NAME for p in posts)
+    stream_s = N / RATE
+    # the planner gave the neural tier what its capacity allows, no more: most posts were firehose
+    assert 0 < n_neural <= CAPACITY * (stream_s + BUDGET)
+    assert all(p.embedding is not None for p in posts if p.sentiment_model == SENTIMENT_NAME)
+    row = store.conn.execute("SELECT count(*) FROM posts").fetchone()
+    assert row is not None
+    assert row[0] == N
+
+    upgraded = 0
+    for _ in range(N):
+        n = backfill(store, 700, neural=neural)
+        if n == 0:
+            break
+        upgraded += n
+    assert upgraded == N - n_neural
+    counts = dict(store.conn.execute("SELECT sentiment_model, count(*) FROM posts GROUP BY 1").fetchall())
+    assert counts == {SENTIMENT_NAME: N}
+    emb = store.conn.execute("SELECT count(*) FROM embeddings").fetchone()
+    assert emb is not None
+    assert emb[0] == N
+    assert backfill(store, 700, neural=neural) == 0
+    table = store.conn.execute("SELECT * FROM posts ORDER BY post_id LIMIT 3").to_arrow_table()
+    assert table is not None
+    stored = rows_to_posts(table.to_pylist())
+    assert stored[0].text == texts[0]
+    assert stored[0].ingested_at == posts[0].ingested_at
+    assert stored[0].embedding_model == EMBED_NAME
+
+
+def test_deadline_hands_unfinished_work_to_the_firehose(embedder: E5Embedder) -> None:
+    """Capacity wildly overestimated: the clock check between chunks still keeps the budget."""
+    texts = mixed_posts(300, 0)
+    start = datetime.now(UTC)
+    posts = make_posts(texts, start - timedelta(seconds=1))
+    tiered = TieredEnricher(
+        [E5Embed(embedder), E5Sentiment()],
+        LexicalSentiment(),
+        budget_s=1.5,
+        capacity=FixedCapacity(1e6),
+        chunk=16,
+    )
+    t0 = time.monotonic()
+    report = tiered.enrich(posts)
+    assert time.monotonic() - t0 <= 1.5
+    assert report.neural + report.firehose == len(posts)
+    assert all(p.sentiment_model is not None for p in posts)
+
+
+def test_posts_past_their_deadline_go_straight_to_the_firehose() -> None:
+    posts = make_posts(["good", "bad"], datetime.now(UTC) - timedelta(seconds=10))
+    calls: list[int] = []
+
+    class Boom:
+        name = "boom"
+        requires: frozenset[str] = frozenset()
+        assigns: frozenset[str] = frozenset({"embedding"})
+
+        def process(self, batch: object) -> None:
+            calls.append(1)
+
+    tiered = TieredEnricher([Boom()], LexicalSentiment(), capacity=MeasuredCapacity(initial=100.0))
+    report = tiered.enrich(posts)
+    assert (report.neural, report.firehose) == (0, 2)
+    assert not calls
+    assert {p.sentiment_model for p in posts} == {LexicalSentiment.name}
+    assert tiered.requires == frozenset({"lang"})
+    assert "sentiment" in tiered.assigns
+
+
+def test_measured_capacity_learns() -> None:
+    cap = MeasuredCapacity(initial=10.0, alpha=0.5)
+    assert cap.rate() == 10.0
+    cap.observe(100, 1.0)
+    assert cap.rate() == 100.0
+    cap.observe(300, 1.0)
+    assert cap.rate() == 200.0
