@@ -21,7 +21,7 @@ TEXTS = [
     "What a fantastic concert, I loved every minute!",
     "Der Zug ist schon wieder ausgefallen. Furchtbar.",
     "La réunion est prévue à 15 h.",
-    "¡Qué asco de servicio, nunca más!",
+    "Odio este servicio, es horrible.",
 ]
 
 

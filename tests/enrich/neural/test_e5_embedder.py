@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,16 @@ def test_length_buckets_respect_the_token_budget(embedder: E5Embedder, budget: i
         assert (b.ids[~b.real] == embedder.tokenizer.pad).all()
         assert (b.ids[:, 0] == embedder.tokenizer.bos).all()
         assert (b.real.sum(axis=1) == windows.lengths[b.windows]).all()
+
+
+def test_onnx_backend_matches_torch_and_is_cached(embedder: E5Embedder, tmp_path: Path) -> None:
+    """ONNX Runtime (the path for CPUs without bf16) exports once into the cache dir, then reuses it."""
+    ort = E5Embedder(backend="onnx", cache_dir=tmp_path)
+    assert ort.backend == "onnx"
+    assert cos(ort.encode(TEXTS), embedder.encode(TEXTS)).min() >= 0.999
+    exported = list(tmp_path.glob("e5-small-*.onnx"))
+    assert len(exported) == 1
+    mtime = exported[0].stat().st_mtime_ns
+    again = E5Embedder(backend="onnx", cache_dir=tmp_path)
+    assert exported[0].stat().st_mtime_ns == mtime
+    np.testing.assert_allclose(again.encode(TEXTS[:3]), ort.encode(TEXTS[:3]), atol=1e-6)

@@ -85,9 +85,7 @@ def test_overload_loses_nothing_meets_latency_and_backfills(embedder: E5Embedder
     # the planner gave the neural tier what its capacity allows, no more: most posts were firehose
     assert 0 < n_neural <= CAPACITY * (stream_s + BUDGET)
     assert all(p.embedding is not None for p in posts if p.sentiment_model == SENTIMENT_NAME)
-    row = store.conn.execute("SELECT count(*) FROM posts").fetchone()
-    assert row is not None
-    assert row[0] == N
+    assert store.conn.execute("SELECT count(*) FROM posts").fetchall() == [(N,)]
 
     upgraded = 0
     for _ in range(N):
@@ -98,12 +96,9 @@ def test_overload_loses_nothing_meets_latency_and_backfills(embedder: E5Embedder
     assert upgraded == N - n_neural
     counts = dict(store.conn.execute("SELECT sentiment_model, count(*) FROM posts GROUP BY 1").fetchall())
     assert counts == {SENTIMENT_NAME: N}
-    emb = store.conn.execute("SELECT count(*) FROM embeddings").fetchone()
-    assert emb is not None
-    assert emb[0] == N
+    assert store.conn.execute("SELECT count(*) FROM embeddings").fetchall() == [(N,)]
     assert backfill(store, 700, neural=neural) == 0
-    table = store.conn.execute("SELECT * FROM posts ORDER BY post_id LIMIT 3").to_arrow_table()
-    assert table is not None
+    table = store.conn.sql("SELECT * FROM posts ORDER BY post_id LIMIT 3").to_arrow_table()
     stored = rows_to_posts(table.to_pylist())
     assert stored[0].text == texts[0]
     assert stored[0].ingested_at == posts[0].ingested_at

@@ -3,10 +3,12 @@ background backfill that upgrades the rest later.
 
 ``TieredEnricher.enrich(posts)`` never drops or holds back a post past the latency budget (default
 5 s, the alert latency): it plans how many of the batch's posts the neural tier can finish before the
-oldest post's deadline, from its measured capacity (posts/s), runs the firehose sentiment on all the
-others first (fast), then the neural components on the planned posts, oldest first, in small chunks —
-checking the clock between chunks and handing whatever is left to the firehose tier when the next
-chunk would overrun. Every post records which model labelled it (``sentiment_model``).
+oldest post's deadline, from its measured capacity (posts/s) and the work it already holds from
+earlier batches (so under sustained overload the neural tier takes its capacity's share, no more),
+runs the firehose sentiment on all the others first (fast), then the neural components on the
+planned posts, oldest first, in small chunks — checking the clock between chunks and handing
+whatever is left to the firehose tier when the next chunk would overrun. Every post records which
+model labelled it (``sentiment_model``).
 
 ``backfill(store, limit)`` later re-reads posts whose ``sentiment_model`` is a firehose model, runs the
 neural components on them and upserts them (with their embeddings) through ``Store.write``. It must
@@ -105,7 +107,7 @@ class TieredEnricher:
         *,
         budget_s: float = DEFAULT_BUDGET_S,
         capacity: Capacity | None = None,
-        chunk: int = 32,
+        chunk: int = 64,
         safety: float = 0.8,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -123,6 +125,7 @@ class TieredEnricher:
         self.assigns: frozenset[str] = n_asg | frozenset(firehose.assigns)
         self.firehose_models: tuple[str, ...] = (firehose.name,)
         self.last: TierReport | None = None
+        self._busy_until = float("-inf")
 
     def process(self, posts: Sequence[Post]) -> None:
         self.enrich(posts)
@@ -136,8 +139,13 @@ class TieredEnricher:
         order = sorted(range(len(posts)), key=lambda i: posts[i].ingested_at)  # oldest first
         oldest_age = max(0.0, (wall - posts[order[0]].ingested_at).total_seconds())
         slack = (budget - oldest_age) * self.safety
-        rate = self.capacity.rate()
-        planned = min(len(posts), max(0, math.floor(rate * slack))) if slack > 0 else 0
+        rate = max(self.capacity.rate(), 1e-9)
+        # The neural tier is a resource of ``rate`` posts/s: work already given to it (by earlier
+        # batches) occupies it until ``_busy_until``, so sustained neural work never exceeds capacity.
+        free_at = max(t0, self._busy_until)
+        usable = slack - (free_at - t0)
+        planned = min(len(posts), max(0, math.floor(rate * usable))) if usable > 0 else 0
+        self._busy_until = free_at + planned / rate
         neural = [posts[i] for i in order[:planned]]
         rest = [posts[i] for i in order[planned:]]
         if rest:
@@ -209,8 +217,8 @@ def backfill(
         f"SELECT {cols} FROM posts WHERE sentiment_model IN ({marks}) "
         "ORDER BY ingested_at, platform, post_id LIMIT ?"
     )
-    table = store.conn.execute(sql, [*firehose_models, limit]).to_arrow_table()
-    posts = rows_to_posts(table.to_pylist() if table is not None else [])
+    table = store.conn.sql(sql, params=[*firehose_models, limit]).to_arrow_table()
+    posts = rows_to_posts(table.to_pylist())
     if not posts:
         return 0
     for comp in neural:
