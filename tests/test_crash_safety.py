@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import psutil
 import pytest
 
 from murmur.privacy.pseudonym import Pseudonymizer
@@ -62,7 +63,18 @@ def stored_cursor(db: Path) -> int:
     return int(res.stdout.strip() or 0) if res.returncode == 0 else -1
 
 
+def orphaned_workers(since: float) -> list[int]:
+    """Worker processes of a killed service that outlived it (their parent is gone: ppid 1)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline", "create_time"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if proc.info["ppid"] == 1 and "spawn_main" in cmd and proc.info["create_time"] >= since:
+            found.append(proc.info["pid"])
+    return found
+
+
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    started = time.time() - 1
     events = jetstream_events_from_real_records(EVENTS, delete_every=25, identity_every=40)
     last_time_us = max(orjson.loads(e)["time_us"] for e in events)
     db = tmp_path / "crash.duckdb"
@@ -112,3 +124,8 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
     assert set(ids) == expected, f"missing {len(expected - set(ids))}, unexpected {len(set(ids) - expected)}"
     assert position is not None
     assert int(position[0]) == last_time_us
+    # The killed services' worker processes left with them.
+    deadline = time.monotonic() + 10
+    while orphaned_workers(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert orphaned_workers(started) == []

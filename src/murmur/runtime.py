@@ -22,6 +22,8 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -243,8 +245,9 @@ class WorkerSetup:
 _worker_processor: Processor | None = None
 
 
-def _init_worker(setup: WorkerSetup) -> None:
+def _init_worker(setup: WorkerSetup, parent: int) -> None:
     global _worker_processor  # one processor per worker process, built once
+    _exit_with_parent(parent)
     # The parallelism is the processes: one math thread each, or they fight over the cores.
     threadpoolctl.threadpool_limits(1)
     pipeline = setup.pipeline_factory()
@@ -254,6 +257,19 @@ def _init_worker(setup: WorkerSetup) -> None:
     if stateless is not None:  # load lazily-loaded models now, not inside the first batch
         stateless.process([_warmup_post()])
         stateless.timings.clear()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose runtime was killed (``kill -9``) would wait on its task queue forever: the
+    sibling workers keep the queue's pipe open. So each worker leaves when its parent is gone, also
+    when that happened while the worker was still starting (``parent`` is the runtime's pid)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="murmur-parent-watch", daemon=True).start()
 
 
 def _warmup_post() -> Post:
@@ -383,7 +399,7 @@ class Runtime:
                 self.workers.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.workers,),
+                initargs=(self.workers, os.getpid()),
             )
         depth = 2 * self.workers.workers if self.workers is not None else 1
         inflight: asyncio.Queue[asyncio.Future[Processed] | None] = asyncio.Queue(depth)

@@ -148,6 +148,8 @@ def test_posts_past_their_deadline_go_straight_to_the_firehose() -> None:
 def test_measured_capacity_learns() -> None:
     cap = MeasuredCapacity(initial=10.0, alpha=0.5)
     assert cap.rate() == 10.0
+    cap.observe(1, 5.0)  # the first call loads the models: not a speed
+    assert cap.rate() == 10.0
     cap.observe(100, 1.0)
     assert cap.rate() == 100.0
     cap.observe(300, 1.0)

@@ -1,13 +1,14 @@
 """Real posts from ``../shared/data`` for the neural tier's training script, tests and benchmarks.
 
 * ``xlmt(split)``: the XLM-T sentiment sets (8 languages; labels 0 negative, 1 neutral, 2 positive),
-  read exactly as ``murmur eval`` reads them (``murmur.enrich.evaluate.load_xlmt``: stripped, shuffled).
+  read as ``murmur eval`` reads them (``murmur.enrich.evaluate``: stripped, shuffled, escapes decoded).
 * ``reddit_texts(n)``: title + body of real Reddit things (short comments to long self-posts).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from murmur.testing import shared_data
@@ -17,11 +18,20 @@ def xlmt_dir() -> Path:
     return shared_data("sentiment", "xlmt")
 
 
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
 def xlmt(split: str, *, seed: int = 0) -> dict[str, tuple[list[str], list[int]]]:
-    """``{language: (texts, labels)}`` for one split, shuffled with ``seed``."""
+    """``{language: (texts, labels)}`` for one split, shuffled with ``seed``; literal ``\\uXXXX``
+    escapes (XLM-T English keeps some) decoded, as ``murmur eval`` feeds them to the models."""
     from murmur.enrich.evaluate import load_xlmt
 
-    return {d.language: (d.texts, d.labels) for d in load_xlmt(xlmt_dir(), split, seed=seed)}
+    def unescape(text: str) -> str:
+        return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text) if "\\u" in text else text
+
+    return {
+        d.language: ([unescape(t) for t in d.texts], d.labels) for d in load_xlmt(xlmt_dir(), split, seed=seed)
+    }
 
 
 def reddit_texts(n: int) -> list[str]:

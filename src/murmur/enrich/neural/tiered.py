@@ -58,17 +58,23 @@ class FixedCapacity:
 
 @dataclass(slots=True)
 class MeasuredCapacity:
-    """Exponentially weighted mean of observed throughput, starting from ``initial`` posts/s."""
+    """Exponentially weighted mean of observed throughput, starting from ``initial`` posts/s.
+
+    The first observation is skipped: it carries the models' lazy loading, not their speed."""
 
     initial: float = 50.0
     alpha: float = 0.3
     _rate: float | None = None
+    _warm: bool = False
 
     def rate(self) -> float:
         return self.initial if self._rate is None else self._rate
 
     def observe(self, posts: int, seconds: float) -> None:
         if posts <= 0 or seconds <= 0:
+            return
+        if not self._warm:
+            self._warm = True
             return
         r = posts / seconds
         self._rate = r if self._rate is None else (1 - self.alpha) * self._rate + self.alpha * r
