@@ -44,8 +44,8 @@ def build_gate(config: Config) -> PrivacyGate:
 def build_pipeline(enrich: EnrichConfig) -> Pipeline | None:
     """The enrichment pipeline for the configured tier (``none`` stores posts un-enriched)."""
     if enrich.components is not None:
-        from murmur.enrich.base import COMPONENTS
         from murmur.enrich import register_builtins as register_components
+        from murmur.enrich.base import COMPONENTS
 
         register_components()
         return Pipeline([COMPONENTS.get(name)() for name in enrich.components])
