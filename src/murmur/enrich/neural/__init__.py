@@ -60,7 +60,7 @@ def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pi
     overload the lexical model labels what the neural tier cannot finish within ``budget_s`` (5 s),
     and ``murmur.enrich.neural.tiered.backfill(store, limit)`` upgrades those posts later.
     """
-    from murmur.enrich.neural.components import E5Embed, E5Sentiment
+    from murmur.enrich.neural.components import neural_components
     from murmur.enrich.neural.tiered import DEFAULT_BUDGET_S, TieredEnricher
 
     register_builtins()
@@ -72,7 +72,7 @@ def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pi
         base = list(firehose_pipeline().components)
     lexical = next((c for c in base if c.name.startswith("murmur.sentiment.")), None)
     rest = [c for c in base if c is not lexical]
-    neural: list[Component] = [E5Embed(), E5Sentiment()]
+    neural = neural_components()
     if tiered and lexical is not None:
         enricher = TieredEnricher(neural, lexical, budget_s=budget_s or DEFAULT_BUDGET_S)
         return Pipeline([*rest, enricher])

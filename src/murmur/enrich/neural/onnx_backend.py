@@ -22,7 +22,7 @@ import onnxruntime as ort
 import torch
 
 from murmur.enrich.neural.e5file import E5File
-from murmur.enrich.neural.model import E5Encoder
+from murmur.enrich.neural.model import E5Encoder, SentimentBranch
 from murmur.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,23 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def export_onnx(weights: E5File, target: Path, pool: tuple[int, ...] = ()) -> None:
-    """Export the encoder layers to ``target`` (atomically: a half-written file is never used)."""
-    encoder = E5Encoder(weights, torch.float32, pool).eval()
+class _WithBranch(torch.nn.Module):
+    def __init__(self, encoder: E5Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out: tuple[torch.Tensor, torch.Tensor | None] = self.encoder.forward_all(x, real)
+        return out
+
+
+def export_onnx(
+    weights: E5File, target: Path, pool: tuple[int, ...] = (), branch: SentimentBranch | None = None
+) -> None:
+    """Export the encoder layers (and the sentiment branch) to ``target``, atomically."""
+    encoder = E5Encoder(weights, torch.float32, pool, branch).eval()
+    module: torch.nn.Module = _WithBranch(encoder) if branch is not None else encoder
+    outputs = ["pooled", "logits"] if branch is not None else ["pooled"]
     x = torch.zeros(2, 7, weights.config.hidden)
     real = torch.ones(2, 7, dtype=torch.bool)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -59,12 +73,12 @@ def export_onnx(weights: E5File, target: Path, pool: tuple[int, ...] = ()) -> No
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
             torch.onnx.export(
-                encoder,
+                module,
                 (x, real),
                 tmp,
                 dynamo=False,
                 input_names=["x", "real"],
-                output_names=["pooled"],
+                output_names=outputs,
                 dynamic_axes={"x": {0: "batch", 1: "tokens"}, "real": {0: "batch", 1: "tokens"}},
                 opset_version=17,
             )
@@ -86,14 +100,23 @@ class OnnxEncoder:
         cache_dir: str | Path | None = None,
         threads: int | None = None,
         pool: tuple[int, ...] = (),
+        branch: SentimentBranch | None = None,
     ) -> None:
         root = Path(cache_dir) if cache_dir is not None else cache_root()
         layers = "-".join(map(str, pool)) or "last"
-        self.path = root / f"e5-small-{_file_digest(weights.path)}-pool{layers}.onnx"
+        key = _file_digest(weights.path)
+        if branch is not None:
+            h = hashlib.sha256()
+            for name, arr in sorted(branch.arrays().items()):
+                h.update(name.encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+            key += "-branch" + h.hexdigest()[:12]
+        self.path = root / f"e5-small-{key}-pool{layers}.onnx"
+        self.has_branch = branch is not None
         if not self.path.exists():
             log.info("exporting e5 to ONNX once: %s", self.path)
             try:
-                export_onnx(weights, self.path, pool)
+                export_onnx(weights, self.path, pool, branch)
             except OSError as exc:
                 msg = (
                     f"cannot write the ONNX cache {self.path}: {exc}; set MURMUR_CACHE_DIR to a writable dir"
@@ -105,6 +128,11 @@ class OnnxEncoder:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
 
-    def run(self, x: npt.NDArray[np.float32], real: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
-        (out,) = self.session.run(["pooled"], {"x": x, "real": real})
-        return np.asarray(out, dtype=np.float32)
+    def run(
+        self, x: npt.NDArray[np.float32], real: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+        """Pooled layers and, when the model has a sentiment branch, its logits."""
+        names = ["pooled", "logits"] if self.has_branch else ["pooled"]
+        outs = self.session.run(names, {"x": x, "real": real})
+        logits = np.asarray(outs[1], dtype=np.float32) if self.has_branch else None
+        return np.asarray(outs[0], dtype=np.float32), logits

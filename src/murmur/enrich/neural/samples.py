@@ -30,7 +30,8 @@ def xlmt(split: str, *, seed: int = 0) -> dict[str, tuple[list[str], list[int]]]
         return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text) if "\\u" in text else text
 
     return {
-        d.language: ([unescape(t) for t in d.texts], d.labels) for d in load_xlmt(xlmt_dir(), split, seed=seed)
+        d.language: ([unescape(t) for t in d.texts], d.labels)
+        for d in load_xlmt(xlmt_dir(), split, seed=seed)
     }
 
 
