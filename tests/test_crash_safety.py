@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -41,14 +42,29 @@ def expected_raw_ids(events: list[bytes]) -> set[str]:
     return set(alive)
 
 
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_service_outlives_the_test() -> Iterator[None]:
+    yield
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    STARTED.clear()
+
+
 def start_service(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "murmur.cli.main", "run", "--config", str(config)],
             stdout=fh,
             stderr=fh,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
+    STARTED.append(proc)
+    return proc
 
 
 def stored_cursor(db: Path) -> int:

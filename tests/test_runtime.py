@@ -91,3 +91,19 @@ def test_batch_size_does_not_change_the_result(tmp_path: Path, batch: int) -> No
         run_once(store, payloads, tmp_path, batch=batch)
         rows = store.conn.execute("SELECT count(*) FROM posts").fetchone()
         assert rows == (24,)
+
+
+def test_handoff_take_without_waiting_returns_what_is_queued() -> None:
+    from murmur.runtime import QueueHandoff
+    from murmur.types import RawEvent
+
+    async def scenario() -> tuple[int, int, int]:
+        handoff = QueueHandoff(maxsize=10)
+        for i in range(3):
+            await handoff.put(RawEvent("s", "jetstream", b"{}", str(i)))
+        now = await handoff.take(2, 0)  # a stopping runtime drains with no wait: must not spin
+        rest = await handoff.take(10, 0)
+        empty = await handoff.take(10, 0.01)
+        return len(now), len(rest), len(empty)
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 5)) == (2, 1, 0)

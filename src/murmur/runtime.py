@@ -116,23 +116,23 @@ class QueueHandoff:
         await self._queue.put(event)
 
     async def take(self, max_items: int, wait_seconds: float) -> list[RawEvent]:
+        """Up to ``max_items`` events: what is queued now, else what arrives within ``wait_seconds``
+        of the first one (``wait_seconds <= 0``: only what is queued now)."""
         items: list[RawEvent] = []
-        try:
-            items.append(await asyncio.wait_for(self._queue.get(), wait_seconds))
-        except TimeoutError:
-            return items
         deadline = time.monotonic() + wait_seconds
         while len(items) < max_items:
             try:
                 items.append(self._queue.get_nowait())
+                continue
             except asyncio.QueueEmpty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    items.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                items.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
         return items
 
     def empty(self) -> bool:
