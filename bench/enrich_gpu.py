@@ -86,8 +86,13 @@ def main() -> None:
     what = "e5 + head members + branch" + (" + lexical" if args.lexical else "")
     print(f"neural tier bf16 bucketed ({what}): {rate}, peak {peak:.1f} GiB")
 
-    # eager fp32, pipeline()-style: fixed batches in arrival order, padded to the batch's longest
-    model = E5Model(embedder.weights, torch.float32).eval().to("cuda")
+    # eager fp32, pipeline()-style: fixed batches in arrival order, padded to the batch's longest;
+    # the same module and outputs (sentence vector + sentiment branch)
+    cfg = embedder.config
+    model = E5Model(
+        embedder.weights, torch.float32, branch=head.branch_module(cfg.heads, cfg.eps, torch.float32)
+    )
+    model = model.eval().to("cuda")
     tok = embedder.tokenizer
     sample = texts[: args.eager_n]
 
@@ -102,8 +107,10 @@ def main() -> None:
                 for r, s in enumerate(seqs):
                     ids[r, : len(s)] = torch.tensor(s)
                     real[r, : len(s)] = True
-                out = model(ids.to("cuda"), real.to("cuda"))[:, -1]
-                torch.nn.functional.normalize(out, dim=-1).cpu()
+                pooled, logits = model.forward_all(ids.to("cuda"), real.to("cuda"))
+                torch.nn.functional.normalize(pooled[:, -1], dim=-1).cpu()
+                if logits is not None:
+                    torch.softmax(logits, dim=-1).cpu()
 
     eager(sample[:2000])
     torch.cuda.synchronize()

@@ -34,7 +34,8 @@ def test_models_load_and_predict_without_network(monkeypatch: pytest.MonkeyPatch
     from murmur.enrich.transformer import TransformerSentimentModel
 
     texts = ["I love this, what a wonderful day!", "C'est horrible, je déteste ça."]
-    model = NeuralSentimentModel(E5Embedder(), E5Head.load(), LexicalSentimentModel.load())
+    head = E5Head.load()
+    model = NeuralSentimentModel(E5Embedder(branch=head.branch), head, LexicalSentimentModel.load())
     proba = model.predict_proba(texts)
     assert proba.shape == (2, 3)
     assert proba[0].argmax() == 2

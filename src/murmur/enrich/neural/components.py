@@ -23,7 +23,7 @@ import numpy as np
 from murmur.enrich.base import Component
 from murmur.enrich.neural.embedder import E5Embedder
 from murmur.enrich.neural.head import F32, F64, HEAD_PATH, E5Head, LexicalModel, default_head, lexical_model
-from murmur.errors import PipelineError
+from murmur.errors import ModelError, PipelineError
 from murmur.types import Post, SentimentLabel
 
 EMBED_NAME = "murmur.embed.e5@1"
@@ -89,6 +89,9 @@ class NeuralSentimentModel:
         self._embedder = embedder
         self.head = head or default_head()
         self._lexical = lexical
+        if embedder is not None and self.head.mix.branch > 0 and not embedder.has_branch:
+            msg = "NeuralSentimentModel: the head has a fine-tuned branch: build the embedder with branch=..."
+            raise ModelError(msg)
 
     @property
     def embedder(self) -> E5Embedder:

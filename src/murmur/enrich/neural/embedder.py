@@ -123,7 +123,7 @@ class E5Embedder:
             raise ModelError(msg)
         self.backend: Literal["torch", "onnx"] = backend
         on_gpu = self.device.type == "cuda"
-        self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 4096)
+        self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 2048)
         self._lock = threading.Lock()
         if backend == "torch":
             if dtype is None:
