@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -26,7 +27,7 @@ import psutil
 
 from murmur.config import parse_config
 from murmur.privacy import PrivacyGate
-from murmur.runtime import Processor, Runtime
+from murmur.runtime import Processor, Runtime, RuntimeStats
 from murmur.service import build_pipeline, worker_setup
 from murmur.store import Store
 from murmur.testing import ListSource, has_shared_data, real_payload_mix
@@ -61,6 +62,43 @@ class PeakRss:
         self._thread.join()
 
 
+class SteadyState:
+    """Throughput and CPU per post after the first stored batch: a 24/7 service's rate, without the
+    start-up (spawning the worker processes and loading their models)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int, float]] = []  # (time, posts stored, CPU s of the tree)
+
+    def batch(self, stats: RuntimeStats) -> None:
+        me = psutil.Process()
+        cpu = 0.0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            cpu += t.user + t.system
+        self.marks.append((time.perf_counter(), stats.posts, cpu))
+
+    def posts_per_s(self) -> float:
+        if len(self.marks) < 2:
+            return float("nan")
+        (t0, n0, _), (t1, n1, _) = self.marks[0], self.marks[-1]
+        return (n1 - n0) / (t1 - t0)
+
+    def cpu_us_per_post(self) -> float:
+        if len(self.marks) < 2:
+            return float("nan")
+        (_, n0, c0), (_, n1, c1) = self.marks[0], self.marks[-1]
+        return (c1 - c0) / max(n1 - n0, 1) * 1e6
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its exited children (the worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_tier(
     tier: str, payloads: dict[str, list[bytes]], workers: int | None, batch: int
 ) -> dict[str, object]:
@@ -72,11 +110,14 @@ def run_tier(
         store = Store.open(cfg.store.path)
         processor = Processor(PrivacyGate(key_file=Path(tmp) / "keys"), build_pipeline(cfg.enrich))
         sources = [ListSource(fmt, fmt, items) for fmt, items in payloads.items()]
-        runtime = Runtime(store, sources, processor, batch_size=batch, workers=setup)
+        steady = SteadyState()
+        runtime = Runtime(store, sources, processor, batch_size=batch, workers=setup, on_batch=steady.batch)
         with PeakRss() as rss:
+            cpu0 = _cpu_seconds()
             t0 = time.perf_counter()
             stats = asyncio.run(runtime.run())
             elapsed = time.perf_counter() - t0
+            cpu = _cpu_seconds() - cpu0  # the workers have exited (and were waited for) by now
         enriched = store.conn.execute("SELECT count(*) FROM posts WHERE lang IS NOT NULL").fetchone()
         store.close()
     return {
@@ -86,6 +127,9 @@ def run_tier(
         "enriched": int(enriched[0]) if enriched else 0,
         "seconds": elapsed,
         "posts_per_s": stats.posts / elapsed,
+        "cpu_us_per_post": cpu / max(stats.posts, 1) * 1e6,
+        "steady_posts_per_s": steady.posts_per_s(),
+        "steady_cpu_us_per_post": steady.cpu_us_per_post(),
         "peak_rss_mb": rss.peak / 1e6,
         "components": {
             name: (t.posts / t.seconds if t.seconds else float("inf"), t.seconds)
@@ -123,6 +167,14 @@ def report(result: dict[str, object]) -> None:
         f"enrich[{result['tier']}]: {result['posts']:,} posts stored ({result['enriched']:,} enriched) "
         f"in {result['seconds']:.2f} s = {result['posts_per_s']:,.0f} posts/s end to end, "
         f"{result['workers']} worker process(es), peak RSS {result['peak_rss_mb']:.0f} MB (all processes)"
+    )
+    cpu = float(result["steady_cpu_us_per_post"])  # type: ignore[arg-type]
+    cores = os.cpu_count() or 1
+    print(
+        f"  steady state (after the first stored batch, i.e. without start-up): "
+        f"{result['steady_posts_per_s']:,.0f} posts/s; CPU time of all processes {cpu:.0f} us/post, "
+        f"i.e. {cores * 1e6 / cpu:,.0f} posts/s at full use of {cores} cores "
+        "(compare this one when the machine is busy)"
     )
     components = result["components"]
     assert isinstance(components, dict)

@@ -3,8 +3,11 @@ and small fakes (list sources, fixed clocks)."""
 
 from __future__ import annotations
 
+import csv
+import html
 import itertools
 import os
+import random
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,9 +52,33 @@ class ListSource:
             yield RawEvent(self.id, self.format, self.payloads[i], str(i + 1))
 
 
+def real_text_pool(seed: int = 0) -> list[str]:
+    """Distinct real social-media texts, shuffled: Reddit comments and posts, XLM-T tweets
+    (8 languages), AfriSenti tweets (14 African languages, at most 1,000 each) and TweetEval's
+    English tweets (at most 30,000). About 65,000 texts, so a benchmark does not see the same text
+    twice (caches would flatter it) and meets a realistic mix of languages and scripts."""
+    texts: list[str] = []
+    for line in shared_data("payloads", "reddit", "things.jsonl").open("rb"):
+        d = orjson.loads(line).get("data", {})
+        texts.append((d.get("body") or f"{d.get('title') or ''}\n\n{d.get('selftext') or ''}").strip())
+    for path in sorted(shared_data("sentiment", "xlmt").glob("*/*_text.txt")):
+        texts += path.read_text(encoding="utf-8").split("\n")
+    for path in sorted(shared_data("sentiment", "afrisenti").glob("*/train.tsv")):
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            col = next(rows, []).index("tweet")
+            texts += [row[col] for row in itertools.islice(rows, 1000) if len(row) > col]
+    emoji = shared_data("sentiment", "tweeteval", "emoji", "train_text.txt")
+    texts += emoji.read_text(encoding="utf-8").split("\n")[:30_000]
+    pool = list(dict.fromkeys(t.strip() for t in texts if len(t.strip()) > 3))
+    random.Random(seed).shuffle(pool)
+    return pool
+
+
 def real_payload_mix(n: int) -> dict[str, list[bytes]]:
-    """``n`` raw payloads by format (``reddit``, ``mastodon``, ``jetstream``), cycled from the real
-    recorded payloads with fresh ids (and Reddit reply trees cut), for benchmarks and load tests."""
+    """``n`` raw payloads by format (``reddit``, ``mastodon``, ``jetstream``), for benchmarks and load
+    tests: the real recorded payloads, cycled, with fresh ids, Reddit reply trees cut, and each
+    carrying a different real text from ``real_text_pool`` (so texts repeat only past ~65,000)."""
     reddit = [orjson.loads(line) for line in shared_data("payloads", "reddit", "things.jsonl").open("rb")]
     statuses = [
         orjson.loads(line)
@@ -60,17 +87,25 @@ def real_payload_mix(n: int) -> dict[str, list[bytes]]:
     records = []
     for name in ("post_record.json", "extended_post_record.json"):
         records.append(orjson.loads(shared_data("payloads", "bluesky", name).read_bytes())["value"])
-    texts = [t["data"].get("body") or t["data"].get("title") or "" for t in reddit]
+    texts = itertools.cycle(real_text_pool())
     out: dict[str, list[bytes]] = {"reddit": [], "mastodon": [], "jetstream": []}
     per = n // 3
     for i, thing in zip(range(per), itertools.cycle(reddit), strict=False):
+        text = next(texts)
         data = dict(thing["data"], id=f"b{i}", name=f"{thing['kind']}_b{i}", replies="")
+        if "body" in data:
+            data["body"] = text
+        else:
+            data.update(title=text[:300], selftext=text[300:])
         out["reddit"].append(orjson.dumps({"kind": thing["kind"], "data": data}))
     for i, status in zip(range(per), itertools.cycle(statuses), strict=False):
-        out["mastodon"].append(orjson.dumps(dict(status, id=str(10**17 + i), uri=f"{status['uri']}/b{i}")))
+        content = "".join(f"<p>{html.escape(par)}</p>" for par in next(texts).split("\n") if par.strip())
+        out["mastodon"].append(
+            orjson.dumps(dict(status, id=str(10**17 + i), uri=f"{status['uri']}/b{i}", content=content))
+        )
     base_us = int(time.time() * 1e6) - 10**9
     for i in range(n - 2 * per):
-        record = dict(records[i % len(records)], text=texts[i % len(texts)][:300])
+        record = dict(records[i % len(records)], text=next(texts)[:300])
         out["jetstream"].append(
             orjson.dumps(
                 {

@@ -15,8 +15,10 @@ Enrichment fields on ``Post`` start as ``None`` and are filled by ``murmur.enric
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Literal
 
 Platform = Literal["bluesky", "mastodon", "reddit", "feed", "youtube", "telegram", "file"]
@@ -116,5 +118,13 @@ class Post:
     def key(self) -> tuple[str, str]:
         return (self.platform, self.post_id)
 
+    def __reduce__(self) -> tuple[Callable[..., Post], tuple[object, ...]]:
+        # Posts cross process boundaries by the thousand (worker → writer): a flat tuple of
+        # field values pickles in about half the time of the default per-slot state.
+        return (Post, _POST_FIELDS(self))
+
+
+_POST_FIELDS = attrgetter(*(f.name for f in fields(Post)))
+"""A post's field values, in declaration order (what ``Post(*values)`` takes)."""
 
 Event = Draft | Deletion

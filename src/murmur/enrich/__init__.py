@@ -9,7 +9,8 @@ component                               assigns                             requ
 ``murmur.sentiment.lexical@1``          ``sentiment``, ``sentiment_score``,  ``lang``
                                         ``sentiment_model``
 ``murmur.terms@1``                      ``terms``                            ``lang``
-``murmur.neardup.simhash@1``            ``simhash``, ``dup_cluster``
+``murmur.neardup.simhash@1``            ``simhash``
+``murmur.neardup.cluster@1``            ``dup_cluster``                      ``simhash``
 ======================================  ==================================  =======================
 
 ``firehose_pipeline()`` is the CPU tier (≥ 10,000 posts/s on 2 cores, ``bench/enrich_firehose.py``);
@@ -21,14 +22,15 @@ from __future__ import annotations
 from murmur.enrich.base import COMPONENTS, Component, Pipeline
 from murmur.enrich.langid import Cld2LinguaLanguage
 from murmur.enrich.lexical import LexicalSentiment
-from murmur.enrich.neardup import SimHashNearDup
+from murmur.enrich.neardup import NearDupClusters, SimHashSignature
 from murmur.enrich.terms import Terms
 
 BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Cld2LinguaLanguage,
     LexicalSentiment,
     Terms,
-    SimHashNearDup,
+    SimHashSignature,
+    NearDupClusters,
 )
 
 FIREHOSE: tuple[str, ...] = (
@@ -36,6 +38,7 @@ FIREHOSE: tuple[str, ...] = (
     "murmur.sentiment.lexical@1",
     "murmur.terms@1",
     "murmur.neardup.simhash@1",
+    "murmur.neardup.cluster@1",
 )
 """The firehose tier's components, in pipeline order."""
 
@@ -49,7 +52,7 @@ def register_builtins() -> None:
 
 
 def firehose_pipeline() -> Pipeline:
-    """Language → lexical sentiment → terms → near-duplicates, built from the registry."""
+    """Language → lexical sentiment → terms → SimHash → near-duplicate clusters, built from the registry."""
     register_builtins()
     return Pipeline([COMPONENTS.get(name)() for name in FIREHOSE])
 

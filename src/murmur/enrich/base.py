@@ -68,9 +68,11 @@ class ComponentTiming:
 class Pipeline:
     components: list[Component]
     timings: dict[str, ComponentTiming] = field(default_factory=dict)
+    given: frozenset[str] = frozenset()
+    """Enrichment fields already filled when this pipeline runs (the ordered part of a ``split``)."""
 
     def __post_init__(self) -> None:
-        available = set(GATE_FIELDS)
+        available = set(GATE_FIELDS) | self.given
         provider: dict[str, str] = {}
         all_assigned = {f: c.name for c in self.components for f in c.assigns}
         for comp in self.components:
@@ -95,7 +97,9 @@ class Pipeline:
         every post in order. Components after the first stateful one stay in the ordered part."""
         for i, comp in enumerate(self.components):
             if is_stateful(comp):
-                return Pipeline(self.components[:i]), Pipeline(self.components[i:])
+                head = self.components[:i]
+                done = frozenset(f for c in head for f in c.assigns)
+                return Pipeline(head), Pipeline(self.components[i:], given=self.given | done)
         return Pipeline(list(self.components)), Pipeline([])
 
     def merge_timings(self, other: dict[str, ComponentTiming]) -> None:

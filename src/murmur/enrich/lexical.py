@@ -47,7 +47,7 @@ I64 = npt.NDArray[np.int64]
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _LINK_OR_MENTION = re.compile(r"((?:https?://|www\.)\S+)|@\w+", re.IGNORECASE)
-_REPEAT = re.compile(r"(.)\1{3,}")
+_REPEAT = re.compile(r"(.)\1\1\1+")
 
 
 def _link_or_mention(m: re.Match[str]) -> str:
@@ -58,8 +58,10 @@ def normalize(text: str) -> str:
     """The text as the model sees it (see module doc), padded with one space on each side."""
     if "\\u" in text:  # some corpora (XLM-T) keep JSON escapes such as \u2019 literally
         text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    text = _REPEAT.sub(r"\1\1\1", _LINK_OR_MENTION.sub(_link_or_mention, text).lower())
-    return " " + " ".join(text.split()) + " "
+    text = text.lower()
+    if "@" in text or "http" in text or "www." in text:
+        text = _LINK_OR_MENTION.sub(_link_or_mention, text)
+    return " " + " ".join(_REPEAT.sub(r"\1\1\1", text).split()) + " "
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +123,16 @@ def occurrences(texts: Sequence[str], cfg: FeatureConfig) -> Occurrences:
     doc = np.concatenate(docs) if docs else empty
     col = np.concatenate(cols) if cols else empty
     if cfg.binary:  # keep each (text, column) pair once; sort-based (numpy's hash unique is slower)
-        key = doc * cfg.n_features + col
+        shift = max(cfg.n_features - 1, 1).bit_length()
+        # (text, column) packed in one integer; 32 bits when the batch is small enough (a 32-bit sort
+        # is twice as fast as a 64-bit one, and the sort is most of this step)
+        wide = len(texts) << shift > 1 << 32
+        key = (doc << shift | col).astype(np.int64 if wide else np.uint32)
         key.sort()
         if len(key):
             key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-        doc, col = key // cfg.n_features, key % cfg.n_features
+        key64 = key.astype(np.int64)
+        doc, col = key64 >> shift, key64 & ((1 << shift) - 1)
     return Occurrences(doc, col, len(texts))
 
 

@@ -1,4 +1,5 @@
-"""``murmur.neardup.simhash@1``: 64-bit SimHash signatures and near-duplicate cluster ids.
+"""Near-duplicates: 64-bit SimHash signatures (``murmur.neardup.simhash@1``) and cluster ids
+(``murmur.neardup.cluster@1``).
 
 A copy-paste campaign posts the same text with small edits: another link, another @mention, an
 emoji, a changed word. Such posts should count as one story, so each post gets
@@ -180,27 +181,58 @@ class SimHashIndex:
         return f"sh:{cluster:016x}"
 
 
-class SimHashNearDup:
-    """``murmur.neardup.simhash@1``: assigns ``simhash`` and ``dup_cluster`` (see module doc)."""
+class SimHashSignature:
+    """``murmur.neardup.simhash@1``: assigns ``simhash`` (see module doc). Stateless, so it runs in
+    the runtime's worker processes; the clustering that needs every post in order does not."""
 
     name = "murmur.neardup.simhash@1"
     requires: frozenset[str] = frozenset()
-    assigns: frozenset[str] = frozenset({"simhash", "dup_cluster"})
-    stateful = True
-    """The index must see every post, in order: the runtime runs it in its single ordered stage."""
-
-    def __init__(self, capacity: int = 1_000_000, max_distance: int = 3) -> None:
-        self.index = SimHashIndex(capacity, max_distance)
+    assigns: frozenset[str] = frozenset({"simhash"})
 
     chunk = 256
     """Posts per vectorized call: small enough for the n-gram arrays to stay in cache."""
 
     def process(self, posts: Sequence[Post]) -> None:
         for i in range(0, len(posts), self.chunk):
-            self._process(posts[i : i + self.chunk])
+            part = posts[i : i + self.chunk]
+            for post, sig in zip(part, simhashes([p.text for p in part]), strict=True):
+                post.simhash = sig
 
-    def _process(self, posts: Sequence[Post]) -> None:
-        sigs = simhashes([p.text for p in posts])
-        for post, sig in zip(posts, sigs, strict=True):
-            post.simhash = sig
-            post.dup_cluster = None if sig is None else self.index.assign(sig)
+
+class NearDupClusters:
+    """``murmur.neardup.cluster@1``: assigns ``dup_cluster`` from ``simhash`` (see module doc)."""
+
+    name = "murmur.neardup.cluster@1"
+    requires: frozenset[str] = frozenset({"simhash"})
+    assigns: frozenset[str] = frozenset({"dup_cluster"})
+    stateful = True
+    """The index must see every post, in order: the runtime runs it in its single ordered stage."""
+
+    def __init__(self, capacity: int = 1_000_000, max_distance: int = 3) -> None:
+        self.index = SimHashIndex(capacity, max_distance)
+
+    def process(self, posts: Sequence[Post]) -> None:
+        assign = self.index.assign
+        for post in posts:
+            post.dup_cluster = None if post.simhash is None else assign(post.simhash)
+
+
+class SimHashNearDup:
+    """Both steps in one object, for using near-duplicate detection outside a pipeline."""
+
+    name = "murmur.neardup@1"
+    requires: frozenset[str] = frozenset()
+    assigns: frozenset[str] = frozenset({"simhash", "dup_cluster"})
+    stateful = True
+
+    def __init__(self, capacity: int = 1_000_000, max_distance: int = 3) -> None:
+        self.signature = SimHashSignature()
+        self.clusters = NearDupClusters(capacity, max_distance)
+
+    @property
+    def index(self) -> SimHashIndex:
+        return self.clusters.index
+
+    def process(self, posts: Sequence[Post]) -> None:
+        self.signature.process(posts)
+        self.clusters.process(posts)

@@ -18,7 +18,7 @@ Terms are deduplicated in that order and capped at ``max_terms``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import cache
 
 import stopwordsiso
@@ -51,7 +51,7 @@ def stopwords(lang: str | None) -> frozenset[str]:
 
 
 def hashtag_terms(post: Post) -> list[str]:
-    tags = [*post.hashtags, *_HASHTAG.findall(post.text)]
+    tags = [*post.hashtags, *_HASHTAG.findall(post.text)] if "#" in post.text else post.hashtags
     return ["#" + fold(t.lstrip("#")) for t in tags if t.strip("#")]
 
 
@@ -63,10 +63,12 @@ def domain_terms(post: Post) -> list[str]:
     return [d for d in out if d]
 
 
-def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> Iterator[str]:
+def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> list[str]:
     """Non-stopword words and adjacent pairs of them; character pairs in unsegmented scripts."""
     stop = stopwords(lang)
     tokens = content_tokens(text)[:max_tokens]
+    out: list[str] = []
+    emit = out.append
     prev: str | None = None  # previous kept word (None after a stopword or a script change)
     prev_seg: str | None = None  # previous character of an unsegmented script
     run = 0
@@ -76,40 +78,37 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> Iterat
             if prev_seg is not None:
                 pair = prev_seg + tok
                 if pair not in stop and not (_is_hiragana(prev_seg[0]) and _is_hiragana(tok[0])):
-                    yield pair
+                    emit(pair)
             prev_seg, prev = tok, None
             continue
-        if run == 1 and prev_seg is not None and prev_seg not in stop:
-            yield prev_seg  # a lone character between words is a word of its own
-        prev_seg, run = None, 0
+        if run:
+            if run == 1 and prev_seg is not None and prev_seg not in stop:
+                emit(prev_seg)  # a lone character between words is a word of its own
+            prev_seg, run = None, 0
         if tok in stop or len(tok) < 2 or tok.isdigit():
             prev = None
             continue
-        yield tok
+        emit(tok)
         if prev is not None:
-            yield f"{prev} {tok}"
+            emit(prev + " " + tok)
         prev = tok
     if run == 1 and prev_seg is not None and prev_seg not in stop:
-        yield prev_seg
+        emit(prev_seg)
+    return out
 
 
 def emoji_terms(text: str) -> list[str]:
-    return _EMOJI.findall(text)
+    return [] if text.isascii() else _EMOJI.findall(text)
 
 
 def terms_of(post: Post, *, max_terms: int = 64) -> list[str]:
-    out: dict[str, None] = {}
-    for group in (
-        hashtag_terms(post),
-        domain_terms(post),
-        keyphrases(post.text, post.lang),
-        emoji_terms(post.text),
-    ):
-        for t in group:
-            if len(out) >= max_terms:
-                return list(out)
-            out.setdefault(t, None)
-    return list(out)
+    found = [
+        *hashtag_terms(post),
+        *domain_terms(post),
+        *keyphrases(post.text, post.lang),
+        *emoji_terms(post.text),
+    ]
+    return list(dict.fromkeys(found))[:max_terms]
 
 
 class Terms:

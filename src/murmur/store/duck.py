@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -117,12 +117,16 @@ class QuarantineRecord:
         )
 
 
+_POST_ROW = attrgetter(*POST_COLUMNS)
+
+
 def posts_to_arrow(posts: Sequence[Post]) -> pa.Table:
-    cols: dict[str, list[Any]] = {name: [] for name in POST_COLUMNS}
-    for p in posts:
-        for name in POST_COLUMNS:
-            cols[name].append(getattr(p, name))
-    return pa.Table.from_pydict(cols, schema=POST_SCHEMA)
+    if not posts:
+        return POST_SCHEMA.empty_table()
+    columns = zip(*map(_POST_ROW, posts), strict=True)
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(columns, POST_SCHEMA, strict=True)], schema=POST_SCHEMA
+    )
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
