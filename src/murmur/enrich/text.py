@@ -22,4 +22,6 @@ def content_tokens(text: str) -> tuple[str, ...]:
 
     Cached (a few thousand recent texts): the terms and near-duplicate components of one pipeline
     ask for the same post's words one after the other."""
-    return tuple(tokenize(SOCIAL_MARKUP.sub(" ", text)))
+    if "@" in text or "#" in text or "://" in text or "w." in text or "W." in text:  # else no markup
+        text = SOCIAL_MARKUP.sub(" ", text)
+    return tuple(tokenize(text))
