@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
+
+_PLAIN_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)")
+_PLAIN_HOST = re.compile(r"([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)")
+"""``scheme://host:port/…`` with a plain ASCII host and nothing unusual before the path: the common
+case, parsed here directly; everything else (credentials, IPv6, odd characters) goes to ``urlsplit``."""
 
 
 def domain_of(url: str | None) -> str | None:
     """The host of a URL, lower-cased, without ``www.``, credentials or port; None if there is none."""
     if not url:
         return None
-    text = url if "://" in url else "http://" + url
-    try:
-        host = urlsplit(text).hostname
-    except ValueError:
-        return None
+    m = (_PLAIN_URL if "://" in url else _PLAIN_HOST).match(url)
+    if m is not None and url.isprintable() and " " not in url:
+        host: str | None = m.group(1).lower()
+    else:
+        text = url if "://" in url else "http://" + url
+        try:
+            host = urlsplit(text).hostname
+        except ValueError:
+            return None
     if not host or "." not in host:
         return None
     host = host.rstrip(".").lower()
