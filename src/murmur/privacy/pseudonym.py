@@ -50,6 +50,8 @@ class Pseudonymizer:
         self.key_file = None if key_file is None else Path(key_file)
         self.period_days = period_days
         self._current: PeriodSecret | None = None
+        self._mac_cache: tuple[PeriodSecret, hmac.HMAC, hmac.HMAC] | None = None
+        self._macs_for: datetime | None = None
         self._memory_id_secret = secrets.token_bytes(32)
 
     def _load_or_rotate(self, period: int) -> PeriodSecret:
@@ -101,20 +103,38 @@ class Pseudonymizer:
     def use(self, value: PeriodSecret) -> None:
         """Adopt secrets handed over by the process that owns the key file (worker processes never
         read or rotate the file themselves, so two of them cannot rotate it at once)."""
-        self._current = value
+        if self._current != value:
+            self._current = value
+            self._macs_for = None
 
     def secret_for(self, now: datetime) -> bytes:
-        period = period_of(now, self.period_days)
-        if self._current is None or self._current.period != period:
-            self._current = self._load_or_rotate(period)
-        return self._current.secret
+        return self._macs(now)[0]
+
+    def _macs(self, now: datetime) -> tuple[bytes, hmac.HMAC, hmac.HMAC]:
+        """(this period's secret, HMACs keyed with it and with the id secret), for ``now``. A batch
+        shares one ``now``, and a keyed HMAC is cheaper to copy than to key again: both are cached."""
+        if now is not self._macs_for:
+            period = period_of(now, self.period_days)
+            if self._current is None or self._current.period != period:
+                self._current = self._load_or_rotate(period)
+            if self._mac_cache is None or self._mac_cache[0] is not self._current:
+                cur = self._current
+                self._mac_cache = (
+                    cur,
+                    hmac.new(cur.secret, digestmod=hashlib.sha256),
+                    hmac.new(cur.id_secret, digestmod=hashlib.sha256),
+                )
+            self._macs_for = now
+        assert self._current is not None
+        assert self._mac_cache is not None
+        return self._current.secret, self._mac_cache[1], self._mac_cache[2]
 
     def key(self, platform: str, raw_id: str, *, now: datetime) -> str:
-        mac = hmac.new(self.secret_for(now), f"{platform}:{raw_id}".encode(), hashlib.sha256)
+        mac = self._macs(now)[1].copy()
+        mac.update(f"{platform}:{raw_id}".encode())
         return mac.hexdigest()[:KEY_HEX_CHARS]
 
     def post_key(self, platform: str, raw_post_id: str, *, now: datetime) -> str:
-        self.secret_for(now)
-        assert self._current is not None
-        mac = hmac.new(self._current.id_secret, f"{platform}:{raw_post_id}".encode(), hashlib.sha256)
+        mac = self._macs(now)[2].copy()
+        mac.update(f"{platform}:{raw_post_id}".encode())
         return mac.hexdigest()[:POST_ID_HEX_CHARS]
