@@ -35,7 +35,7 @@ def test_ingest_bench() -> None:
 def test_enrich_bench_firehose() -> None:
     out = run_bench("bench/enrich.py", "--tier", "firehose", "--quick", "--workers", "2")
     assert re.search(r"enrich\[firehose\]: [\d,]+ posts stored \([\d,]+ enriched\)", out), out
-    for component in ("murmur.lang.cld2lingua@1", "murmur.sentiment.lexical@1", "murmur.neardup.simhash@1"):
+    for component in ("murmur.lang.cld2lingua@2", "murmur.sentiment.lexical@1", "murmur.neardup.simhash@1"):
         assert component in out
 
 

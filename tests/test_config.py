@@ -12,7 +12,7 @@ def test_defaults() -> None:
     cfg = parse_config({}, env={})
     assert cfg.privacy.k == 5
     assert cfg.privacy.retention_days == 30
-    assert cfg.enrich.tier == "firehose"
+    assert cfg.enrich.tier == "neural"
 
 
 def test_environment_overrides_are_typed() -> None:
@@ -21,14 +21,14 @@ def test_environment_overrides_are_typed() -> None:
         env={
             "MURMUR_PRIVACY_K": "10",
             "MURMUR_ENRICH_WORKERS": "4",
-            "MURMUR_ENRICH_COMPONENTS": "murmur.lang.cld2lingua@1, murmur.terms@1",
+            "MURMUR_ENRICH_COMPONENTS": "murmur.lang.cld2lingua@2, murmur.terms@1",
             "MURMUR_PRIVACY_PUBLIC_ACCOUNTS": "@WHO,@UN",
             "MURMUR_SHARED": "/elsewhere",  # not a config section: ignored
         },
     )
     assert cfg.privacy.k == 10
     assert cfg.enrich.workers == 4
-    assert cfg.enrich.components == ["murmur.lang.cld2lingua@1", "murmur.terms@1"]
+    assert cfg.enrich.components == ["murmur.lang.cld2lingua@2", "murmur.terms@1"]
     assert cfg.privacy.public_accounts == ["@WHO", "@UN"]
 
 

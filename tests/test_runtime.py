@@ -9,27 +9,12 @@ import pytest
 from murmur.privacy import PrivacyGate
 from murmur.runtime import Processor, Runtime
 from murmur.store import Store
-from murmur.testing import ListSource
+from murmur.testing import ListSource, jetstream_commit
 
 
 def jetstream(i: int, *, op: str = "create", text: str | None = None, did: str = "did:plc:alice") -> bytes:
-    commit: dict[str, object] = {
-        "rev": f"r{i}",
-        "operation": op,
-        "collection": "app.bsky.feed.post",
-        "rkey": f"k{i}",
-    }
-    if op != "delete":
-        commit["record"] = {
-            "$type": "app.bsky.feed.post",
-            "text": text if text is not None else f"post number {i} #murmur mail x{i}@example.org",
-            "createdAt": "2026-11-23T10:00:00.000Z",
-            "langs": ["en"],
-        }
-        commit["cid"] = f"c{i}"
-    return orjson.dumps(
-        {"did": did, "time_us": 1_700_000_000_000_000 + i, "kind": "commit", "commit": commit}
-    )
+    text = text if text is not None else f"post number {i} #murmur mail x{i}@example.org"
+    return jetstream_commit(i, text=text, op=op, did=did, langs=["en"])
 
 
 def run_once(store: Store, payloads: list[bytes], tmp: Path, *, batch: int = 7) -> Runtime:
@@ -107,3 +92,28 @@ def test_handoff_take_without_waiting_returns_what_is_queued() -> None:
         return len(now), len(rest), len(empty)
 
     assert asyncio.run(asyncio.wait_for(scenario(), 5)) == (2, 1, 0)
+
+
+def test_firehose_tier_has_nothing_to_backfill_and_stats_show_the_backfill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from murmur.cli.ingest import print_stats
+    from murmur.enrich import firehose_pipeline
+
+    with Store.open(tmp_path / "m.duckdb") as store:
+        runtime = Runtime(
+            store,
+            [ListSource("bsky", "jetstream", [jetstream(i) for i in range(5)])],
+            Processor(PrivacyGate(key_file=tmp_path / "keys"), firehose_pipeline()),
+            status_file=tmp_path / "status.json",
+            backfill_idle_seconds=0.0,
+        )
+        assert runtime.upgrader is None
+        stats = asyncio.run(runtime.run())
+    status = orjson.loads((tmp_path / "status.json").read_bytes())
+    assert (stats.backfilled, status["backfilled"], status["awaiting_backfill"]) == (0, 0, None)
+    result: dict[str, object] = {"posts": 5, "k": 5, "quarantined": 0, "by_platform": [], "by_language": []}
+    print_stats({**result, "service": status})
+    assert "backfill" not in capsys.readouterr().out
+    print_stats({**result, "service": {**status, "backfilled": 7, "awaiting_backfill": 3}})
+    assert "7 posts backfilled, 3 awaiting backfill" in capsys.readouterr().out

@@ -44,13 +44,21 @@ class PrivacyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    tier: str = "firehose"
-    """``neural`` (e5 vectors + trained heads) or ``firehose`` (lexical, cheap components only)."""
+    tier: str = "neural"
+    """``neural`` (e5 vectors + trained heads; under overload the firehose model labels the rest and
+    the backfill upgrades it later) or ``firehose`` (lexical, cheap components only)."""
     components: list[str] | None = None
     """Explicit component ids in order; default: the tier's standard pipeline."""
     workers: int | None = None
     """Processes for the stateless work (normalize, gate, stateless enrichment). Default: one per CPU
     for the firehose tier and plain ingest; 1 for the neural tier (PyTorch uses every core itself)."""
+    backfill: bool = True
+    """Upgrade, when the stream is idle, the posts the firehose model labelled because the neural tier
+    was overloaded (the neural tier only; the firehose tier has nothing to upgrade)."""
+    backfill_idle_seconds: float = 2.0
+    """How long the stream must be idle (nothing queued or in flight) before the backfill starts."""
+    backfill_chunk: int = 256
+    """Posts per backfill chunk: new input waits for at most one chunk."""
 
 
 class SourceConfig(msgspec.Struct, kw_only=True):

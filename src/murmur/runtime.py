@@ -13,11 +13,20 @@ an in-process bounded queue now, a durable message bus when murmur scales out.
 Delivery is at-least-once from source to store with idempotent writes: a source's cursor is
 committed in the same transaction as the posts it produced, so after a crash the source resumes from
 the last durable position and replays at most one batch, which upserts to the same rows.
+
+Backfill: when the pipeline holds an ``Upgrader`` (the neural tier's ``TieredEnricher``, which labels
+with the firehose model what it cannot finish within the alert latency), the runtime upgrades those
+posts once the stream has been idle for ``backfill_idle_seconds`` (hand-off empty, nothing in flight):
+it reads a chunk of firehose-labelled posts, oldest first, has the components the pipeline already
+loaded upgrade them (in the runtime's processing thread, or in a worker process when the upgrader
+runs there), and writes them through the same in-order writer as the batches. One chunk at a time,
+and only while no input waits, so new posts are never held back by more than one chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -30,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import duckdb
 import orjson
@@ -43,6 +52,7 @@ from murmur.privacy.pseudonym import PeriodSecret
 from murmur.sources.base import Source
 from murmur.sources.normalize import normalize
 from murmur.store import QuarantineRecord, Store
+from murmur.store.duck import POST_COLUMNS
 from murmur.types import Deletion, Draft, Post, RawEvent
 
 log = logging.getLogger(__name__)
@@ -72,6 +82,11 @@ class RuntimeStats:
     posts: int = 0
     deletions: int = 0
     quarantined: int = 0
+    backfilled: int = 0
+    """Posts the firehose tier labelled under overload and the backfill has since upgraded."""
+    awaiting_backfill: int | None = None
+    """Firehose-labelled posts still waiting for the backfill (None: no backfill in this pipeline,
+    or not counted yet)."""
     sources: dict[str, SourceCounters] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +96,8 @@ class RuntimeStats:
             "posts": self.posts,
             "deletions": self.deletions,
             "quarantined": self.quarantined,
+            "backfilled": self.backfilled,
+            "awaiting_backfill": self.awaiting_backfill,
             "sources": {
                 sid: {
                     "events": c.events,
@@ -107,36 +124,49 @@ class Handoff(Protocol):
 
 
 class QueueHandoff:
-    """In-process bounded queue: a slow store slows the sources down instead of growing memory."""
+    """In-process bounded queue: a slow store slows the sources down instead of growing memory.
+
+    A deque and two events rather than ``asyncio.Queue``: at firehose rates the queue's per-item
+    bookkeeping (a future per waiting ``get``) cost more than normalizing the post."""
 
     def __init__(self, maxsize: int = 20_000) -> None:
-        self._queue: asyncio.Queue[RawEvent] = asyncio.Queue(maxsize)
+        self._items: collections.deque[RawEvent] = collections.deque()
+        self._maxsize = maxsize
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._not_full.set()
 
     async def put(self, event: RawEvent) -> None:
-        await self._queue.put(event)
+        while len(self._items) >= self._maxsize:
+            self._not_full.clear()
+            await self._not_full.wait()
+        self._items.append(event)
+        self._not_empty.set()
 
     async def take(self, max_items: int, wait_seconds: float) -> list[RawEvent]:
         """Up to ``max_items`` events: what is queued now, else what arrives within ``wait_seconds``
-        of the first one (``wait_seconds <= 0``: only what is queued now)."""
+        (``wait_seconds <= 0``: only what is queued now)."""
         items: list[RawEvent] = []
         deadline = time.monotonic() + wait_seconds
-        while len(items) < max_items:
-            try:
-                items.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
+        while True:
+            while self._items and len(items) < max_items:
+                items.append(self._items.popleft())
+            if len(self._items) < self._maxsize:
+                self._not_full.set()
+            if len(items) >= max_items:
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            self._not_empty.clear()
             try:
-                items.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(self._not_empty.wait(), remaining)
             except TimeoutError:
                 break
         return items
 
     def empty(self) -> bool:
-        return self._queue.empty()
+        return not self._items
 
 
 @dataclass(slots=True)
@@ -149,6 +179,8 @@ class Processed:
     """Events per source that normalized (the rest of the batch's events were quarantined)."""
     quarantined: dict[str, int] = field(default_factory=dict)
     timings: dict[str, ComponentTiming] = field(default_factory=dict)
+    backfilled: bool = False
+    """A backfill chunk: stored posts upgraded, not new input (no ordered stage, no batch counted)."""
 
 
 class Processor:
@@ -229,6 +261,99 @@ def write_processed(store: Store, out: Processed, hooks: Sequence[BatchHook] = (
     )
 
 
+# --- backfill ----------------------------------------------------------------------------------------
+class Upgrader(Protocol):
+    """A component that redoes, with its better models, what a cheaper model labelled under overload
+    (``murmur.enrich.neural.tiered.TieredEnricher``). Posts whose ``sentiment_model`` is one of
+    ``firehose_models`` are the ones to upgrade."""
+
+    firehose_models: tuple[str, ...]
+
+    def upgrade(self, posts: Sequence[Post]) -> int: ...
+
+    def upgrade_rate(self) -> float: ...
+
+
+BACKFILL_CHUNK_SECONDS = 1.0
+"""How long one backfill chunk should take: new input waits for at most one chunk."""
+
+BackfillKey = tuple[datetime, str, str]
+"""Where a backfill pass stands: (ingested_at, platform, post_id) of the last post read."""
+
+
+def find_upgrader(pipeline: Pipeline | None) -> Upgrader | None:
+    """The pipeline's ``Upgrader`` component, if it has one (the firehose tier has none)."""
+    for comp in pipeline.components if pipeline is not None else ():
+        if callable(getattr(comp, "upgrade", None)) and getattr(comp, "firehose_models", None):
+            return cast(Upgrader, comp)
+    return None
+
+
+def rows_to_posts(rows: Sequence[dict[str, Any]]) -> list[Post]:
+    """Stored ``posts`` rows (as dicts, e.g. ``fetch_arrow_table().to_pylist()``) back into ``Post``s."""
+    out: list[Post] = []
+    for row in rows:
+        fields = {k: row[k] for k in POST_COLUMNS}
+        for k in ("created_at", "ingested_at"):
+            ts = fields[k]
+            if isinstance(ts, datetime) and ts.tzinfo is not None:
+                fields[k] = ts.astimezone(UTC)
+        for k in ("domains", "hashtags", "mentions"):
+            fields[k] = list(fields[k] or [])
+        if fields["terms"] is not None:
+            fields["terms"] = list(fields["terms"])
+        out.append(Post(**fields))
+    return out
+
+
+def read_firehose_labelled(
+    store: Store, models: Sequence[str], limit: int, *, after: BackfillKey | None = None
+) -> list[Post]:
+    """Up to ``limit`` stored posts labelled by one of ``models``, oldest ingested first (after
+    ``after``, when given)."""
+    if limit <= 0 or not models:
+        return []
+    params: list[Any] = list(models)
+    marks = ", ".join("?" for _ in models)
+    sql = f"SELECT {', '.join(POST_COLUMNS)} FROM posts WHERE sentiment_model IN ({marks})"
+    if after is not None:
+        sql += " AND (ingested_at, platform, post_id) > (?, ?, ?)"
+        params.extend(after)
+    sql += " ORDER BY ingested_at, platform, post_id LIMIT ?"
+    params.append(limit)
+    return rows_to_posts(store.conn.sql(sql, params=params).to_arrow_table().to_pylist())
+
+
+def count_firehose_labelled(store: Store, models: Sequence[str]) -> int:
+    if not models:
+        return 0
+    marks = ", ".join("?" for _ in models)
+    row = store.conn.execute(f"SELECT count(*) FROM posts WHERE sentiment_model IN ({marks})", list(models))
+    found = row.fetchone()
+    return int(found[0]) if found else 0
+
+
+def write_backfilled(store: Store, posts: Sequence[Post], hooks: Sequence[BatchHook] = ()) -> None:
+    """Upsert upgraded posts, their embeddings and the hooks' rows (the search index keys on the
+    sentiment) in one transaction. A post deleted since it was read stays deleted."""
+    if not posts:
+        return
+    embeddings = [(p.platform, p.post_id, list(p.embedding)) for p in posts if p.embedding is not None]
+    extras = [w for w in (hook(posts) for hook in hooks) if w is not None]
+    store.write(posts=posts, embeddings=embeddings, extras=extras)
+
+
+def backfill(store: Store, upgrader: Upgrader, limit: int, hooks: Sequence[BatchHook] = ()) -> int:
+    """Upgrade up to ``limit`` firehose-labelled posts, oldest first, in the calling thread (the one
+    writer's); returns how many (0 when none is left). ``Runtime`` does the same when idle."""
+    posts = read_firehose_labelled(store, upgrader.firehose_models, limit)
+    if not posts:
+        return 0
+    upgrader.upgrade(posts)
+    write_backfilled(store, posts, hooks)
+    return len(posts)
+
+
 # --- worker processes ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class WorkerSetup:
@@ -290,6 +415,17 @@ def _process_in_worker(events: list[RawEvent], secret: PeriodSecret, now: dateti
     return _worker_processor.process(events, now=now)
 
 
+def _upgrade_in_worker(posts: list[Post]) -> list[Post]:
+    """A backfill chunk, upgraded by the worker's own (already loaded) upgrader."""
+    assert _worker_processor is not None, "worker not initialised"
+    upgrader = find_upgrader(_worker_processor.pipeline)
+    if upgrader is None:
+        msg = "backfill: the worker's pipeline has no upgrader"
+        raise RuntimeError(msg)
+    upgrader.upgrade(posts)
+    return posts
+
+
 class Runtime:
     """Runs sources until they end (files, replays) or ``stop`` is set (SIGTERM), storing as it goes.
 
@@ -297,6 +433,8 @@ class Runtime:
     ``workers`` (a ``WorkerSetup`` with ``workers >= 2``) the stateless part of the work (normalize,
     gate, stateless enrichment) runs in that many processes at once, while the runtime's own process
     runs the stateful components (near-duplicates) and the one writer, still in arrival order.
+
+    ``backfill_idle_seconds`` (None: never) and ``backfill_chunk`` drive the backfill (module doc).
     """
 
     def __init__(
@@ -311,6 +449,8 @@ class Runtime:
         status_file: Path | None = None,
         on_batch: Callable[[RuntimeStats], None] | None = None,
         workers: WorkerSetup | None = None,
+        backfill_idle_seconds: float | None = 2.0,
+        backfill_chunk: int = 256,
     ) -> None:
         self.store = store
         self.sources = list(sources)
@@ -328,6 +468,19 @@ class Runtime:
         self.ordered: Pipeline | None = None
         if self.workers is not None and processor.pipeline is not None:
             self.ordered = processor.pipeline.split()[1]
+        self.upgrader = find_upgrader(processor.pipeline) if backfill_idle_seconds is not None else None
+        self.backfill_idle_seconds = max(0.0, backfill_idle_seconds or 0.0)
+        self.backfill_chunk = max(1, backfill_chunk)
+        # With workers, the upgrader runs where the pipeline runs it: in the workers (stateless
+        # prefix), or here, in the ordered stage (the same instance as in ``processor.pipeline``).
+        ordered = self.ordered.components if self.ordered is not None else []
+        in_ordered = any(c is cast(object, self.upgrader) for c in ordered)
+        self._upgrade_in_pool = self.workers is not None and not in_ordered
+        self._busy = 0  # batches and backfill chunks submitted and not yet written
+        self._last_input = time.monotonic()  # when input was last taken or written
+        self._backfilling = False
+        self._backfill_due = self.upgrader is not None  # posts from earlier runs may be waiting
+        self._backfill_after: BackfillKey | None = None
 
     async def _pump(self, source: Source) -> None:
         cursor = self.store.cursor(source.id)
@@ -349,8 +502,66 @@ class Runtime:
         secret = self.processor.gate.pseudonyms.current(now)  # rotates the key file here, only here
         return loop.run_in_executor(pool, _process_in_worker, events, secret, now)
 
+    def _backfill_ready(self) -> bool:
+        return (
+            self._backfill_due
+            and self._busy == 0
+            and self.handoff.empty()
+            and time.monotonic() - self._last_input >= self.backfill_idle_seconds
+        )
+
+    def _read_backfill(self, limit: int) -> tuple[list[Post], int]:
+        """The next chunk and how many firehose-labelled posts are stored (only called when nothing
+        is in flight: the read sees every earlier batch written and overlaps no write)."""
+        assert self.upgrader is not None
+        models = self.upgrader.firehose_models
+        posts = read_firehose_labelled(self.store, models, limit, after=self._backfill_after)
+        return posts, count_firehose_labelled(self.store, models)
+
+    def _chunk_size(self) -> int:
+        """What the upgrader gets through in about ``BACKFILL_CHUNK_SECONDS`` at its measured rate (new
+        input waits for at most one chunk), between 8 posts and ``backfill_chunk``."""
+        assert self.upgrader is not None
+        rate = self.upgrader.upgrade_rate()
+        return max(8, min(self.backfill_chunk, int(rate * BACKFILL_CHUNK_SECONDS)))
+
+    async def _backfill(self, pool: ProcessPoolExecutor | None) -> Processed:
+        """One backfill chunk: read, upgrade (where the pipeline runs the upgrader); the writer
+        stores it in turn. A chunk that fails is logged and skipped until the next pass."""
+        upgrader = self.upgrader
+        assert upgrader is not None
+        out = Processed([], [], [], {}, backfilled=True)
+        try:
+            limit = self._chunk_size()
+            posts, stored = await asyncio.to_thread(self._read_backfill, limit)
+            self.stats.awaiting_backfill = stored  # this chunk's posts count until written
+            if len(posts) < limit:  # the pass reached the newest: next pass from the start
+                self._backfill_due = False
+                self._backfill_after = None
+            else:
+                self._backfill_after = (posts[-1].ingested_at, posts[-1].platform, posts[-1].post_id)
+            if posts:
+                loop = asyncio.get_running_loop()
+                if self._upgrade_in_pool and pool is not None:
+                    posts = await loop.run_in_executor(pool, _upgrade_in_worker, posts)
+                else:
+                    await loop.run_in_executor(self._local, upgrader.upgrade, posts)
+            out.posts = posts
+        except Exception:
+            log.exception("backfill: a chunk failed; it is skipped until the next pass")
+        return out
+
+    async def _put(
+        self, inflight: asyncio.Queue[asyncio.Future[Processed] | None], work: asyncio.Future[Processed]
+    ) -> None:
+        self._busy += 1
+        await inflight.put(work)
+
     def _finish(self, out: Processed) -> None:
         """In the runtime's process, in arrival order: stateful components, then the write."""
+        if out.backfilled:
+            write_backfilled(self.store, out.posts, self.hooks)
+            return
         if self.ordered is not None and self.ordered.components:
             self.ordered.process(out.posts)
             for name, t in self.ordered.timings.items():
@@ -360,6 +571,17 @@ class Runtime:
 
     def _account(self, out: Processed) -> None:
         stats = self.stats
+        if out.backfilled:
+            stats.backfilled += len(out.posts)
+            stats.awaiting_backfill = max(0, (stats.awaiting_backfill or 0) - len(out.posts))
+            self._write_status()
+            return
+        if self.upgrader is not None:
+            models = self.upgrader.firehose_models
+            waiting = sum(p.sentiment_model in models for p in out.posts)
+            if waiting:
+                self._backfill_due = True
+                stats.awaiting_backfill = (stats.awaiting_backfill or 0) + waiting
         stats.batches += 1
         stats.posts += len(out.posts)
         stats.deletions += len(out.deletions)
@@ -390,6 +612,11 @@ class Runtime:
             out = await future
             await asyncio.to_thread(self._finish, out)
             self._account(out)
+            self._busy -= 1
+            if out.backfilled:
+                self._backfilling = False
+            else:
+                self._last_input = time.monotonic()
 
     async def run(self, stop: asyncio.Event | None = None) -> RuntimeStats:
         stop = stop or asyncio.Event()
@@ -407,9 +634,15 @@ class Runtime:
         pumps = [asyncio.create_task(self._pump(s), name=f"source:{s.id}") for s in self.sources]
         try:
             while not writer.done():
-                events = await self.handoff.take(self.batch_size, self.flush_seconds)
+                # While a backfill chunk is in flight, look for new input often: it goes first.
+                wait = min(self.flush_seconds, 0.02) if self._backfilling else self.flush_seconds
+                events = await self.handoff.take(self.batch_size, wait)
                 if events:
-                    await inflight.put(self._submit(events, pool))
+                    self._last_input = time.monotonic()
+                    await self._put(inflight, self._submit(events, pool))
+                elif self._backfill_ready():
+                    self._backfilling = True
+                    await self._put(inflight, asyncio.ensure_future(self._backfill(pool)))
                 if stop.is_set():
                     break
                 if all(p.done() for p in pumps) and self.handoff.empty():
@@ -428,7 +661,7 @@ class Runtime:
                 while not writer.done() and not self.handoff.empty():
                     events = await self.handoff.take(self.batch_size, 0)
                     if events:
-                        await inflight.put(self._submit(events, pool))
+                        await self._put(inflight, self._submit(events, pool))
                 if not writer.done():
                     await inflight.put(None)
                 await writer

@@ -123,6 +123,8 @@ async def run_service(
             on_batch=on_batch,
             batch_size=batch_size,
             workers=worker_setup(config),
+            backfill_idle_seconds=config.enrich.backfill_idle_seconds if config.enrich.backfill else None,
+            backfill_chunk=config.enrich.backfill_chunk,
         )
 
         async def purger() -> None:

@@ -52,6 +52,32 @@ class ListSource:
             yield RawEvent(self.id, self.format, self.payloads[i], str(i + 1))
 
 
+def jetstream_commit(
+    i: int, *, text: str = "", op: str = "create", did: str = "did:plc:alice", langs: list[str] | None = None
+) -> bytes:
+    """A Jetstream commit event for post ``k{i}`` (``op``: ``create`` or ``delete``), as the firehose
+    sends it; ``time_us`` grows with ``i``."""
+    commit: dict[str, object] = {
+        "rev": f"r{i}",
+        "operation": op,
+        "collection": "app.bsky.feed.post",
+        "rkey": f"k{i}",
+    }
+    if op != "delete":
+        record: dict[str, object] = {
+            "$type": "app.bsky.feed.post",
+            "text": text,
+            "createdAt": "2026-11-23T10:00:00.000Z",
+        }
+        if langs is not None:
+            record["langs"] = langs
+        commit["record"] = record
+        commit["cid"] = f"c{i}"
+    return orjson.dumps(
+        {"did": did, "time_us": 1_700_000_000_000_000 + i, "kind": "commit", "commit": commit}
+    )
+
+
 def real_text_pool(seed: int = 0) -> list[str]:
     """Distinct real social-media texts, shuffled: Reddit comments and posts, XLM-T tweets
     (8 languages), AfriSenti tweets (14 African languages, at most 1,000 each) and TweetEval's

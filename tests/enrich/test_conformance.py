@@ -28,7 +28,7 @@ def test_component_conforms(name: str, check: object) -> None:
 
 
 def test_every_builtin_is_checked() -> None:
-    for name in ("murmur.lang.cld2lingua@1", "murmur.sentiment.lexical@1", "murmur.terms@1"):
+    for name in ("murmur.lang.cld2lingua@2", "murmur.sentiment.lexical@1", "murmur.terms@1"):
         assert name in FACTORIES
     assert "murmur.neardup.simhash@1" in FACTORIES
 
@@ -38,7 +38,7 @@ def test_sentiment_before_language_is_rejected_naming_both() -> None:
         Pipeline([LexicalSentiment(), Cld2LinguaLanguage()])
     msg = str(err.value)
     assert "murmur.sentiment.lexical@1" in msg
-    assert "murmur.lang.cld2lingua@1" in msg
+    assert "murmur.lang.cld2lingua@2" in msg
     assert "lang" in msg
 
 

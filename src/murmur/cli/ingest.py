@@ -189,3 +189,9 @@ def print_stats(result: dict[str, object]) -> None:
                 str(row[dim]), "suppressed (< k authors)" if row["suppressed"] else str(row["posts"])
             )
         out.print(table)
+    service = result.get("service")
+    if isinstance(service, dict) and service.get("awaiting_backfill") is not None:
+        out.print(
+            f"neural backfill: {service.get('backfilled', 0)} posts backfilled, "
+            f"{service['awaiting_backfill']} awaiting backfill (labelled by the firehose tier under overload)"
+        )

