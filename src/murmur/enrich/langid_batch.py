@@ -9,13 +9,13 @@ model) are applied to many texts in lock step: step ``t`` advances every text st
 
 from __future__ import annotations
 
-import itertools
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse  # type: ignore[import-untyped]  # scipy ships no type information
 
 from murmur.errors import ModelError
 
@@ -87,10 +87,11 @@ class BatchLangid:
             uniq = key[starts]
             doc, feat = uniq // self._n_features, uniq % self._n_features
             weights = np.log1p(counts)
-            first = np.flatnonzero(np.concatenate(([True], doc[1:] != doc[:-1]))).tolist()
-            bounds = [*first, len(doc)]
-            for a, b in itertools.pairwise(bounds):  # one small gemv per text
-                out[doc[a]] = weights[a:b] @ self._ptc[feat[a:b]] + self._pc
+            # one sparse (texts x features) @ dense (features x classes) product for the batch
+            x = scipy.sparse.csr_matrix((weights, (doc, feat)), shape=(n, self._n_features))
+            has = np.zeros(n, dtype=bool)
+            has[doc] = True
+            out[has] = (x @ self._ptc)[has] + self._pc
         # norm_probs: temperature sqrt(bytes), softmax; a text without features stays all-zero → uniform
         scale = 1.0 / np.sqrt(np.maximum(lengths, 1)).astype(np.float32)
         out *= scale[:, None]
