@@ -7,12 +7,14 @@
    Its answer is taken as it is when CLD2 calls it reliable, its normalized score is high
    (``score_threshold``) and the language is not in a group CLD2 is known to confuse
    (``CONFUSABLE``: ms/id, bs/hr/sr, nb/nn/da, cs/sk, the South-African Bantu languages, mk/bg, gl/oc).
+   Outside the Latin script a reliable answer also stands when it names a language the combiner
+   was not trained on (Tigrinya, say), which the combiner would otherwise give to a trained neighbour.
 2. Otherwise (a minority of posts: ``stats.routed_fraction``) **langid.py** (``py3langid``, naive
    Bayes over byte n-grams, run vectorized over the batch) gives its probabilities, and a small
    learned **combiner** (``Combiner``: a conditional logit, one linear score per candidate language
    from what the detectors said about it, softmax over the text's candidates) picks among the
    candidates: CLD2's languages and langid.py's top 3, each with its confusable group.
-3. Only where that first combiner is unsure (probability under ``Combiner.threshold``: ~2 % of
+3. Only where that first combiner is unsure (probability under ``Combiner.threshold``: ~2-5 % of
    posts) **lingua** (low accuracy mode, restricted to the candidates) is asked, and a second
    combiner that also weighs lingua's confidence values decides.
 
