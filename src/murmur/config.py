@@ -58,7 +58,8 @@ class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backfill_idle_seconds: float = 2.0
     """How long the stream must be idle (nothing queued or in flight) before the backfill starts."""
     backfill_chunk: int = 256
-    """Posts per backfill chunk: new input waits for at most one chunk."""
+    """Most posts per backfill chunk (a chunk is about a second of the neural tier's measured rate):
+    new input waits for at most one chunk."""
 
 
 class SourceConfig(msgspec.Struct, kw_only=True):

@@ -216,7 +216,9 @@ def eval_langid(folder: Path, *, per_language: int | None = None, progress: Prog
 
 
 class ProbaModel(Protocol):
-    def predict_proba(self, texts: Sequence[str]) -> npt.NDArray[np.float64]: ...
+    def predict_proba(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> npt.NDArray[np.float64]: ...
 
 
 def firehose_predict(texts: Sequence[str]) -> list[int]:
@@ -242,8 +244,12 @@ def neural_predict(texts: Sequence[str]) -> list[int]:
             "model is not wired in; use --tier firehose"
         )
         raise ModelError(msg)
+    from murmur.enrich.langid import LanguageDetector
+
     model: ProbaModel = factory()
-    proba = model.predict_proba(list(texts))
+    # as the pipeline runs it: the detected language routes the lexical part of the mixture
+    langs = [r.lang for r in LanguageDetector().detect_many(texts)]
+    proba = model.predict_proba(list(texts), langs)
     return [int(k) for k in np.asarray(proba).argmax(axis=1)]
 
 
@@ -297,7 +303,7 @@ def eval_sentiment(
         if progress:
             progress(len(texts))
     names = ["majority_f1", "ours_acc", "peer_acc", "majority_acc"]
-    ours_name = "murmur.sentiment.lexical@1" if tier == "firehose" else "neural"
+    ours_name = "murmur.sentiment.lexical@1" if tier == "firehose" else "murmur.sentiment.e5head@1"
     return Report(f"sentiment/{fmt}/{split}", "macro_f1", ours_name, "vader", rows, names, {"tier": tier})
 
 
