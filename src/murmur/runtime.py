@@ -12,7 +12,10 @@ an in-process bounded queue now, a durable message bus when murmur scales out.
 
 Delivery is at-least-once from source to store with idempotent writes: a source's cursor is
 committed in the same transaction as the posts it produced, so after a crash the source resumes from
-the last durable position and replays at most one batch, which upserts to the same rows.
+the last durable position and replays at most one batch, which upserts to the same rows. A worker
+process that dies (killed, out of memory, a crash in native code) loses nothing either: the pool is
+replaced and the batches it held are tried again, each alone; one a worker dies on twice is
+quarantined with that reason and the stream goes on.
 
 Backfill: when the pipeline holds an ``Upgrader`` (the neural tier's ``TieredEnricher``, which labels
 with the firehose model what it cannot finish within the alert latency), the runtime upgrades those
@@ -36,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -481,6 +485,8 @@ class Runtime:
         self._backfilling = False
         self._backfill_due = self.upgrader is not None  # posts from earlier runs may be waiting
         self._backfill_after: BackfillKey | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._retry_lock = asyncio.Lock()
 
     async def _pump(self, source: Source) -> None:
         cursor = self.store.cursor(source.id)
@@ -491,6 +497,52 @@ class Runtime:
             counters.errors = source.stats.errors
             counters.reconnects = source.stats.reconnects
             counters.last_error = source.stats.last_error
+
+    def _new_pool(self, size: int | None = None) -> ProcessPoolExecutor | None:
+        if self.workers is None:
+            return None
+        return ProcessPoolExecutor(
+            size or self.workers.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.workers, os.getpid()),
+        )
+
+    def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
+        """A worker process died (killed, out of memory, a crash in a C extension): every batch the
+        pool held fails with ``BrokenProcessPool``. The first batch to notice replaces the pool."""
+        if self._pool is broken:
+            log.error("a worker process died: starting a new pool")
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+
+    async def _process(self, events: list[RawEvent]) -> Processed:
+        """One batch, processed where the runtime processes batches. Nothing is lost if a worker
+        dies: the batches it took down with it are tried again, one at a time, each in a process of
+        its own (so a second death is that batch's own doing, not a neighbour's); a batch a worker
+        dies on again is quarantined with the reason, and its cursors move on."""
+        pool = self._pool
+        try:
+            return await self._submit(events, pool)
+        except BrokenProcessPool:
+            assert pool is not None
+            self._replace_pool(pool)
+        async with self._retry_lock:
+            alone = self._new_pool(size=1)
+            try:
+                return await self._submit(events, alone)
+            except BrokenProcessPool:
+                pass
+            finally:
+                assert alone is not None
+                alone.shutdown(wait=False, cancel_futures=True)
+        reason = "a worker process died twice while processing this event's batch"
+        out = Processed([], [], [_quarantine(ev, reason, None) for ev in events], {})
+        for ev in events:
+            out.cursors[ev.source_id] = ev.position
+            out.quarantined[ev.source_id] = out.quarantined.get(ev.source_id, 0) + 1
+        log.error("%d events quarantined: %s", len(events), reason)
+        return out
 
     def _submit(self, events: list[RawEvent], pool: ProcessPoolExecutor | None) -> asyncio.Future[Processed]:
         loop = asyncio.get_running_loop()
@@ -525,7 +577,7 @@ class Runtime:
         rate = self.upgrader.upgrade_rate()
         return max(8, min(self.backfill_chunk, int(rate * BACKFILL_CHUNK_SECONDS)))
 
-    async def _backfill(self, pool: ProcessPoolExecutor | None) -> Processed:
+    async def _backfill(self) -> Processed:
         """One backfill chunk: read, upgrade (where the pipeline runs the upgrader); the writer
         stores it in turn. A chunk that fails is logged and skipped until the next pass."""
         upgrader = self.upgrader
@@ -542,6 +594,7 @@ class Runtime:
                 self._backfill_after = (posts[-1].ingested_at, posts[-1].platform, posts[-1].post_id)
             if posts:
                 loop = asyncio.get_running_loop()
+                pool = self._pool
                 if self._upgrade_in_pool and pool is not None:
                     posts = await loop.run_in_executor(pool, _upgrade_in_worker, posts)
                 else:
@@ -620,14 +673,7 @@ class Runtime:
 
     async def run(self, stop: asyncio.Event | None = None) -> RuntimeStats:
         stop = stop or asyncio.Event()
-        pool: ProcessPoolExecutor | None = None
-        if self.workers is not None:
-            pool = ProcessPoolExecutor(
-                self.workers.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self.workers, os.getpid()),
-            )
+        self._pool = self._new_pool()
         depth = 2 * self.workers.workers if self.workers is not None else 1
         inflight: asyncio.Queue[asyncio.Future[Processed] | None] = asyncio.Queue(depth)
         writer = asyncio.create_task(self._writer(inflight))
@@ -639,10 +685,10 @@ class Runtime:
                 events = await self.handoff.take(self.batch_size, wait)
                 if events:
                     self._last_input = time.monotonic()
-                    await self._put(inflight, self._submit(events, pool))
+                    await self._put(inflight, asyncio.ensure_future(self._process(events)))
                 elif self._backfill_ready():
                     self._backfilling = True
-                    await self._put(inflight, asyncio.ensure_future(self._backfill(pool)))
+                    await self._put(inflight, asyncio.ensure_future(self._backfill()))
                 if stop.is_set():
                     break
                 if all(p.done() for p in pumps) and self.handoff.empty():
@@ -661,13 +707,13 @@ class Runtime:
                 while not writer.done() and not self.handoff.empty():
                     events = await self.handoff.take(self.batch_size, 0)
                     if events:
-                        await self._put(inflight, self._submit(events, pool))
+                        await self._put(inflight, asyncio.ensure_future(self._process(events)))
                 if not writer.done():
                     await inflight.put(None)
                 await writer
             finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
+                if self._pool is not None:
+                    self._pool.shutdown(cancel_futures=True)
                 self._local.shutdown(wait=False)
                 self._write_status()
         return self.stats
