@@ -121,6 +121,12 @@ def tokenize(s: str) -> list[str]:
     return _token_re().findall(folded)
 
 
+def may_have_markup(s: str) -> bool:
+    """Whether ``s`` may hold a link, an @mention or a #hashtag (False means it surely does not): a
+    few substring tests, so the text helpers skip their markup regexes for most posts."""
+    return "@" in s or "#" in s or "://" in s or "w." in s or "W." in s  # "w." is in every "www."
+
+
 def search_text(s: str) -> str:
     """``" t1 t2 … tn "`` for the tokens of ``s`` (``" "`` when it has none)."""
     toks = tokenize(s)

@@ -44,6 +44,7 @@ import pycld2
 
 from murmur.enrich.langid_batch import batch_langid
 from murmur.errors import ModelError
+from murmur.text import may_have_markup
 from murmur.types import Post
 
 if TYPE_CHECKING:
@@ -114,15 +115,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 def clean(text: str) -> str:
     """What the detectors see: no links, @mentions, control/C1 characters or lone surrogates;
     hashtags keep their words (``#Wahlen2025`` → ``Wahlen2025``)."""
-    if (
-        "@" in text
-        or "#" in text
-        or "://" in text
-        or "ww." in text  # every spelling of "www." contains one of these four
-        or "WW." in text
-        or "wW." in text
-        or "Ww." in text
-    ):
+    if may_have_markup(text):
         return _HASH.sub("", _DROP.sub(" ", text)).strip()
     # most posts: nothing but control characters can match (same result, twice as fast)
     return (_CONTROL.sub(" ", text) if _CONTROL.search(text) else text).strip()

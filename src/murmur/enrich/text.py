@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from murmur.text import tokenize
+from murmur.text import may_have_markup, tokenize
 
 SOCIAL_MARKUP = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)@[\w.]+|(?<!\w)#\w+", re.IGNORECASE)
 """Links, @mentions and #hashtags: markup around the words of a post."""
@@ -22,6 +22,6 @@ def content_tokens(text: str) -> tuple[str, ...]:
 
     Cached (a few thousand recent texts): the terms and near-duplicate components of one pipeline
     ask for the same post's words one after the other."""
-    if "@" in text or "#" in text or "://" in text or "w." in text or "W." in text:  # else no markup
+    if may_have_markup(text):
         text = SOCIAL_MARKUP.sub(" ", text)
     return tuple(tokenize(text))
