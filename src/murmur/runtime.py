@@ -56,7 +56,7 @@ from murmur.privacy.pseudonym import PeriodSecret
 from murmur.sources.base import Source
 from murmur.sources.normalize import normalize
 from murmur.store import QuarantineRecord, Store
-from murmur.store.duck import POST_COLUMNS
+from murmur.store.duck import POST_COLUMNS, rows_to_posts
 from murmur.types import Deletion, Draft, Post, RawEvent
 
 log = logging.getLogger(__name__)
@@ -291,23 +291,6 @@ def find_upgrader(pipeline: Pipeline | None) -> Upgrader | None:
         if callable(getattr(comp, "upgrade", None)) and getattr(comp, "firehose_models", None):
             return cast(Upgrader, comp)
     return None
-
-
-def rows_to_posts(rows: Sequence[dict[str, Any]]) -> list[Post]:
-    """Stored ``posts`` rows (as dicts, e.g. ``fetch_arrow_table().to_pylist()``) back into ``Post``s."""
-    out: list[Post] = []
-    for row in rows:
-        fields = {k: row[k] for k in POST_COLUMNS}
-        for k in ("created_at", "ingested_at"):
-            ts = fields[k]
-            if isinstance(ts, datetime) and ts.tzinfo is not None:
-                fields[k] = ts.astimezone(UTC)
-        for k in ("domains", "hashtags", "mentions"):
-            fields[k] = list(fields[k] or [])
-        if fields["terms"] is not None:
-            fields["terms"] = list(fields["terms"])
-        out.append(Post(**fields))
-    return out
 
 
 def read_firehose_labelled(
@@ -562,13 +545,17 @@ class Runtime:
             and time.monotonic() - self._last_input >= self.backfill_idle_seconds
         )
 
-    def _read_backfill(self, limit: int) -> tuple[list[Post], int]:
-        """The next chunk and how many firehose-labelled posts are stored (only called when nothing
-        is in flight: the read sees every earlier batch written and overlaps no write)."""
+    def _read_backfill(self, limit: int) -> tuple[list[Post], int | None]:
+        """The next chunk and, at the first and the last chunk of a pass, how many firehose-labelled
+        posts are stored (in between, accounting keeps the count: no scan of the posts per chunk).
+        Only called when nothing is in flight: the read sees every earlier batch written and
+        overlaps no write."""
         assert self.upgrader is not None
         models = self.upgrader.firehose_models
+        starting = self._backfill_after is None
         posts = read_firehose_labelled(self.store, models, limit, after=self._backfill_after)
-        return posts, count_firehose_labelled(self.store, models)
+        recount = starting or len(posts) < limit
+        return posts, count_firehose_labelled(self.store, models) if recount else None
 
     def _chunk_size(self) -> int:
         """What the upgrader gets through in about ``BACKFILL_CHUNK_SECONDS`` at its measured rate (new
@@ -586,7 +573,8 @@ class Runtime:
         try:
             limit = self._chunk_size()
             posts, stored = await asyncio.to_thread(self._read_backfill, limit)
-            self.stats.awaiting_backfill = stored  # this chunk's posts count until written
+            if stored is not None:
+                self.stats.awaiting_backfill = stored  # this chunk's posts count until written
             if len(posts) < limit:  # the pass reached the newest: next pass from the start
                 self._backfill_due = False
                 self._backfill_after = None

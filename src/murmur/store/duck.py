@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -127,6 +128,24 @@ def posts_to_arrow(posts: Sequence[Post]) -> pa.Table:
     return pa.Table.from_arrays(
         [pa.array(col, type=f.type) for col, f in zip(columns, POST_SCHEMA, strict=True)], schema=POST_SCHEMA
     )
+
+
+def rows_to_posts(rows: Sequence[dict[str, Any]]) -> list[Post]:
+    """Stored ``posts`` rows (as dicts, e.g. ``to_arrow_table().to_pylist()``) back into ``Post``s:
+    the inverse of ``posts_to_arrow``."""
+    out: list[Post] = []
+    for row in rows:
+        fields = {k: row[k] for k in POST_COLUMNS}
+        for k in ("created_at", "ingested_at"):
+            ts = fields[k]
+            if isinstance(ts, datetime) and ts.tzinfo is not None:
+                fields[k] = ts.astimezone(UTC)
+        for k in ("domains", "hashtags", "mentions"):
+            fields[k] = list(fields[k] or [])
+        if fields["terms"] is not None:
+            fields["terms"] = list(fields["terms"])
+        out.append(Post(**fields))
+    return out
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:

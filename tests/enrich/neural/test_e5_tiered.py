@@ -14,8 +14,9 @@ from murmur.enrich.neural.components import EMBED_NAME, SENTIMENT_NAME, E5Embed,
 from murmur.enrich.neural.embedder import E5Embedder
 from murmur.enrich.neural.samples import mixed_posts
 from murmur.enrich.neural.tiered import FixedCapacity, MeasuredCapacity, TieredEnricher
-from murmur.runtime import backfill, rows_to_posts
+from murmur.runtime import backfill
 from murmur.store import Store
+from murmur.store.duck import rows_to_posts
 from murmur.types import Post
 
 pytestmark = pytest.mark.usefixtures("need_shared")
