@@ -1,5 +1,6 @@
-"""The int8 CPU path (ONNX Runtime dynamic quantization): quantized once, cached beside the float32
-graph under a key that names the recipe, float32 where the recipe says, and close to float32."""
+"""The int8 CPU path (SmoothQuant + ONNX Runtime dynamic quantization): quantized once, cached under a
+key that names the recipe and the statistics, float32 only where the recipe says, close to float32;
+and the float32 graph's attention is fused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from murmur.enrich.neural.components import BACKEND_ENV, backend_override
 from murmur.enrich.neural.embedder import E5Embedder
 from murmur.enrich.neural.onnx_backend import DEFAULT_INT8, Int8Recipe, OnnxEncoder, weight_matmuls
 from murmur.enrich.neural.samples import mixed_posts
+from murmur.enrich.neural.smoothquant import stats_digest
 from murmur.errors import ModelError
 
 
@@ -73,34 +75,27 @@ def test_backend_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("need_shared")
-def test_int8_is_cached_beside_fp32_keeps_its_fp32_matmuls_and_matches_fp32(
+def test_default_int8_is_smoothed_fused_all_int8_cached_and_close_to_fp32(
     fp32: E5Embedder, tmp_path: Path
 ) -> None:
-    source = seed_cache(fp32, tmp_path)
-    exported = source.stat().st_mtime_ns
     q = E5Embedder(backend="onnx-int8", cache_dir=tmp_path)
     assert q.backend == "onnx-int8"
     assert "int8" in q.description
-    assert q.onnx.fp32_path == source
-    assert source.stat().st_mtime_ns == exported
+    assert "SmoothQuant" in q.description
     assert q.onnx.path.parent == tmp_path
-    assert q.onnx.path != source
     assert DEFAULT_INT8.key in q.onnx.path.name
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, q.onnx.path.name])
+    assert f"-sq{stats_digest()}" in q.onnx.path.name
+    # the smoothed float32 graph it was quantized from is gone; the plain float32 one was never needed
+    assert [p.name for p in tmp_path.iterdir()] == [q.onnx.path.name]
 
-    # the recipe's MatMuls are still float32 MatMuls with float weights; the others are int8
-    cfg = fp32.config
-    kept = {
-        name
-        for name, role, layer, br in weight_matmuls(source, cfg.hidden, cfg.ffn)
-        if DEFAULT_INT8.keeps(role, layer, br)
-    }
-    assert len(kept) == 12 + 6  # FFN-out of the 12 layers, FFN-in of 6 of them
+    # every weight product is int8: the 12 fused attentions (Q/K/V), attention-out, FFN-in, FFN-out
     graph = onnx.load(str(q.onnx.path), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QAttention") == 12
+    assert ops.count("DynamicQuantizeMatMul") + ops.count("MatMulInteger") == 3 * 12
     consts = {init.name for init in graph.initializer}
-    float_matmuls = {n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in consts}
-    assert float_matmuls == kept
-    assert sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node) == 3 * 12 - 6
+    assert not [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in consts]
+    assert "Softmax" not in ops
 
     # a second load reuses the quantized file
     made = q.onnx.path.stat().st_mtime_ns
@@ -116,14 +111,34 @@ def test_int8_is_cached_beside_fp32_keeps_its_fp32_matmuls_and_matches_fp32(
 
 
 @pytest.mark.usefixtures("need_shared")
-def test_another_recipe_is_another_file(fp32: E5Embedder, tmp_path: Path) -> None:
-    seed_cache(fp32, tmp_path)
-    q = E5Embedder(backend="onnx-int8", cache_dir=tmp_path, int8=Int8Recipe(keep_fp32=()))
-    assert q.onnx.path.name != q.onnx.fp32_path.name
-    assert Int8Recipe(keep_fp32=()).key in q.onnx.path.name
+def test_an_unsmoothed_recipe_quantizes_the_cached_fp32_graph_and_keeps_its_fp32_products(
+    fp32: E5Embedder, tmp_path: Path
+) -> None:
+    source = seed_cache(fp32, tmp_path)
+    exported = source.stat().st_mtime_ns
+    recipe = Int8Recipe(keep_fp32=("ffn_out", "ffn_in@0-5"), smooth_alpha=0)
+    q = E5Embedder(backend="onnx-int8", cache_dir=tmp_path, int8=recipe)
+    assert q.onnx.fp32_path == source
+    assert source.stat().st_mtime_ns == exported
+    assert recipe.key in q.onnx.path.name
     assert DEFAULT_INT8.key not in q.onnx.path.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, q.onnx.path.name])
+    cfg = fp32.config
+    kept = {
+        name
+        for name, role, layer, br in weight_matmuls(source, cfg.hidden, cfg.ffn)
+        if recipe.keeps(role, layer, br)
+    }
+    assert len(kept) == 12 + 6  # FFN-out of the 12 layers, FFN-in of 6 of them
     graph = onnx.load(str(q.onnx.path), load_external_data=False).graph
-    assert (
-        sum(n.op_type == "MatMul" and n.input[1] in {i.name for i in graph.initializer} for n in graph.node)
-        == 0
-    )
+    consts = {init.name for init in graph.initializer}
+    assert {n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in consts} == kept
+    assert sum(n.op_type == "QAttention" for n in graph.node) == 12
+
+
+def test_the_float32_graph_has_fused_attention(fp32: E5Embedder) -> None:
+    graph = onnx.load(str(fp32.onnx.fp32_path), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("Attention") == 12
+    assert "Softmax" not in ops
+    assert "Where" not in ops

@@ -85,6 +85,11 @@ class Layer(nn.Module):
         self.eps = eps
         for name in LAYER_PARAMS:
             setattr(self, name, nn.Parameter(params[name], requires_grad=trainable))
+        # SmoothQuant (``smooth``): inputs of the Q/K/V, FFN-in and FFN-out products divided per channel
+        self.inv_qkv: Tensor | None = None
+        self.inv_fi: Tensor | None = None
+        self.inv_fo: Tensor | None = None
+        self.stats: dict[str, Tensor] | None = None
 
     @classmethod
     def from_file(cls, weights: E5File, index: int, dtype: torch.dtype) -> Layer:
@@ -118,16 +123,58 @@ class Layer(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         h = self.hidden
         b, n = x.shape[0], x.shape[1]
+        self._observe("qkv", x)
         qkv = (
-            F.linear(x, self.qkv_w, self.qkv_b)
+            F.linear(x if self.inv_qkv is None else x * self.inv_qkv, self.qkv_w, self.qkv_b)
             .view(b, n, 3, self.heads, h // self.heads)
             .permute(2, 0, 3, 1, 4)
         )
         ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
         ctx = ctx.transpose(1, 2).reshape(b, n, h)
+        self._observe("ao", ctx)
         x = F.layer_norm(x + F.linear(ctx, self.ao_w, self.ao_b), (h,), self.aln_w, self.aln_b, self.eps)
-        mid = F.gelu(F.linear(x, self.fi_w, self.fi_b))
+        self._observe("fi", x)
+        mid = F.gelu(F.linear(x if self.inv_fi is None else x * self.inv_fi, self.fi_w, self.fi_b))
+        self._observe("fo", mid)
+        if self.inv_fo is not None:
+            mid = mid * self.inv_fo
         return F.layer_norm(x + F.linear(mid, self.fo_w, self.fo_b), (h,), self.oln_w, self.oln_b, self.eps)
+
+    def _observe(self, name: str, x: Tensor) -> None:
+        if self.stats is not None:
+            m = x.detach().abs().flatten(0, -2).amax(dim=0).float()
+            old = self.stats.get(name)
+            self.stats[name] = m if old is None else torch.maximum(old, m)
+
+    def smooth(self, alpha: float) -> None:
+        """SmoothQuant (Xiao et al. 2023) from the activation maxima ``self.stats`` gathered over real
+        text: per input channel ``s = max|x|^alpha / max|w|^(1 - alpha)``; the input is divided by
+        ``s`` and the weight's column multiplied by it, so the product is unchanged but the input
+        has no outlier channels left for a per-tensor int8 scale to lose precision on. The attention
+        output's ``s`` folds into V's rows (exact, no extra operation)."""
+        assert self.stats is not None, "smooth: run real text through the layer with stats = {} first"
+        st = self.stats
+
+        def scale(act: Tensor, w: Tensor) -> Tensor:
+            wmax = w.detach().abs().amax(dim=0).float().clamp(min=1e-5)
+            return (act.clamp(min=1e-5) ** alpha / wmax ** (1 - alpha)).clamp(min=1e-2, max=1e2)
+
+        h = self.hidden
+        with torch.no_grad():
+            s = scale(st["qkv"], self.qkv_w)
+            self.qkv_w.mul_(s.to(self.qkv_w.dtype))
+            self.inv_qkv = (1 / s).to(self.qkv_w.dtype)
+            s = scale(st["ao"], self.ao_w)
+            self.qkv_w[2 * h :].div_(s.to(self.qkv_w.dtype)[:, None])
+            self.qkv_b[2 * h :].div_(s.to(self.qkv_b.dtype))
+            self.ao_w.mul_(s.to(self.ao_w.dtype))
+            s = scale(st["fi"], self.fi_w)
+            self.fi_w.mul_(s.to(self.fi_w.dtype))
+            self.inv_fi = (1 / s).to(self.fi_w.dtype)
+            s = scale(st["fo"], self.fo_w)
+            self.fo_w.mul_(s.to(self.fo_w.dtype))
+            self.inv_fo = (1 / s).to(self.fo_w.dtype)
+        self.stats = None
 
 
 class E5Embeddings(nn.Module):
@@ -255,10 +302,10 @@ class E5Encoder(nn.Module):
     def forward_all(
         self, x: Tensor, real: Tensor, *, with_branch: bool = True
     ) -> tuple[Tensor, Tensor | None]:
-        mask = real[:, None, None, :]
         w = real.to(torch.float32)[:, :, None]
         count = w.sum(dim=1)
         x = x.to(self.dtype)
+        mask = real[:, None, None, :]
         pooled: list[Tensor] = []
         logits: Tensor | None = None
         for i, layer in enumerate(self.layers):
