@@ -12,12 +12,18 @@ import torch
 from murmur.enrich.neural import smoothquant
 from murmur.enrich.neural.e5file import E5File
 from murmur.enrich.neural.head import default_head
-from murmur.enrich.neural.model import E5Encoder, SentimentBranch
+from murmur.enrich.neural.model import E5Encoder, Layer, SentimentBranch
 
 
 @pytest.fixture(scope="module")
 def weights() -> E5File:
     return E5File()
+
+
+def first_layer(module: E5Encoder | SentimentBranch) -> Layer:
+    layer = module.layers[0]
+    assert isinstance(layer, Layer)
+    return layer
 
 
 def test_shipped_statistics_cover_every_layer_and_the_shipped_branch() -> None:
@@ -39,10 +45,10 @@ def test_smoothing_leaves_the_float32_encoder_unchanged(weights: E5File) -> None
     plain = E5Encoder(weights, torch.float32, (11,)).eval()
     smoothed = copy.deepcopy(plain)
     smoothquant.apply(smoothed, smoothquant.load_stats(), 0.8)
-    layer = smoothed.layers[0]
+    layer, original = first_layer(smoothed), first_layer(plain)
     assert layer.inv_fo is not None
     assert float(layer.inv_fo.max() / layer.inv_fo.min()) > 10  # it really rescaled channels
-    assert not torch.equal(layer.fo_w, plain.layers[0].fo_w)
+    assert not torch.equal(layer.fo_w, original.fo_w)
     with torch.inference_mode():
         a, b = plain(x, real), smoothed(x, real)
     cos = torch.nn.functional.cosine_similarity(a[:, -1], b[:, -1], dim=-1)
@@ -53,10 +59,10 @@ def test_smoothing_leaves_the_float32_encoder_unchanged(weights: E5File) -> None
 def test_a_branch_it_was_not_measured_on_stays_unsmoothed(weights: E5File) -> None:
     other = SentimentBranch.init_from(weights, 10)
     encoder = E5Encoder(weights, torch.float32, (11,), other).eval()
-    before = other.layers[0].fo_w.detach().clone()
+    before = first_layer(other).fo_w.detach().clone()
     assert not smoothquant.apply(encoder, smoothquant.load_stats(), 0.8)
-    assert torch.equal(other.layers[0].fo_w, before)
-    assert encoder.layers[0].inv_fo is not None
+    assert torch.equal(first_layer(other).fo_w, before)
+    assert first_layer(encoder).inv_fo is not None
 
 
 def test_calibration_measures_maxima_per_channel() -> None:
