@@ -39,6 +39,7 @@ class PeakRss:
 
     def __init__(self) -> None:
         self.peak = 0
+        self.main_peak = 0  # this process alone (the runtime: store, writer, ordered stage)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -48,9 +49,12 @@ class PeakRss:
             total = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
+                    rss = proc.memory_info().rss
                 except psutil.Error:
                     continue
+                total += rss
+                if proc.pid == me.pid:
+                    self.main_peak = max(self.main_peak, rss)
             self.peak = max(self.peak, total)
             self._stop.wait(0.05)
 
@@ -144,6 +148,7 @@ def run_tier(
         "steady_posts_per_s": steady.posts_per_s(),
         "steady_cpu_us_per_post": steady.cpu_us_per_post(),
         "peak_rss_mb": rss.peak / 1e6,
+        "main_peak_rss_mb": rss.main_peak / 1e6,
         "components": {
             name: (t.posts / t.seconds if t.seconds else float("inf"), t.seconds)
             for name, t in runtime.timings.items()
@@ -180,7 +185,8 @@ def report(result: dict[str, object]) -> None:
     print(
         f"enrich[{result['tier']}]: {result['posts']:,} posts stored ({result['enriched']:,} enriched) "
         f"in {result['seconds']:.2f} s = {result['posts_per_s']:,.0f} posts/s end to end, "
-        f"{result['workers']} worker process(es), peak RSS {result['peak_rss_mb']:.0f} MB (all processes)"
+        f"{result['workers']} worker process(es), peak RSS {result['peak_rss_mb']:.0f} MB (all processes;"
+        f" the runtime's own {result['main_peak_rss_mb']:.0f} MB)"
     )
     print(f"  sentiment labelled by: {result['sentiment_models']}")
     cpu = float(result["steady_cpu_us_per_post"])  # type: ignore[arg-type]

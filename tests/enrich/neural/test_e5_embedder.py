@@ -128,3 +128,38 @@ def test_onnx_backend_matches_torch_and_is_cached(tmp_path: Path) -> None:
     again = E5Embedder(backend="onnx", cache_dir=tmp_path)
     assert exported[0].stat().st_mtime_ns == mtime
     np.testing.assert_allclose(again.encode(TEXTS[:3]), ort.encode(TEXTS[:3]), atol=1e-6)
+
+
+def test_numpy_embeddings_equal_the_torch_module() -> None:
+    from murmur.enrich.neural.model import E5Embeddings
+    from murmur.enrich.neural.onnx_backend import NumpyEmbeddings
+
+    weights = E5File()
+    ids = np.array([[0, 35378, 12, 8999, 2, 1], [0, 250001, 6, 5, 4, 2]], dtype=np.int64)
+    ours = NumpyEmbeddings(weights)(ids)
+    with torch.inference_mode():
+        ref = E5Embeddings(weights)(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-5)
+
+
+def test_the_onnx_path_runs_without_importing_torch(embedder: E5Embedder) -> None:
+    # PyTorch costs ~220 MB of RSS; on CPUs without bf16 the neural tier does not need it once the
+    # ONNX graph is cached (``embedder``, the same process-wide default, has cached it)
+    if embedder.backend == "torch":
+        pytest.skip("this machine runs e5 in PyTorch (a GPU or a CPU with bf16)")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from murmur.enrich.neural import neural_pipeline\n"
+        "from murmur.enrich.neural.components import default_embedder\n"
+        "neural_pipeline()\n"
+        "e = default_embedder()\n"
+        "assert e.backend != 'torch', e.backend\n"
+        "print(e.encode(['hello world']).shape, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split()[-1] == "False", out.stdout + out.stderr

@@ -45,14 +45,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from murmur.enrich.neural.e5file import E5File
-from murmur.enrich.neural.model import E5Embeddings, E5Model, SentimentBranch
 from murmur.enrich.neural.tokenizer import QUERY_PREFIX, E5Tokenizer
 from murmur.errors import ModelError
 
 if TYPE_CHECKING:
+    import torch
+
+    from murmur.enrich.neural.model import SentimentBranch
     from murmur.enrich.neural.onnx_backend import Int8Recipe
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,15 @@ I64 = npt.NDArray[np.int64]
 
 MODEL_NAME = "intfloat/multilingual-e5-small"
 DIM = 384
+
+
+def cuda_available() -> bool:
+    """Whether PyTorch sees a CUDA device; torch (~220 MB) is imported only where an NVIDIA driver is."""
+    if not (Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 @cache
@@ -133,45 +143,52 @@ class E5Embedder:
         self.pool: tuple[int, ...] = tuple(sorted({*feature_layers, last}))
         self._last = self.pool.index(last)
         self.tokenizer = E5Tokenizer(weights, prefix=prefix)
-        if branch is not None and not isinstance(branch, SentimentBranch):
-            branch = SentimentBranch.from_arrays(branch, self.config.heads, self.config.eps, torch.float32)
         self.max_content = self.config.max_positions - 2
         if device is None:
-            device = "cuda" if backend in ("auto", "torch") and torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+            device = "cuda" if backend in ("auto", "torch") and cuda_available() else "cpu"
+        self.device = device
+        self.device_type = device.split(":")[0]
         if backend == "auto":
-            backend = "torch" if self.device.type == "cuda" or cpu_has_bf16() else AUTO_CPU_BACKEND
-        if backend != "torch" and self.device.type != "cpu":
+            backend = "torch" if self.device_type == "cuda" or cpu_has_bf16() else AUTO_CPU_BACKEND
+        if backend != "torch" and self.device_type != "cpu":
             msg = f"E5Embedder: backend {backend!r} runs on CPU only, not on {device!r}; use backend='torch'"
             raise ModelError(msg)
         self.backend: Literal["torch", "onnx", "onnx-int8"] = backend
-        on_gpu = self.device.type == "cuda"
+        on_gpu = self.device_type == "cuda"
         self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 1024)
         self._lock = threading.Lock()
         if backend == "torch":
+            import torch
+
+            from murmur.enrich.neural.model import E5Model, SentimentBranch
+
+            if branch is not None and not isinstance(branch, SentimentBranch):
+                branch = SentimentBranch.from_arrays(
+                    branch, self.config.heads, self.config.eps, torch.float32
+                )
             if dtype is None:
                 dtype = torch.bfloat16 if on_gpu or cpu_has_bf16() else torch.float32
-            self.dtype = dtype
+            self.dtype_name = str(dtype).removeprefix("torch.")
             if branch is not None:
                 branch = branch.to(dtype)
                 branch.out.to(torch.float32)
-            self.model = E5Model(weights, dtype, self.pool, branch).eval().to(self.device)
+            self.model = E5Model(weights, dtype, self.pool, branch).eval().to(torch.device(device))
         else:
-            from murmur.enrich.neural.onnx_backend import DEFAULT_INT8, OnnxEncoder
+            # no PyTorch on this path: NumPy looks the tokens up, ONNX Runtime runs the layers
+            from murmur.enrich.neural.onnx_backend import DEFAULT_INT8, NumpyEmbeddings, OnnxEncoder
 
-            self.dtype = torch.float32
-            self.embeddings = E5Embeddings(weights).eval()
+            self.dtype_name = "float32"
+            self.embeddings = NumpyEmbeddings(weights)
             recipe = (int8 or DEFAULT_INT8) if backend == "onnx-int8" else None
             self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool, branch=branch, int8=recipe)
         self.has_branch = branch is not None
-        log.info("e5 embedder: backend=%s device=%s dtype=%s", self.backend, self.device, self.dtype)
+        log.info("e5 embedder: backend=%s device=%s dtype=%s", self.backend, self.device, self.dtype_name)
 
     @property
     def description(self) -> str:
         if self.backend == "onnx-int8" and self.onnx.int8 is not None:
             return f"{MODEL_NAME} (onnx-int8 cpu, dynamic int8: {self.onnx.int8.describe()})"
-        dt = str(self.dtype).removeprefix("torch.")
-        return f"{MODEL_NAME} ({self.backend} {self.device.type} {dt})"
+        return f"{MODEL_NAME} ({self.backend} {self.device_type} {self.dtype_name})"
 
     # --- public -----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> F32:
@@ -204,9 +221,9 @@ class E5Embedder:
         logits = np.zeros((n, 3), dtype=np.float32) if sentiment else None
         if n == 0:
             return np.zeros((0, DIM), dtype=np.float32), out, logits
-        size = chunk or (16384 if self.device.type == "cuda" else n)
+        size = chunk or (16384 if self.device_type == "cuda" else n)
         spans = [(a, min(a + size, n)) for a in range(0, n, size)]
-        with self._lock, torch.inference_mode(), ThreadPoolExecutor(1, "e5-tokenize") as pool:
+        with self._lock, ThreadPoolExecutor(1, "e5-tokenize") as pool:
             ahead = pool.submit(self.windows, items[spans[0][0] : spans[0][1]])
             for k, (a, b) in enumerate(spans):
                 windows = ahead.result()
@@ -225,12 +242,21 @@ class E5Embedder:
         logits = np.empty((len(windows.size), 3), dtype=np.float32) if sentiment else None
         if self.backend != "torch":
             for batch in self.batches(windows):
-                x = self.embeddings(torch.from_numpy(batch.ids)).numpy()
-                p, lg = self.onnx.run(x, batch.real)
+                p, lg = self.onnx.run(self.embeddings(batch.ids), batch.real)
                 pooled[batch.windows] = p
                 if logits is not None and lg is not None:
                     logits[batch.windows] = lg
             return pooled, logits
+        import torch
+
+        with torch.inference_mode():
+            return self._pool_windows_torch(windows, sentiment, pooled, logits)
+
+    def _pool_windows_torch(
+        self, windows: Windows, sentiment: bool, pooled: F32, logits: F32 | None
+    ) -> tuple[F32, F32 | None]:
+        import torch
+
         # keep results on the device until the chunk is done: one copy back, no sync per batch
         rows: list[I64] = []
         parts: list[torch.Tensor] = []
@@ -239,7 +265,7 @@ class E5Embedder:
             rows.append(batch.windows)
             ids = torch.from_numpy(batch.ids)
             real = torch.from_numpy(batch.real)
-            if self.device.type != "cpu":
+            if self.device_type != "cpu":
                 ids = ids.pin_memory().to(self.device, non_blocking=True)
                 real = real.pin_memory().to(self.device, non_blocking=True)
             if sentiment:

@@ -317,6 +317,18 @@ class E5Encoder(nn.Module):
         return torch.stack(pooled, dim=1), logits
 
 
+class EncoderWithBranch(nn.Module):
+    """``forward`` = ``encoder.forward_all``: the pooled layers and the branch's logits (for export)."""
+
+    def __init__(self, encoder: E5Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: Tensor, real: Tensor) -> tuple[Tensor, Tensor | None]:
+        out: tuple[Tensor, Tensor | None] = self.encoder.forward_all(x, real)
+        return out
+
+
 class E5Model(nn.Module):
     """``forward(ids [B, L] int64, real [B, L] bool) -> [B, P, H]`` float32 mean-pooled layers (not
     normalized; ``[:, -1]`` is the sentence vector when ``pool`` ends with the last layer).

