@@ -73,6 +73,7 @@ class SteadyState:
 
     def __init__(self) -> None:
         self.marks: list[tuple[float, int, float]] = []  # (time, posts stored, CPU s of the tree)
+        self.main_cpu: list[float] = []  # CPU s of the runtime's own process at each mark
 
     def batch(self, stats: RuntimeStats) -> None:
         me = psutil.Process()
@@ -83,7 +84,15 @@ class SteadyState:
             except psutil.Error:
                 continue
             cpu += t.user + t.system
+            if proc.pid == me.pid:
+                self.main_cpu.append(t.user + t.system)
         self.marks.append((time.perf_counter(), stats.posts, cpu))
+
+    def main_cpu_us_per_post(self) -> float:
+        """The runtime's own process (reading, the ordered stage, the store write)."""
+        if len(self.marks) < 2:
+            return float("nan")
+        return (self.main_cpu[-1] - self.main_cpu[0]) / max(self.marks[-1][1] - self.marks[0][1], 1) * 1e6
 
     def posts_per_s(self) -> float:
         if len(self.marks) < 2:
@@ -147,6 +156,7 @@ def run_tier(
         "cpu_us_per_post": cpu / max(stats.posts, 1) * 1e6,
         "steady_posts_per_s": steady.posts_per_s(),
         "steady_cpu_us_per_post": steady.cpu_us_per_post(),
+        "steady_main_cpu_us_per_post": steady.main_cpu_us_per_post(),
         "peak_rss_mb": rss.peak / 1e6,
         "main_peak_rss_mb": rss.main_peak / 1e6,
         "components": {
@@ -197,6 +207,7 @@ def report(result: dict[str, object]) -> None:
         f"i.e. {cores * 1e6 / cpu:,.0f} posts/s at full use of {cores} cores "
         "(compare this one when the machine is busy)"
     )
+    print(f"  of which the runtime's own process: {result['steady_main_cpu_us_per_post']:.0f} us/post")
     components = result["components"]
     assert isinstance(components, dict)
     for name, (rate, seconds) in components.items():

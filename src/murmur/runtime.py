@@ -367,6 +367,7 @@ def _init_worker(setup: WorkerSetup, parent: int) -> None:
     gate = PrivacyGate(key_file=None, period_days=setup.period_days, public_accounts=setup.public_accounts)
     _worker_processor = Processor(gate, stateless)
     if stateless is not None:  # load lazily-loaded models now, not inside the first batch
+        stateless.warm_up()
         stateless.process([_warmup_post()])
         stateless.timings.clear()
 
@@ -662,6 +663,10 @@ class Runtime:
     async def run(self, stop: asyncio.Event | None = None) -> RuntimeStats:
         stop = stop or asyncio.Event()
         self._pool = self._new_pool()
+        if self.workers is None and self.processor.pipeline is not None:
+            # in-process: load what the components load lazily before the first batch (workers do
+            # the same in their initializer), so the first posts are not late by a model load
+            await asyncio.to_thread(self.processor.pipeline.warm_up)
         depth = 2 * self.workers.workers if self.workers is not None else 1
         inflight: asyncio.Queue[asyncio.Future[Processed] | None] = asyncio.Queue(depth)
         writer = asyncio.create_task(self._writer(inflight))

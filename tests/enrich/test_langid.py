@@ -183,3 +183,42 @@ def test_cld2_keeps_every_candidates_percent_and_score() -> None:
     assert first.candidates == tuple(code for code, _, _ in first.details)
     assert {"en", "fr"} <= set(first.candidates)
     assert all(0 <= pct <= 100 and score >= 0 for _, pct, score in first.details)
+
+
+def test_warm_up_loads_langid_py_now_not_in_the_first_batch() -> None:
+    from murmur.enrich.langid_batch import batch_langid
+
+    batch_langid.cache_clear()
+    LanguageDetector().warm_up()
+    assert batch_langid.cache_info().currsize == 1
+
+
+def test_a_pipeline_warms_up_the_components_that_can() -> None:
+    from collections.abc import Sequence
+
+    from murmur.enrich.base import Pipeline
+    from murmur.types import Post
+
+    calls: list[str] = []
+
+    class Lazy:
+        name = "test.lazy@1"
+        requires: frozenset[str] = frozenset()
+        assigns: frozenset[str] = frozenset({"lang"})
+
+        def warm_up(self) -> None:
+            calls.append(self.name)
+
+        def process(self, posts: Sequence[Post]) -> None:
+            return None
+
+    class Plain:
+        name = "test.plain@1"
+        requires: frozenset[str] = frozenset({"lang"})
+        assigns: frozenset[str] = frozenset({"lang_conf"})
+
+        def process(self, posts: Sequence[Post]) -> None:
+            return None
+
+    Pipeline([Lazy(), Plain()]).warm_up()
+    assert calls == ["test.lazy@1"]
