@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from murmur.enrich.neural.components import BACKEND_ENV, backend_override
-from murmur.enrich.neural.embedder import E5Embedder
+from murmur.enrich.neural.embedder import E5Embedder, cpu_has_vnni
 from murmur.enrich.neural.onnx_backend import DEFAULT_INT8, Int8Recipe, OnnxEncoder, weight_matmuls
 from murmur.enrich.neural.samples import mixed_posts
 from murmur.enrich.neural.smoothquant import stats_digest
@@ -60,6 +60,20 @@ def test_recipe_rules_and_keys() -> None:
         Int8Recipe(keep_fp32=("ffn_outt",))
 
 
+def test_auto_picks_int8_only_with_vnni(monkeypatch: pytest.MonkeyPatch) -> None:
+    from murmur.enrich.neural import embedder as mod
+
+    cases = {
+        " avx2 avx512_vnni ": "onnx-int8",
+        " avx2 avx_vnni ": "onnx-int8",
+        " avx2 avx512f ": "onnx",
+        " avx512_vnni avx512_bf16 ": "torch",
+    }
+    for flags, backend in cases.items():
+        monkeypatch.setattr(mod, "_cpu_flags", lambda flags=flags: flags)
+        assert mod.auto_cpu_backend() == backend, flags
+
+
 def test_backend_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ModelError, match="unknown backend"):
         E5Embedder(backend="int8")  # type: ignore[arg-type]
@@ -75,6 +89,9 @@ def test_backend_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("need_shared")
+@pytest.mark.skipif(
+    not cpu_has_vnni(), reason="int8 accuracy is measured where ONNX Runtime has VNNI kernels"
+)
 def test_default_int8_is_smoothed_fused_all_int8_cached_and_close_to_fp32(
     fp32: E5Embedder, tmp_path: Path
 ) -> None:
