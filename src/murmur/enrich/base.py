@@ -53,14 +53,6 @@ class Component(Protocol):
 COMPONENTS: Registry[type[Component]] = Registry("enrichment component")
 
 
-def warm_up(component: Component) -> None:
-    """Load what a component loads lazily (an optional ``warm_up()`` method), so that a worker's
-    first batch does not pay for it (and the alert latency does not include it)."""
-    hook = getattr(component, "warm_up", None)
-    if callable(hook):
-        hook()
-
-
 def is_stateful(component: Component) -> bool:
     """Whether a component keeps state across batches (then it may not be run in parallel copies)."""
     return bool(getattr(component, "stateful", False))
@@ -117,9 +109,12 @@ class Pipeline:
             mine.seconds += t.seconds
 
     def warm_up(self) -> None:
-        """Every component's optional ``warm_up()`` (see ``warm_up``)."""
+        """Call every component's optional ``warm_up()``: load now what it loads lazily, so that the
+        first batch does not pay for it (and the alert latency does not include it)."""
         for comp in self.components:
-            warm_up(comp)
+            hook = getattr(comp, "warm_up", None)
+            if callable(hook):
+                hook()
 
     def process(self, posts: Sequence[Post]) -> None:
         if not posts:

