@@ -56,7 +56,7 @@ from murmur.privacy.pseudonym import PeriodSecret
 from murmur.sources.base import Source
 from murmur.sources.normalize import normalize
 from murmur.store import QuarantineRecord, Store
-from murmur.store.duck import POST_COLUMNS, rows_to_posts
+from murmur.store.batch import POST_COLUMNS, PostBatch, posts_from_table
 from murmur.types import Deletion, Draft, Post, RawEvent
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,8 @@ class QueueHandoff:
 
 @dataclass(slots=True)
 class Processed:
-    posts: list[Post]
+    batch: PostBatch
+    """The batch's posts; from a worker process they arrive as columns (``PostBatch``)."""
     deletions: list[Deletion]
     quarantine: list[QuarantineRecord]
     cursors: dict[str, str]
@@ -198,7 +199,8 @@ class Processor:
     def process(self, events: Sequence[RawEvent], *, now: datetime | None = None) -> Processed:
         now = now or datetime.now(UTC)
         drafts: list[Draft] = []
-        out = Processed([], [], [], {})
+        posts: list[Post] = []
+        out = Processed(PostBatch(posts), [], [], {})
         for ev in events:
             out.cursors[ev.source_id] = ev.position
             try:
@@ -221,7 +223,7 @@ class Processor:
             out.normalized[ev.source_id] = out.normalized.get(ev.source_id, 0) + 1
         for draft in drafts:
             try:
-                out.posts.append(self.gate.apply(draft, now=now))
+                posts.append(self.gate.apply(draft, now=now))
             except Exception as exc:  # same rule: quarantine, never stop
                 log.exception("privacy gate failed on a %s post", draft.platform)
                 out.quarantine.append(
@@ -235,7 +237,7 @@ class Processor:
                     )
                 )
         if self.pipeline is not None:
-            self.pipeline.process(out.posts)
+            self.pipeline.process(posts)
             out.timings = dict(self.pipeline.timings)
             self.pipeline.timings.clear()
         return out
@@ -253,16 +255,27 @@ def _quarantine(ev: RawEvent, reason: str, field_name: str | None) -> Quarantine
 
 
 def write_processed(store: Store, out: Processed, hooks: Sequence[BatchHook] = ()) -> None:
-    embeddings = [(p.platform, p.post_id, list(p.embedding)) for p in out.posts if p.embedding is not None]
-    extras = [w for w in (hook(out.posts) for hook in hooks) if w is not None]
+    batch = out.batch
+    # The batch as it is stored, taken before the hooks ask for ``Post`` objects (which a batch from
+    # a worker builds from its columns: only then, and only once).
+    stored = PostBatch(table=batch.table())
+    extras = [w for w in (hook(batch.posts) for hook in hooks) if w is not None] if hooks else []
     store.write(
-        posts=out.posts,
+        posts=stored,
         deletions=out.deletions,
         quarantine=out.quarantine,
         cursors=out.cursors,
-        embeddings=embeddings,
+        embeddings=_embeddings(stored),
         extras=extras,
     )
+
+
+def _embeddings(batch: PostBatch) -> list[tuple[str, str, list[float]]]:
+    vectors = batch.column("embedding")
+    if all(v is None for v in vectors):
+        return []
+    keys = zip(batch.column("platform"), batch.column("post_id"), strict=True)
+    return [(pl, pid, list(v)) for (pl, pid), v in zip(keys, vectors, strict=True) if v is not None]
 
 
 # --- backfill ----------------------------------------------------------------------------------------
@@ -308,7 +321,7 @@ def read_firehose_labelled(
         params.extend(after)
     sql += " ORDER BY ingested_at, platform, post_id LIMIT ?"
     params.append(limit)
-    return rows_to_posts(store.conn.sql(sql, params=params).to_arrow_table().to_pylist())
+    return posts_from_table(store.conn.sql(sql, params=params).to_arrow_table())
 
 
 def count_firehose_labelled(store: Store, models: Sequence[str]) -> int:
@@ -521,7 +534,7 @@ class Runtime:
                 assert alone is not None
                 alone.shutdown(wait=False, cancel_futures=True)
         reason = "a worker process died twice while processing this event's batch"
-        out = Processed([], [], [_quarantine(ev, reason, None) for ev in events], {})
+        out = Processed(PostBatch(), [], [_quarantine(ev, reason, None) for ev in events], {})
         for ev in events:
             out.cursors[ev.source_id] = ev.position
             out.quarantined[ev.source_id] = out.quarantined.get(ev.source_id, 0) + 1
@@ -570,7 +583,7 @@ class Runtime:
         stores it in turn. A chunk that fails is logged and skipped until the next pass."""
         upgrader = self.upgrader
         assert upgrader is not None
-        out = Processed([], [], [], {}, backfilled=True)
+        out = Processed(PostBatch(), [], [], {}, backfilled=True)
         try:
             limit = self._chunk_size()
             posts, stored = await asyncio.to_thread(self._read_backfill, limit)
@@ -588,7 +601,7 @@ class Runtime:
                     posts = await loop.run_in_executor(pool, _upgrade_in_worker, posts)
                 else:
                     await loop.run_in_executor(self._local, upgrader.upgrade, posts)
-            out.posts = posts
+            out.batch = PostBatch(posts)
         except Exception:
             log.exception("backfill: a chunk failed; it is skipped until the next pass")
         return out
@@ -602,10 +615,10 @@ class Runtime:
     def _finish(self, out: Processed) -> None:
         """In the runtime's process, in arrival order: stateful components, then the write."""
         if out.backfilled:
-            write_backfilled(self.store, out.posts, self.hooks)
+            write_backfilled(self.store, out.batch.posts, self.hooks)
             return
         if self.ordered is not None and self.ordered.components:
-            self.ordered.process(out.posts)
+            self.ordered.process_batch(out.batch)
             for name, t in self.ordered.timings.items():
                 out.timings[name] = t
             self.ordered.timings = {}
@@ -614,18 +627,18 @@ class Runtime:
     def _account(self, out: Processed) -> None:
         stats = self.stats
         if out.backfilled:
-            stats.backfilled += len(out.posts)
-            stats.awaiting_backfill = max(0, (stats.awaiting_backfill or 0) - len(out.posts))
+            stats.backfilled += len(out.batch)
+            stats.awaiting_backfill = max(0, (stats.awaiting_backfill or 0) - len(out.batch))
             self._write_status()
             return
         if self.upgrader is not None:
             models = self.upgrader.firehose_models
-            waiting = sum(p.sentiment_model in models for p in out.posts)
+            waiting = sum(m in models for m in out.batch.column("sentiment_model"))
             if waiting:
                 self._backfill_due = True
                 stats.awaiting_backfill = (stats.awaiting_backfill or 0) + waiting
         stats.batches += 1
-        stats.posts += len(out.posts)
+        stats.posts += len(out.batch)
         stats.deletions += len(out.deletions)
         stats.quarantined += len(out.quarantine)
         for sid, n in out.normalized.items():

@@ -3,7 +3,9 @@
 A component declares what it reads (``requires``) and what it adds (``assigns``), as ``Post``
 field names. ``Pipeline`` checks the order before anything runs: a component that needs a field
 no earlier component (nor the privacy gate) provides is rejected with a message naming both.
-Components work on batches and change posts in place.
+Components work on batches and change posts in place. One may also offer ``process_batch(batch)``,
+the same work on a ``PostBatch``'s columns (``column``/``set_column``): the runtime's ordered stage
+then needs no ``Post`` objects for it (a batch from a worker process arrives as columns).
 
 A component that keeps state across batches (``stateful = True``, e.g. the near-duplicate index,
 which must see every post to cluster them) runs in the runtime's single ordered stage; stateless
@@ -19,6 +21,7 @@ from typing import Protocol
 
 from murmur.errors import PipelineError
 from murmur.registry import Registry
+from murmur.store.batch import PostBatch
 from murmur.types import Post
 
 ENRICHMENT_FIELDS: frozenset[str] = frozenset(
@@ -117,11 +120,21 @@ class Pipeline:
                 hook()
 
     def process(self, posts: Sequence[Post]) -> None:
-        if not posts:
+        self.process_batch(PostBatch(list(posts)))
+
+    def process_batch(self, batch: PostBatch) -> None:
+        """``process`` on a ``PostBatch``: a component with a ``process_batch`` method of its own
+        works on the batch's columns; the others get its ``Post`` objects (built once, if the batch
+        came as columns)."""
+        if not len(batch):
             return
         for comp in self.components:
             t0 = time.perf_counter()
-            comp.process(posts)
+            by_columns = getattr(comp, "process_batch", None)
+            if callable(by_columns):
+                by_columns(batch)
+            else:
+                comp.process(batch.posts)
             timing = self.timings.setdefault(comp.name, ComponentTiming())
-            timing.posts += len(posts)
+            timing.posts += len(batch)
             timing.seconds += time.perf_counter() - t0

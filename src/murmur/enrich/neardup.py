@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from murmur.enrich import hashing
 from murmur.enrich.text import content_tokens
+from murmur.store.batch import PostBatch
 from murmur.types import Post
 
 SHINGLE = 4
@@ -212,9 +213,12 @@ class NearDupClusters:
         self.index = SimHashIndex(capacity, max_distance)
 
     def process(self, posts: Sequence[Post]) -> None:
+        self.process_batch(PostBatch(list(posts)))
+
+    def process_batch(self, batch: PostBatch) -> None:
+        """On the batch's ``simhash`` column: no ``Post`` objects needed (``enrich.base``)."""
         assign = self.index.assign
-        for post in posts:
-            post.dup_cluster = None if post.simhash is None else assign(post.simhash)
+        batch.set_column("dup_cluster", [None if s is None else assign(s) for s in batch.column("simhash")])
 
 
 class SimHashNearDup:

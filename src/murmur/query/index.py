@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from murmur.store.duck import POST_COLUMNS
+from murmur.store.batch import POST_COLUMNS, posts_from_table
 from murmur.text import fold, search_text
 from murmur.types import Post
 
@@ -295,7 +295,7 @@ def reindex(conn: duckdb.DuckDBPyConnection, *, batch: int = 20_000) -> int:
         table = rel.to_arrow_table() if rel is not None else None
         if table is None or table.num_rows == 0:
             return done
-        posts = list(_posts_from_arrow(table))
+        posts = posts_from_table(table)
         conn.execute("BEGIN TRANSACTION")
         try:
             write_token_index(conn, posts)
@@ -304,9 +304,3 @@ def reindex(conn: duckdb.DuckDBPyConnection, *, batch: int = 20_000) -> int:
             conn.execute("ROLLBACK")
             raise
         done += len(posts)
-
-
-def _posts_from_arrow(table: pa.Table) -> Iterable[Post]:
-    for row in table.to_pylist():
-        row.pop("embedding", None)
-        yield Post(**row)

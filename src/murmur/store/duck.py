@@ -14,80 +14,15 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from murmur.errors import StoreError, StoreLockedError
+from murmur.store.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, posts_to_table
 from murmur.store.schema import DERIVED_TABLES, MIGRATIONS
 from murmur.types import Deletion, Post
-
-POST_COLUMNS: tuple[str, ...] = (
-    "platform",
-    "post_id",
-    "created_at",
-    "ingested_at",
-    "author_key",
-    "text",
-    "lang_declared",
-    "site",
-    "community",
-    "domains",
-    "hashtags",
-    "mentions",
-    "is_reply",
-    "is_repost",
-    "has_media",
-    "has_link",
-    "country",
-    "redactions",
-    "lang",
-    "lang_conf",
-    "sentiment",
-    "sentiment_score",
-    "sentiment_model",
-    "terms",
-    "simhash",
-    "dup_cluster",
-    "embedding_model",
-)
-
-_TS: pa.DataType = pa.timestamp("us", tz="UTC")
-_STRS: pa.DataType = pa.list_(pa.string())
-POST_SCHEMA = pa.schema(
-    [
-        ("platform", pa.string()),
-        ("post_id", pa.string()),
-        ("created_at", _TS),
-        ("ingested_at", _TS),
-        ("author_key", pa.string()),
-        ("text", pa.string()),
-        ("lang_declared", pa.string()),
-        ("site", pa.string()),
-        ("community", pa.string()),
-        ("domains", _STRS),
-        ("hashtags", _STRS),
-        ("mentions", _STRS),
-        ("is_reply", pa.bool_()),
-        ("is_repost", pa.bool_()),
-        ("has_media", pa.bool_()),
-        ("has_link", pa.bool_()),
-        ("country", pa.string()),
-        ("redactions", pa.int32()),
-        ("lang", pa.string()),
-        ("lang_conf", pa.float64()),
-        ("sentiment", pa.string()),
-        ("sentiment_score", pa.float64()),
-        ("sentiment_model", pa.string()),
-        ("terms", _STRS),
-        ("simhash", pa.uint64()),
-        ("dup_cluster", pa.string()),
-        ("embedding_model", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,34 +53,21 @@ class QuarantineRecord:
         )
 
 
-_POST_ROW = attrgetter(*POST_COLUMNS)
+def _posts_table(posts: Sequence[Post] | PostBatch) -> pa.Table:
+    """The stored columns of ``posts``."""
+    if isinstance(posts, PostBatch):
+        return posts.table().select(POST_COLUMNS)
+    return posts_to_table(posts, POST_SCHEMA)
 
 
-def posts_to_arrow(posts: Sequence[Post]) -> pa.Table:
-    if not posts:
-        return POST_SCHEMA.empty_table()
-    columns = zip(*map(_POST_ROW, posts), strict=True)
-    return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, POST_SCHEMA, strict=True)], schema=POST_SCHEMA
-    )
-
-
-def rows_to_posts(rows: Sequence[dict[str, Any]]) -> list[Post]:
-    """Stored ``posts`` rows (as dicts, e.g. ``to_arrow_table().to_pylist()``) back into ``Post``s:
-    the inverse of ``posts_to_arrow``."""
-    out: list[Post] = []
-    for row in rows:
-        fields = {k: row[k] for k in POST_COLUMNS}
-        for k in ("created_at", "ingested_at"):
-            ts = fields[k]
-            if isinstance(ts, datetime) and ts.tzinfo is not None:
-                fields[k] = ts.astimezone(UTC)
-        for k in ("domains", "hashtags", "mentions"):
-            fields[k] = list(fields[k] or [])
-        if fields["terms"] is not None:
-            fields["terms"] = list(fields["terms"])
-        out.append(Post(**fields))
-    return out
+def _last_per_key(table: pa.Table) -> pa.Table:
+    """One row per (platform, post_id), the last one: last write wins within a batch, as it would
+    across batches."""
+    keys = zip(table.column("platform").to_pylist(), table.column("post_id").to_pylist(), strict=True)
+    last = {key: i for i, key in enumerate(keys)}
+    if len(last) == table.num_rows:
+        return table
+    return table.take(sorted(last.values()))
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
@@ -227,7 +149,7 @@ class Store:
     # --- writing ----------------------------------------------------------------------------------
     def write(
         self,
-        posts: Sequence[Post] = (),
+        posts: Sequence[Post] | PostBatch = (),
         deletions: Sequence[Deletion] = (),
         quarantine: Sequence[QuarantineRecord] = (),
         cursors: Mapping[str, str] | None = None,
@@ -242,11 +164,8 @@ class Store:
         conn = self.conn
         conn.execute("BEGIN TRANSACTION")
         try:
-            if posts:
-                # Last write wins within a batch, as it would across batches.
-                unique = list({p.key: p for p in posts}.values())
-                batch = posts_to_arrow(unique)
-                conn.register("_batch", batch)
+            if len(posts):
+                conn.register("_batch", _last_per_key(_posts_table(posts)))
                 conn.execute(
                     "INSERT OR REPLACE INTO posts BY NAME SELECT b.* FROM _batch b "
                     "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"

@@ -16,7 +16,7 @@ from murmur.enrich.neural.samples import mixed_posts
 from murmur.enrich.neural.tiered import FixedCapacity, MeasuredCapacity, TieredEnricher
 from murmur.runtime import backfill
 from murmur.store import Store
-from murmur.store.duck import rows_to_posts
+from murmur.store.batch import posts_from_table
 from murmur.types import Post
 
 pytestmark = pytest.mark.usefixtures("need_shared")
@@ -109,7 +109,7 @@ def test_overload_loses_nothing_meets_latency_and_backfills(embedder: E5Embedder
     assert store.conn.execute("SELECT count(*) FROM embeddings").fetchall() == [(n,)]
     assert backfill(store, tiered, 700) == 0
     table = store.conn.sql("SELECT * FROM posts ORDER BY post_id LIMIT 3").to_arrow_table()
-    stored = rows_to_posts(table.to_pylist())
+    stored = posts_from_table(table)
     assert stored[0].text == texts[0]
     assert stored[0].ingested_at == posts[0].ingested_at
     assert stored[0].embedding_model == EMBED_NAME
