@@ -6,6 +6,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from murmur.errors import QueryError, StoreLockedError
@@ -39,6 +40,26 @@ def test_upsert_is_idempotent_and_last_write_wins(tmp_path: Path) -> None:
         assert dict(rows)["p1"] == "hello"
         assert store.cursor("s") == "15"
         assert store.cursor("other") is None
+
+
+def test_a_replayed_batch_is_upserted_with_its_extras_and_cursor_once(tmp_path: Path) -> None:
+    """New posts take a plain INSERT; a batch holding stored keys falls back to the upsert, and the
+    batch's other writes happen once, in the transaction that commits."""
+    calls: list[int] = []
+
+    def extra(conn: duckdb.DuckDBPyConnection) -> None:
+        calls.append(1)
+        conn.execute("INSERT INTO meta VALUES ('extra-' || ?, 'x')", [str(len(calls))])
+
+    with Store.open(tmp_path / "m.duckdb") as store:
+        store.write(posts=[post(1), post(2)], cursors={"s": "2"})
+        store.write(posts=[post(3), post(2, text="edited")], cursors={"s": "3"}, extras=[extra])
+        rows = store.conn.execute("SELECT post_id, text FROM posts ORDER BY post_id").fetchall()
+        assert rows == [("p1", "hello"), ("p2", "edited"), ("p3", "hello")]
+        assert calls == [1]
+        extras = store.conn.execute("SELECT key FROM meta WHERE key LIKE 'extra-%'").fetchall()
+        assert extras == [("extra-1",)]
+        assert store.cursor("s") == "3"
 
 
 def test_deletion_removes_post_and_blocks_replayed_create(tmp_path: Path) -> None:

@@ -53,6 +53,10 @@ class QuarantineRecord:
         )
 
 
+class _Stored(Exception):
+    """A plain INSERT met posts already stored (``Store.write`` then upserts the batch)."""
+
+
 def _posts_table(posts: Sequence[Post] | PostBatch) -> pa.Table:
     """The stored columns of ``posts``."""
     if isinstance(posts, PostBatch):
@@ -160,18 +164,44 @@ class Store:
         the post and leave a tombstone (so a replayed create cannot resurrect it), and the cursors
         are committed in the same transaction. ``extras`` write derived rows (token index, monitor
         matches, ...) inside that same transaction."""
+        table = _last_per_key(_posts_table(posts)) if len(posts) else None
+        emb = list(embeddings)
+        try:
+            self._write(table, deletions, quarantine, cursors, emb, extras, replace=False)
+        except _Stored:  # some of the posts are stored already (a replay, an edit): upsert them
+            self._write(table, deletions, quarantine, cursors, emb, extras, replace=True)
+
+    def _write(
+        self,
+        posts: pa.Table | None,
+        deletions: Sequence[Deletion],
+        quarantine: Sequence[QuarantineRecord],
+        cursors: Mapping[str, str] | None,
+        emb: list[tuple[str, str, list[float]]],
+        extras: Sequence[Callable[[duckdb.DuckDBPyConnection], None]],
+        *,
+        replace: bool,
+    ) -> None:
         now = datetime.now(UTC)
         conn = self.conn
         conn.execute("BEGIN TRANSACTION")
         try:
-            if len(posts):
-                conn.register("_batch", _last_per_key(_posts_table(posts)))
-                conn.execute(
-                    "INSERT OR REPLACE INTO posts BY NAME SELECT b.* FROM _batch b "
-                    "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
-                )
+            if posts is not None:
+                # A plain INSERT costs about 60 % of an upsert (INSERT OR REPLACE), and new posts are
+                # the common case: try it first; a key already stored aborts it, and the caller
+                # writes the batch again as an upsert.
+                verb = "INSERT OR REPLACE" if replace else "INSERT"
+                conn.register("_batch", posts)
+                try:
+                    conn.execute(
+                        f"{verb} INTO posts BY NAME SELECT b.* FROM _batch b "
+                        "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
+                    )
+                except duckdb.ConstraintException as exc:
+                    if replace or "duplicate key" not in str(exc).lower():
+                        raise
+                    raise _Stored from exc
                 conn.unregister("_batch")
-            emb = list(embeddings)
             if emb:
                 table = pa.Table.from_pydict(
                     {
@@ -221,6 +251,8 @@ class Store:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            for view in ("_batch", "_emb"):  # left registered by a failed statement
+                conn.unregister(view)
             raise
 
     def cursor(self, source_id: str) -> str | None:
