@@ -17,6 +17,8 @@ from murmur.enrich.langid import (
     clean,
     default_combiner,
     iso_code,
+    softmax_groups,
+    top_k,
 )
 from murmur.enrich.train_langid import Examples, fit, predict
 from murmur.errors import ModelError
@@ -222,3 +224,25 @@ def test_a_pipeline_warms_up_the_components_that_can() -> None:
 
     Pipeline([Lazy(), Plain()]).warm_up()
     assert calls == ["test.lazy@1"]
+
+
+def test_top_k_equals_a_stable_argsort_also_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.random((300, 97)).astype(np.float32)
+    values[:50] = 1.0 / 97  # a text without features: every class equal
+    values[50:100, 10:20] = values[50:100, 10:11]  # ties straddling the 5th place
+    values[100:120] = np.round(values[100:120], 1)  # many ties everywhere
+    expected = np.argsort(-values, axis=1, kind="stable")[:, :5]
+    assert np.array_equal(top_k(values, 5), expected)
+    assert np.array_equal(top_k(values[:, :4], 5), np.argsort(-values[:, :4], axis=1, kind="stable"))
+
+
+def test_softmax_groups_is_a_softmax_per_text() -> None:
+    scores = np.array([1.0, 2.0, 3.0, -5.0, 0.5, 0.5])
+    out = softmax_groups(scores, [3, 1, 2])
+    assert [len(p) for p in out] == [3, 1, 2]
+    e = np.exp(scores[:3] - 3.0)
+    assert np.allclose(out[0], e / e.sum())
+    assert np.allclose(out[1], [1.0])
+    assert np.allclose(out[2], [0.5, 0.5])
+    assert softmax_groups(np.zeros(0), []) == []

@@ -355,16 +355,32 @@ def default_combiner() -> Combiner:
     return Combiner.load()
 
 
+def top_k(values: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
+    """Per row, the columns of the ``k`` largest values, largest first, ties in column order: the
+    same as ``np.argsort(-values, axis=1, kind="stable")[:, :k]``, without sorting whole rows."""
+    if values.shape[1] <= k:
+        return np.argsort(-values, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(values, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)  # by value, then by column
+    out: npt.NDArray[np.intp] = np.take_along_axis(part, order, axis=1)
+    # Where the k-th value ties with one left out, the partition may have kept the wrong one of them.
+    kth = np.take_along_axis(values, out[:, -1:], axis=1)
+    tied = np.flatnonzero((values >= kth).sum(axis=1) > k)
+    if len(tied):
+        out[tied] = np.argsort(-values[tied], axis=1, kind="stable")[:, :k]
+    return out
+
+
 def softmax_groups(scores: F64, sizes: Sequence[int]) -> list[F64]:
     """Per-text probabilities from the candidates' scores (``sizes``: candidates per text)."""
-    out: list[F64] = []
-    at = 0
-    for n in sizes:
-        s = scores[at : at + n]
-        e = np.exp(s - s.max())
-        out.append(e / e.sum())
-        at += n
-    return out
+    if not sizes:
+        return []
+    bounds = np.cumsum(sizes)[:-1]
+    starts = np.concatenate(([0], bounds))
+    e = np.exp(scores - np.repeat(np.maximum.reduceat(scores, starts), sizes))
+    p = e / np.repeat(np.add.reduceat(e, starts), sizes)
+    return np.split(p, bounds)
 
 
 @dataclass(slots=True)
@@ -569,7 +585,7 @@ class LanguageDetector:
         for j in range(0, len(routed), 256):
             group = routed[j : j + 256]
             proba = bl.proba([cleaned[i] for i, _ in group])
-            tops = np.argsort(-proba, axis=1, kind="stable")[:, :5]
+            tops = top_k(proba, 5)
             top_p = np.take_along_axis(proba, tops, axis=1).tolist()
             for (i, first), top, ps in zip(group, tops.tolist(), top_p, strict=True):
                 lid = {codes[k]: p for k, p in zip(top, ps, strict=True)}
