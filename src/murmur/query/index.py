@@ -31,7 +31,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from murmur.store.batch import POST_COLUMNS, posts_from_table
+from murmur.store.batch import POST_COLUMNS, last_per_key, posts_from_table
+from murmur.store.schema import untombstoned
 from murmur.text import fold, search_text
 from murmur.types import Post
 
@@ -263,17 +264,10 @@ def write_index_table(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
     if rows.num_rows == 0:
         return
     if rows.num_rows > 1:
-        # Last write wins within a batch, as in Store.write.
-        keys = list(zip(rows.column("platform").to_pylist(), rows.column("post_id").to_pylist(), strict=True))
-        last = {k: i for i, k in enumerate(keys)}
-        if len(last) != len(keys):
-            rows = rows.take(sorted(last.values()))
+        rows = last_per_key(rows)  # last write wins within a batch, as in Store.write
     conn.register("_murmur_search_rows", rows)
     try:
-        conn.execute(
-            "INSERT OR REPLACE INTO post_search BY NAME SELECT b.* FROM _murmur_search_rows b "
-            "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
-        )
+        conn.execute(f"INSERT OR REPLACE INTO post_search BY NAME {untombstoned('_murmur_search_rows')}")
     finally:
         conn.unregister("_murmur_search_rows")
 

@@ -31,6 +31,7 @@ from murmur.query.matcher import MonitorMatcher
 from murmur.query.parser import parse
 from murmur.query.sql import compile_where
 from murmur.store.reader import Reader
+from murmur.store.schema import untombstoned
 from murmur.types import Post
 
 log = logging.getLogger(__name__)
@@ -238,9 +239,6 @@ def write_match_rows(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
         return
     conn.register("_murmur_match_rows", rows)
     try:
-        conn.execute(
-            "INSERT OR REPLACE INTO monitor_matches BY NAME SELECT b.* FROM _murmur_match_rows b "
-            "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
-        )
+        conn.execute(f"INSERT OR REPLACE INTO monitor_matches BY NAME {untombstoned('_murmur_match_rows')}")
     finally:
         conn.unregister("_murmur_match_rows")

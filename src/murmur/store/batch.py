@@ -112,6 +112,16 @@ def posts_from_table(table: pa.Table) -> list[Post]:
     return [Post(*row) for row in zip(*columns, strict=True)]
 
 
+def last_per_key(table: pa.Table) -> pa.Table:
+    """One row per (platform, post_id), the last one: last write wins within a batch, as it does
+    across batches."""
+    keys = zip(table.column("platform").to_pylist(), table.column("post_id").to_pylist(), strict=True)
+    last = {key: i for i, key in enumerate(keys)}
+    if len(last) == table.num_rows:
+        return table
+    return table.take(sorted(last.values()))
+
+
 class PostBatch:
     """One batch's posts, held as ``Post`` objects or as a ``BATCH_SCHEMA`` table (module doc).
 

@@ -20,8 +20,8 @@ import duckdb
 import pyarrow as pa
 
 from murmur.errors import StoreError, StoreLockedError
-from murmur.store.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, posts_to_table
-from murmur.store.schema import DERIVED_TABLES, MIGRATIONS
+from murmur.store.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, last_per_key, posts_to_table
+from murmur.store.schema import DERIVED_TABLES, MIGRATIONS, untombstoned
 from murmur.types import Deletion, Post
 
 
@@ -62,16 +62,6 @@ def _posts_table(posts: Sequence[Post] | PostBatch) -> pa.Table:
     if isinstance(posts, PostBatch):
         return posts.table().select(POST_COLUMNS)
     return posts_to_table(posts, POST_SCHEMA)
-
-
-def _last_per_key(table: pa.Table) -> pa.Table:
-    """One row per (platform, post_id), the last one: last write wins within a batch, as it would
-    across batches."""
-    keys = zip(table.column("platform").to_pylist(), table.column("post_id").to_pylist(), strict=True)
-    last = {key: i for i, key in enumerate(keys)}
-    if len(last) == table.num_rows:
-        return table
-    return table.take(sorted(last.values()))
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
@@ -164,7 +154,7 @@ class Store:
         the post and leave a tombstone (so a replayed create cannot resurrect it), and the cursors
         are committed in the same transaction. ``extras`` write derived rows (token index, monitor
         matches, ...) inside that same transaction."""
-        table = _last_per_key(_posts_table(posts)) if len(posts) else None
+        table = last_per_key(_posts_table(posts)) if len(posts) else None
         emb = list(embeddings)
         try:
             self._write(table, deletions, quarantine, cursors, emb, extras, replace=False)
@@ -193,10 +183,7 @@ class Store:
                 verb = "INSERT OR REPLACE" if replace else "INSERT"
                 conn.register("_batch", posts)
                 try:
-                    conn.execute(
-                        f"{verb} INTO posts BY NAME SELECT b.* FROM _batch b "
-                        "ANTI JOIN tombstones t ON t.platform = b.platform AND t.post_id = b.post_id"
-                    )
+                    conn.execute(f"{verb} INTO posts BY NAME {untombstoned('_batch')}")
                 except duckdb.ConstraintException as exc:
                     if replace or "duplicate key" not in str(exc).lower():
                         raise
@@ -218,10 +205,7 @@ class Store:
                     ),
                 )
                 conn.register("_emb", table)
-                conn.execute(
-                    "INSERT OR REPLACE INTO embeddings BY NAME SELECT e.* FROM _emb e "
-                    "ANTI JOIN tombstones t ON t.platform = e.platform AND t.post_id = e.post_id"
-                )
+                conn.execute(f"INSERT OR REPLACE INTO embeddings BY NAME {untombstoned('_emb')}")
                 conn.unregister("_emb")
             if deletions:
                 rows = [

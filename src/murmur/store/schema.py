@@ -139,3 +139,19 @@ MIGRATIONS: Final[list[tuple[int, str, str]]] = [
         """,
     ),
 ]
+
+
+def untombstoned(view: str) -> str:
+    """SQL for the rows of ``view`` (a registered batch with ``platform`` and ``post_id``) whose post
+    is not tombstoned: what a write may store (a replayed create must not resurrect a deleted post).
+
+    The tombstones are first cut down to this batch's keys (a semi join that builds on the batch and
+    streams the tombstones past it), and only those few are joined against: a plain anti join would
+    build a hash table of every tombstone on every write (measured with 2,000,000 tombstones: 48 ms a
+    2,000-row batch, against 2.9 ms this way)."""
+    return (
+        f"SELECT b.* FROM {view} b ANTI JOIN ("
+        f"SELECT t.platform, t.post_id FROM tombstones t SEMI JOIN {view} x "
+        "ON t.platform = x.platform AND t.post_id = x.post_id"
+        ") t ON t.platform = b.platform AND t.post_id = b.post_id"
+    )
