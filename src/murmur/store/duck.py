@@ -53,6 +53,13 @@ class QuarantineRecord:
         )
 
 
+CHECKPOINT_THRESHOLD = "64MB"
+"""How much write-ahead log the store gathers before a checkpoint folds it into the file. DuckDB's
+default, 16 MB, checkpoints about every 40,000 posts and rewrites the growing row groups each time:
+writing 211,744 real posts in batches of 2,000 took 31 µs a post of CPU with it, 22 µs with 32 or
+64 MB (a final checkpoint included). The price is a longer log to replay after a crash (seconds)."""
+
+
 class _Stored(Exception):
     """A plain INSERT met posts already stored (``Store.write`` then upserts the batch)."""
 
@@ -95,6 +102,7 @@ class Store:
             msg = f"cannot open store {p}: {exc}"
             raise StoreError(msg) from None
         conn.execute("SET TimeZone = 'UTC'")
+        conn.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         store = cls(conn, p)
         store.migrate()
         return store
