@@ -33,8 +33,10 @@ def test_ingest_bench() -> None:
 
 
 def test_enrich_bench_firehose() -> None:
-    out = run_bench("bench/enrich.py", "--tier", "firehose", "--quick", "--workers", "2")
+    out = run_bench("bench/enrich.py", "--tier", "firehose", "--quick", "--workers", "2", "--query-layer")
     assert re.search(r"enrich\[firehose\]: [\d,]+ posts stored \([\d,]+ enriched\)", out), out
+    assert "query layer's hooks): on" in out
+    assert re.search(r"final checkpoint \(not in the figures above\): [\d.]+ us/post", out), out
     for component in ("murmur.lang.cld2lingua@2", "murmur.sentiment.lexical@1", "murmur.neardup.simhash@1"):
         assert component in out
 
