@@ -49,6 +49,7 @@ import duckdb
 import orjson
 import threadpoolctl
 
+from murmur.batch import POST_COLUMNS, PostBatch, posts_from_table
 from murmur.enrich.base import ComponentTiming, Pipeline
 from murmur.errors import PayloadError
 from murmur.privacy import PrivacyGate
@@ -56,7 +57,6 @@ from murmur.privacy.pseudonym import PeriodSecret
 from murmur.sources.base import Source
 from murmur.sources.normalize import normalize
 from murmur.store import QuarantineRecord, Store
-from murmur.store.batch import POST_COLUMNS, PostBatch, posts_from_table
 from murmur.types import Deletion, Draft, Post, RawEvent
 
 log = logging.getLogger(__name__)

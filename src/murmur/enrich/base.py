@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
+from murmur.batch import PostBatch
 from murmur.errors import PipelineError
 from murmur.registry import Registry
-from murmur.store.batch import PostBatch
 from murmur.types import Post
 
 ENRICHMENT_FIELDS: frozenset[str] = frozenset(

@@ -27,9 +27,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from murmur.batch import PostBatch
 from murmur.enrich import hashing
 from murmur.enrich.text import content_tokens
-from murmur.store.batch import PostBatch
 from murmur.types import Post
 
 SHINGLE = 4

@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from murmur.store.batch import POST_COLUMNS, last_per_key, posts_from_table
+from murmur.batch import POST_COLUMNS, last_per_key, posts_from_table
 from murmur.store.schema import untombstoned
 from murmur.text import fold, search_text
 from murmur.types import Post

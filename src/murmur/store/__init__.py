@@ -1,7 +1,6 @@
 """The embedded store (DuckDB): schema and migrations, the one writer, and readers."""
 
-from murmur.store.batch import PostBatch
 from murmur.store.duck import QuarantineRecord, Store
 from murmur.store.reader import DirectReader, Reader, ReadServer, open_reader
 
-__all__ = ["DirectReader", "PostBatch", "QuarantineRecord", "ReadServer", "Reader", "Store", "open_reader"]
+__all__ = ["DirectReader", "QuarantineRecord", "ReadServer", "Reader", "Store", "open_reader"]

@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from murmur.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, last_per_key, posts_to_table
 from murmur.errors import StoreError, StoreLockedError
-from murmur.store.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, last_per_key, posts_to_table
 from murmur.store.schema import DERIVED_TABLES, MIGRATIONS, untombstoned
 from murmur.types import Deletion, Post
 

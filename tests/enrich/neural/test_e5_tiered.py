@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from murmur.batch import posts_from_table
 from murmur.enrich.base import Component
 from murmur.enrich.lexical import LexicalSentiment
 from murmur.enrich.neural.components import EMBED_NAME, SENTIMENT_NAME, E5Embed, E5Sentiment
@@ -16,7 +17,6 @@ from murmur.enrich.neural.samples import mixed_posts
 from murmur.enrich.neural.tiered import FixedCapacity, MeasuredCapacity, TieredEnricher
 from murmur.runtime import backfill
 from murmur.store import Store
-from murmur.store.batch import posts_from_table
 from murmur.types import Post
 
 pytestmark = pytest.mark.usefixtures("need_shared")

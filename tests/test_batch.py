@@ -1,4 +1,4 @@
-"""``PostBatch``: posts as columns across processes, the same posts on the other side."""
+"""``murmur.batch``: posts as columns across processes, the same posts on the other side."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from murmur.store import PostBatch, Store
-from murmur.store.batch import BATCH_SCHEMA, POST_COLUMNS, posts_from_table, posts_to_table
+from murmur.batch import BATCH_SCHEMA, POST_COLUMNS, PostBatch, posts_from_table, posts_to_table
+from murmur.store import Store
 from murmur.types import Post
 
 NOW = datetime(2026, 12, 1, 3, 4, 5, 678901, tzinfo=UTC)
