@@ -78,9 +78,8 @@ def posts_to_table(posts: Sequence[Post], schema: pa.Schema = BATCH_SCHEMA) -> p
     """The posts as one table of ``schema``'s columns (``POST_SCHEMA``: the stored row)."""
     if not posts:
         return schema.empty_table()
-    columns = zip(*map(attrgetter(*schema.names), posts), strict=True)
     return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
+        [pa.array(list(map(attrgetter(f.name), posts)), type=f.type) for f in schema], schema=schema
     )
 
 
