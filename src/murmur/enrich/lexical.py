@@ -256,7 +256,9 @@ class LexicalSentimentModel:
         mixes = [self.mixture_for(lg) for lg in (langs if langs is not None else [None] * len(texts))]
         occ = occurrences([normalize(t) for t in texts], self.config)
         names, table = self._table()
-        sums = block_sums(table[occ.col], occ, self.config)
+        # np.take, not table[occ.col]: the same rows, ~4x faster for a 2-D table (numpy's fancy
+        # indexing takes its general path; take copies whole rows)
+        sums = block_sums(np.take(table, occ.col, axis=0), occ, self.config)
         needed = {h for m in mixes for h in m}
         for i, name in enumerate(names):
             if name not in needed:

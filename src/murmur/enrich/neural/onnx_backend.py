@@ -338,7 +338,7 @@ class NumpyEmbeddings:
         self.eps = np.float32(cfg.eps)
 
     def __call__(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        x = dequantize_q4(self.word[ids]) + self.add[: ids.shape[1]]
+        x = dequantize_q4(np.take(self.word, ids, axis=0)) + self.add[: ids.shape[1]]  # take: row copies
         mean = x.mean(axis=-1, keepdims=True)
         centered = x - mean
         var = (centered * centered).mean(axis=-1, keepdims=True)
