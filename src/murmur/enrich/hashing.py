@@ -106,9 +106,10 @@ class Batch:
     def size(self) -> int:
         return len(self.starts)
 
-    def doc_of(self, positions: I64) -> I64:
-        """Which text each code-point position belongs to."""
-        return np.searchsorted(self.ends, positions, side="right").astype(np.int64)
+    def docs(self) -> I64:
+        """Which text each code-point position belongs to: each text's index repeated over its
+        length (linear; a search of ``ends`` per position took ~1 % of the firehose tier)."""
+        return np.repeat(np.arange(self.size, dtype=np.int64), self.ends - self.starts)
 
     def span_hash(self, a: I64, b: I64) -> U64:
         """Position-independent hash of every span ``[a, b)`` (``b > a``), modulo 2⁶⁴."""
@@ -144,7 +145,7 @@ def char_ngrams(batch: Batch, sizes: Sequence[int], *, within_words: bool = Fals
     """
     total = len(batch.cps)
     pos = np.arange(total, dtype=np.int64)
-    doc = batch.doc_of(pos)
+    doc = batch.docs()
     room = batch.ends[doc] - pos  # characters from pos to the end of its text
     spaces = np.zeros(total + 1, dtype=np.int32)
     if within_words:
@@ -181,7 +182,7 @@ def word_spans(batch: Batch) -> Words:
     if len(idx) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Words(empty, empty, empty)
-    doc = batch.doc_of(idx)
+    doc = batch.docs()[idx]
     is_word = c == WORD
     prev_word = np.concatenate(([False], is_word[:-1]))
     prev_doc = np.concatenate(([-1], doc[:-1]))
