@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +93,7 @@ _CODE_MAP: dict[str, str] = {
 _NOT_A_LANGUAGE = frozenset({"un", "xxx", "zxx", "zzb", "zze", "zzh", "zzp", "tlh", "und", ""})
 
 
+@cache
 def iso_code(code: str) -> str:
     """A detector's code as murmur stores it: ISO 639-1 where one exists, ``und`` for none."""
     if code in _NOT_A_LANGUAGE or code.startswith("xx-"):
@@ -125,8 +126,10 @@ def _has_letters(text: str) -> bool:
     return any(ch.isalpha() for ch in text)
 
 
-@dataclass(frozen=True, slots=True)
-class Cld2Answer:
+class Cld2Answer(NamedTuple):
+    """What CLD2 said about one text (a named tuple: built for every post, ~3x cheaper than a frozen
+    dataclass)."""
+
     lang: str  # mapped with iso_code; "und" when CLD2 had no answer
     reliable: bool
     percent: int
