@@ -134,10 +134,8 @@ class PostBatch:
         if posts is not None and table is not None:
             msg = "PostBatch: give posts or a table, not both"
             raise ValueError(msg)
-        self._posts: list[Post] | None = posts if table is None else None
-        if self._posts is None and table is None:
-            self._posts = []
         self._table = table
+        self._posts: list[Post] | None = None if table is not None else (posts if posts is not None else [])
 
     def __len__(self) -> int:
         return len(self._posts) if self._posts is not None else self._table_or_fail().num_rows
