@@ -32,6 +32,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import gc
 import logging
 import multiprocessing
 import os
@@ -383,6 +384,34 @@ def _init_worker(setup: WorkerSetup, parent: int) -> None:
         stateless.warm_up()
         stateless.process([_warmup_post()])
         stateless.timings.clear()
+    _collect_between_batches(first=True)
+
+
+FULL_COLLECTION_EVERY = 100
+"""Batches between a worker's full garbage collections (``_collect_between_batches``)."""
+
+_batches_done = 0
+
+
+def _collect_between_batches(*, first: bool = False) -> None:
+    """A worker collects its garbage between batches, not every 700 allocations.
+
+    Python's cycle collector runs after every 700 new container objects. A batch of 2,000 posts
+    makes hundreds of thousands of them and keeps them alive to its end, so automatic collection
+    ran ~20 times a batch, each time scanning the whole batch and the loaded models again: 12-16 us
+    a post, 6-8 % of a firehose worker's time. Instead the models' objects, loaded once, are moved
+    out of the collector's sight (``gc.freeze``), automatic collection is off, and each batch starts
+    with a collection of the young generations (~1 us a post: the previous batch is gone by then,
+    apart from its few cyclic leftovers, which this frees), and every ``FULL_COLLECTION_EVERY``-th
+    with a full one, for cycles that outlived a young collection."""
+    global _batches_done
+    if first:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        return
+    _batches_done += 1
+    gc.collect(2 if _batches_done % FULL_COLLECTION_EVERY == 0 else 1)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -412,6 +441,7 @@ def _warmup_post() -> Post:
 
 def _process_in_worker(events: list[RawEvent], secret: PeriodSecret, now: datetime) -> Processed:
     assert _worker_processor is not None, "worker not initialised"
+    _collect_between_batches()
     _worker_processor.gate.pseudonyms.use(secret)
     return _worker_processor.process(events, now=now)
 
@@ -419,6 +449,7 @@ def _process_in_worker(events: list[RawEvent], secret: PeriodSecret, now: dateti
 def _upgrade_in_worker(posts: list[Post]) -> list[Post]:
     """A backfill chunk, upgraded by the worker's own (already loaded) upgrader."""
     assert _worker_processor is not None, "worker not initialised"
+    _collect_between_batches()
     upgrader = find_upgrader(_worker_processor.pipeline)
     if upgrader is None:
         msg = "backfill: the worker's pipeline has no upgrader"
