@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pickle
+import random
 
 import pytest
 
@@ -100,3 +101,58 @@ def test_a_copy_paste_flood_keeps_the_index_small() -> None:
     assert len(idx) <= 10  # re-indexed only when half-way to eviction
     other = sig ^ 0xFFFF_0000_0000_0000 ^ 0xFF  # far away: its own cluster
     assert idx.assign(other) == f"sh:{other:016x}"
+
+
+@pytest.mark.parametrize(("capacity", "max_walk"), [(1_000_000, 64), (50, 64), (7, 3), (1, 64)])
+def test_a_batch_gives_the_clusters_and_index_of_the_same_signatures_one_by_one(
+    capacity: int, max_walk: int
+) -> None:
+    # signatures crowded into few band values (long chains, collisions inside a batch), with exact
+    # copies, near copies (1-4 bits off) of recent and of evicted ones, and floods of one text
+    rng = random.Random(capacity + max_walk)
+    bases = [rng.getrandbits(64) for _ in range(40)]
+
+    def near(sig: int) -> int:
+        for bit in rng.sample(range(64), rng.randint(0, 4)):
+            sig ^= 1 << bit
+        return sig
+
+    sigs: list[int] = []
+    for _ in range(6000):
+        r = rng.random()
+        if r < 0.3:
+            sigs.append(rng.getrandbits(64))
+        elif r < 0.45:
+            shift = 16 * rng.randrange(4)  # shares the other 3 bands: crowds the chains in front
+            sigs.append(rng.choice(bases) & ~(0xFFFF << shift) | rng.getrandbits(16) << shift)
+        elif r < 0.8:
+            sigs.append(near(rng.choice(bases)))
+        else:
+            sigs.extend([rng.choice(sigs or bases)] * rng.randint(1, 30))
+    one_by_one = SimHashIndex(capacity, max_walk=max_walk)
+    batched = SimHashIndex(capacity, max_walk=max_walk)
+    expected = [one_by_one.assign(s) for s in sigs]
+    got: list[str] = []
+    at = 0
+    while at < len(sigs):
+        size = rng.choice([1, 2, 17, 500, 2000])
+        got += batched.assign_many(sigs[at : at + size])
+        at += size
+    assert got == expected
+    assert len(set(expected)) > 40  # the data did cluster, and not into one
+    assert batched._sig == one_by_one._sig
+    assert batched._count == one_by_one._count
+    assert batched._next == one_by_one._next
+    assert batched._head == one_by_one._head
+
+
+def test_a_batch_walks_each_chain_as_far_as_a_lookup_does() -> None:
+    # B's only match, A, is the third entry of B's chains (two other signatures were indexed after
+    # it in the same three bands; B's fourth band differs from A's): found with max_walk=3
+    a = 0x1234_5678_9ABC_DEF0
+    fillers = [a ^ 0xFFFF << 48, a ^ 0x0F0F << 48]  # the three low bands shared, far in the top one
+    b = a ^ 1 << 60
+    for index in (SimHashIndex(max_walk=3), SimHashIndex(max_walk=2)):
+        index.assign_many([a, *fillers])
+        found = index.assign_many([b])
+        assert found == ([f"sh:{a:016x}"] if index.max_walk == 3 else [f"sh:{b:016x}"])

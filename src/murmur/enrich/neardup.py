@@ -15,8 +15,11 @@ The index is in memory and bounded (``capacity`` signatures, ~40 bytes each, old
 first). Lookups use the pigeonhole principle: with 4 bands of 16 bits, two signatures within
 distance 3 agree exactly on at least one band, so only posts sharing a band value are compared.
 Posts are indexed in the order they arrive, so the result is deterministic, and a batch gives the
-same result as the same posts one by one. Texts with fewer than ``min_features`` 4-grams (emoji
-only, a link only) get neither field.
+same result as the same posts one by one. A batch first rules out, for all its posts at once
+(numpy), the lookups that surely find nothing, and only looks up the rest one by one: in a full
+index (1,000,000 signatures) a lookup in Python walks ~60 chain entries (~29 us a post), a batch
+of real posts takes ~6 us a post. Texts with fewer than ``min_features`` 4-grams (emoji only, a
+link only) get neither field.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from murmur.types import Post
 
 SHINGLE = 4
 BANDS = 4  # of 16 bits each (``SimHashIndex._band_values``)
+_BATCH_PAIRS = 8  # ``SimHashIndex._unmatched`` compares a signature with up to 7 earlier ones per band
 
 
 def normalized(text: str) -> str:
@@ -112,8 +116,10 @@ class SimHashIndex:
         self._sig = array("Q", bytes(8 * n))
         self._cluster = array("Q", bytes(8 * n))
         self._seq = array("q", bytes(8 * n))
-        self._next = [array("i", [-1]) * n for _ in range(BANDS)]
-        self._head = [array("i", [-1]) * 65536 for _ in range(BANDS)]
+        # the bands' chains side by side: band b's link of slot s is ``_next[b * n + s]``, its head
+        # for band value v is ``_head[b * 65536 + v]``
+        self._next = array("i", [-1]) * (BANDS * n)
+        self._head = array("i", [-1]) * (BANDS * 65536)
 
     def __len__(self) -> int:
         return min(self._count, self.capacity)
@@ -129,10 +135,10 @@ class SimHashIndex:
         best_seq = self._count
         best: int | None = None
         exact = -1
-        sigs, seqs, clusters = self._sig, self._seq, self._cluster
+        sigs, seqs, clusters, nxt = self._sig, self._seq, self._cluster, self._next
         for band, value in enumerate(self._band_values(sig)):
-            nxt = self._next[band]
-            slot = self._head[band][value]
+            base = band * self.capacity
+            slot = self._head[band * 65536 + value]
             prev = self._count
             for _ in range(self.max_walk):
                 if slot < 0:
@@ -147,8 +153,58 @@ class SimHashIndex:
                     if other == sig:
                         exact = max(exact, seq)
                 prev = seq
-                slot = nxt[slot]
+                slot = nxt[base + slot]
         return best, exact
+
+    def _unmatched(self, sig: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        """Which of the signatures ``sig``, to be assigned in this order, surely find no match, so
+        need no lookup. A lookup in order walks each of its four band chains: first the signatures
+        of the batch indexed before it that share that band value, then the chain as it stands now,
+        for ``max_walk`` entries in all, stopping at an entry overwritten in between. So a signature
+        finds nothing when no earlier one of the batch in its chains is within ``max_distance`` and
+        neither is any of the first ``max_walk`` entries of its chains now. All chains are walked
+        together, one step of each at a time (numpy)."""
+        m, d = len(sig), self.max_distance
+        hit = np.zeros(m, dtype=bool)
+        values = [((sig >> np.uint64(16 * b)) & np.uint64(0xFFFF)).astype(np.intp) for b in range(BANDS)]
+        for value in values:  # earlier ones of the batch with the same band value
+            order = np.argsort(value, kind="stable")
+            ordered = value[order]
+            for k in range(1, _BATCH_PAIRS + 1):
+                same = np.flatnonzero(ordered[k:] == ordered[:-k])
+                if not len(same):
+                    break
+                earlier, later = order[same], order[same + k]
+                if k == _BATCH_PAIRS:  # many with one band value (a flood): look those up in order
+                    hit[later] = True
+                else:
+                    hit[later[np.bitwise_count(sig[earlier] ^ sig[later]) <= d]] = True
+        sigs = np.frombuffer(self._sig, dtype=np.uint64)
+        seqs = np.frombuffer(self._seq, dtype=np.int64)
+        nxt = np.frombuffer(self._next, dtype=np.int32)
+        lane = np.tile(np.arange(m), BANDS)  # one walk per signature and band
+        base = np.repeat(np.arange(BANDS) * self.capacity, m)
+        slot = np.frombuffer(self._head, dtype=np.int32)[
+            np.concatenate(values) + np.repeat(np.arange(BANDS) * 65536, m)
+        ]
+        go = ~hit[lane]
+        lane, base, slot = lane[go], base[go], slot[go]
+        prev = np.full(len(lane), self._count, dtype=np.int64)
+        for _ in range(self.max_walk):
+            go = slot >= 0
+            lane, base, slot, prev = lane[go], base[go], slot[go], prev[go]
+            seq = seqs[slot]
+            go = seq < prev  # not overwritten (``_find``)
+            lane, base, slot, seq = lane[go], base[go], slot[go], seq[go]
+            if not len(lane):
+                break
+            near = np.bitwise_count(sig[lane] ^ sigs[slot]) <= d
+            hit[lane[near]] = True
+            go = ~near
+            lane, base, prev = lane[go], base[go], seq[go]
+            slot = nxt[base + slot[go]]
+        out: npt.NDArray[np.bool_] = ~hit
+        return out
 
     def lookup_cluster(self, sig: int) -> int | None:
         """The cluster (its first signature) of the oldest indexed signature within
@@ -164,11 +220,29 @@ class SimHashIndex:
         self._sig[slot] = sig
         self._cluster[slot] = cluster
         self._seq[slot] = self._count
+        head, nxt, n = self._head, self._next, self.capacity
         for band, value in enumerate(self._band_values(sig)):
-            head = self._head[band]
-            self._next[band][slot] = head[value]
-            head[value] = slot
+            h = band * 65536 + value
+            nxt[band * n + slot] = head[h]
+            head[h] = slot
         self._count += 1
+
+    def assign_many(self, sigs: Sequence[int]) -> list[str]:
+        """``assign`` of each signature in order, with the same results, faster: the signatures
+        that surely find no match (``_unmatched``: nearly all but copies) are just indexed. In a full
+        index (1,000,000 signatures, chains of ~15 per band value) a lookup walks ~60 entries in
+        Python, ~29 us; a batch of 2,000 real posts takes ~6 us a post."""
+        if not sigs:
+            return []
+        alone = self._unmatched(np.array(sigs, dtype=np.uint64)).tolist()
+        out: list[str] = []
+        for sig, new in zip(sigs, alone, strict=True):
+            if new:  # what ``assign`` does when nothing matches
+                self.add(sig, sig)
+                out.append(f"sh:{sig:016x}")
+            else:
+                out.append(self.assign(sig))
+        return out
 
     def assign(self, sig: int) -> str:
         """The cluster of ``sig``: a near duplicate's, or a new one named after ``sig``. ``sig`` is
@@ -217,8 +291,9 @@ class NearDupClusters:
 
     def process_batch(self, batch: PostBatch) -> None:
         """On the batch's ``simhash`` column: no ``Post`` objects needed (``enrich.base``)."""
-        assign = self.index.assign
-        batch.set_column("dup_cluster", [None if s is None else assign(s) for s in batch.column("simhash")])
+        sigs = batch.column("simhash")
+        clusters = iter(self.index.assign_many([s for s in sigs if s is not None]))
+        batch.set_column("dup_cluster", [None if s is None else next(clusters) for s in sigs])
 
 
 class SimHashNearDup:
