@@ -96,14 +96,15 @@ class SteadyState:
     start-up (spawning the worker processes and loading their models)."""
 
     def __init__(self) -> None:
-        self.marks: list[tuple[float, int, float]] = []  # (time, posts stored, CPU s of the tree)
-        self.system: list[float] = []  # of which in the kernel (system time), at each mark
+        self.times: list[float] = []  # at each stored batch: when,
+        self.posts: list[int] = []  # posts stored so far,
+        self.cpu: list[float] = []  # CPU s of all processes (user + system),
+        self.system: list[float] = []  # of which in the kernel,
+        self.main_cpu: list[float] = []  # CPU s of the runtime's own process
         self._tree = ProcessTree()
-        self.main_cpu: list[float] = []  # CPU s of the runtime's own process at each mark
 
     def batch(self, stats: RuntimeStats) -> None:
-        me = self._tree.me
-        cpu = system = 0.0
+        cpu = system = main = 0.0
         for proc in self._tree.processes():
             try:
                 t = proc.cpu_times()
@@ -111,34 +112,34 @@ class SteadyState:
                 continue
             cpu += t.user + t.system
             system += t.system
-            if proc.pid == me.pid:
-                self.main_cpu.append(t.user + t.system)
-        self.marks.append((time.perf_counter(), stats.posts, cpu))
+            if proc.pid == self._tree.me.pid:
+                main = t.user + t.system
+        self.times.append(time.perf_counter())
+        self.posts.append(stats.posts)
+        self.cpu.append(cpu)
         self.system.append(system)
+        self.main_cpu.append(main)
 
-    def main_cpu_us_per_post(self) -> float:
-        """The runtime's own process (reading, the ordered stage, the store write)."""
-        if len(self.marks) < 2:
+    def _us_per_post(self, seconds: list[float]) -> float:
+        if len(self.posts) < 2:
             return float("nan")
-        return (self.main_cpu[-1] - self.main_cpu[0]) / max(self.marks[-1][1] - self.marks[0][1], 1) * 1e6
+        return (seconds[-1] - seconds[0]) / max(self.posts[-1] - self.posts[0], 1) * 1e6
 
     def posts_per_s(self) -> float:
-        if len(self.marks) < 2:
+        if len(self.posts) < 2:
             return float("nan")
-        (t0, n0, _), (t1, n1, _) = self.marks[0], self.marks[-1]
-        return (n1 - n0) / (t1 - t0)
+        return (self.posts[-1] - self.posts[0]) / (self.times[-1] - self.times[0])
 
     def cpu_us_per_post(self) -> float:
-        if len(self.marks) < 2:
-            return float("nan")
-        (_, n0, c0), (_, n1, c1) = self.marks[0], self.marks[-1]
-        return (c1 - c0) / max(n1 - n0, 1) * 1e6
+        return self._us_per_post(self.cpu)
 
     def system_us_per_post(self) -> float:
         """Of ``cpu_us_per_post``, the time spent in the kernel (pipes, page faults, file writes)."""
-        if len(self.marks) < 2:
-            return float("nan")
-        return (self.system[-1] - self.system[0]) / max(self.marks[-1][1] - self.marks[0][1], 1) * 1e6
+        return self._us_per_post(self.system)
+
+    def main_cpu_us_per_post(self) -> float:
+        """The runtime's own process (reading, the ordered stage, the store write)."""
+        return self._us_per_post(self.main_cpu)
 
 
 def _cpu_seconds() -> float:

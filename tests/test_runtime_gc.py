@@ -20,7 +20,7 @@ PROBE = textwrap.dedent(
         a.other, b.other = b, a
         return weakref.ref(a)
 
-    runtime._collect_between_batches(first=True)
+    runtime._freeze_loaded_objects()
     assert not gc.isenabled(), "automatic collection is still on"
     assert gc.get_freeze_count() > 0, "the loaded objects were not frozen"
 

@@ -83,6 +83,11 @@ def simhashes(texts: Sequence[str], *, min_features: int = 3) -> list[int | None
     return [int(s) if c >= min_features else None for s, c in zip(sig.tolist(), counts.tolist(), strict=True)]
 
 
+def cluster_name(cluster: int) -> str:
+    """A cluster's id: ``sh:`` and its first signature in 16 hex digits."""
+    return f"sh:{cluster:016x}"
+
+
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
@@ -213,7 +218,7 @@ class SimHashIndex:
 
     def lookup(self, sig: int) -> str | None:
         cluster = self.lookup_cluster(sig)
-        return None if cluster is None else f"sh:{cluster:016x}"
+        return None if cluster is None else cluster_name(cluster)
 
     def add(self, sig: int, cluster: int) -> None:
         slot = self._count % self.capacity
@@ -235,25 +240,24 @@ class SimHashIndex:
         if not sigs:
             return []
         alone = self._unmatched(np.array(sigs, dtype=np.uint64)).tolist()
-        out: list[str] = []
-        for sig, new in zip(sigs, alone, strict=True):
-            if new:  # what ``assign`` does when nothing matches
-                self.add(sig, sig)
-                out.append(f"sh:{sig:016x}")
-            else:
-                out.append(self.assign(sig))
-        return out
+        return [
+            self._settle(sig, None, -1) if new else self.assign(sig)
+            for sig, new in zip(sigs, alone, strict=True)
+        ]
 
     def assign(self, sig: int) -> str:
         """The cluster of ``sig``: a near duplicate's, or a new one named after ``sig``. ``sig`` is
         then indexed, unless the same signature already is and is not yet half-way to eviction
         (so a copy-paste flood keeps one or two entries alive instead of filling the ring)."""
-        cluster, exact = self._find(sig)
+        return self._settle(sig, *self._find(sig))
+
+    def _settle(self, sig: int, cluster: int | None, exact: int) -> str:
+        """``assign``'s result from what its lookup found (``_find``), indexing ``sig`` as it says."""
         if cluster is None:
             cluster = sig
         if exact < 0 or exact < self._count - self.capacity // 2:
             self.add(sig, cluster)
-        return f"sh:{cluster:016x}"
+        return cluster_name(cluster)
 
 
 class SimHashSignature:
