@@ -154,11 +154,12 @@ def fill_near_dup_index(pipeline: Pipeline | None, n: int) -> None:
     signatures first (not timed), as the running service would have."""
     if pipeline is None or n <= 0:
         return
-    sigs = np.random.default_rng(0).integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True).tolist()
+    rng = np.random.default_rng(0)
     for comp in pipeline.components:
         if isinstance(comp, NearDupClusters):
-            for i in range(0, n, 10_000):
-                comp.index.assign_many(sigs[i : i + 10_000])
+            for i in range(0, n, 10_000):  # in chunks: a list of 1,000,000 ints would stay in the RSS
+                chunk = rng.integers(0, 2**64 - 1, size=min(10_000, n - i), dtype=np.uint64, endpoint=True)
+                comp.index.assign_many(chunk.tolist())
 
 
 def run_tier(
