@@ -83,3 +83,23 @@ def test_a_batch_that_kills_its_worker_twice_is_quarantined_and_the_stream_goes_
     assert rows == [("a worker process died twice while processing this event's batch",)]
     assert store.conn.execute("SELECT count(*) FROM posts").fetchall() == [(500,)]
     assert store.cursor("bsky") == "600"
+
+
+def test_duckdb_gets_the_cores_the_workers_leave_while_they_run(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "db.duckdb")
+    store.set_threads(7)
+    seen: list[int] = []
+    setup = WorkerSetup(workers=2, public_accounts=(), period_days=30, pipeline_factory=poison_pipeline)
+    payloads = [jetstream_commit(i, text=f"post {i}", did="did:plc:a") for i in range(300)]
+    runtime = Runtime(
+        store,
+        [ListSource("bsky", "jetstream", payloads)],
+        Processor(PrivacyGate(key_file=tmp_path / "keys"), poison_pipeline()),
+        batch_size=100,
+        workers=setup,
+        on_batch=lambda stats: seen.append(store.threads()),
+    )
+    asyncio.run(asyncio.wait_for(runtime.run(), 120))
+    assert len(seen) == 3
+    assert set(seen) == {max(1, (os.cpu_count() or 1) - 2)}
+    assert store.threads() == 7  # as it was before the run

@@ -280,6 +280,17 @@ class Store:
     def checkpoint(self) -> None:
         self.conn.execute("CHECKPOINT")
 
+    def threads(self) -> int:
+        """DuckDB's threads for this database (all its connections share them)."""
+        row = self.conn.execute("SELECT current_setting('threads')").fetchone()
+        return int(row[0]) if row else 1
+
+    def set_threads(self, n: int) -> int:
+        """Let DuckDB use ``n`` threads (at least 1) for this database; returns the previous number."""
+        previous = self.threads()
+        self.conn.execute(f"SET threads = {max(1, int(n))}")
+        return previous
+
 
 _PURGE_TABLES: tuple[tuple[str, str], ...] = (
     ("posts", "created_at"),
