@@ -36,7 +36,6 @@ import numpy.typing as npt
 
 from murmur.enrich import hashing
 from murmur.errors import ModelError
-from murmur.text import may_have_markup
 from murmur.types import Post, SentimentLabel
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -48,6 +47,7 @@ I64 = npt.NDArray[np.int64]
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _LINK_OR_MENTION = re.compile(r"((?:https?://|www\.)\S+)|@\w+", re.IGNORECASE)
+_MENTION = re.compile(r"@\w+")
 _REPEAT = re.compile(r"(.)\1\1\1+")
 
 
@@ -60,8 +60,10 @@ def normalize(text: str) -> str:
     if "\\u" in text:  # some corpora (XLM-T) keep JSON escapes such as \u2019 literally
         text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     text = text.lower()
-    if may_have_markup(text):
+    if "://" in text or "www." in text:
         text = _LINK_OR_MENTION.sub(_link_or_mention, text)
+    elif "@" in text:  # mentions only (most texts with markup): one pass without the links' callback
+        text = _MENTION.sub("@user", text)
     return " " + " ".join(_REPEAT.sub(r"\1\1\1", text).split()) + " "
 
 

@@ -12,8 +12,11 @@ from functools import lru_cache
 
 from murmur.text import may_have_markup, tokenize
 
-SOCIAL_MARKUP = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)@[\w.]+|(?<!\w)#\w+", re.IGNORECASE)
+_TAGS_RX = r"(?<!\w)@[\w.]+|(?<!\w)#\w+"
+SOCIAL_MARKUP = re.compile(r"(?:https?://|www\.)\S+|" + _TAGS_RX, re.IGNORECASE)
 """Links, @mentions and #hashtags: markup around the words of a post."""
+_TAGS = re.compile(_TAGS_RX)
+"""``SOCIAL_MARKUP`` for a text without ``://`` or ``w.``: the same matches, faster."""
 
 
 @lru_cache(maxsize=8192)
@@ -23,5 +26,6 @@ def content_tokens(text: str) -> tuple[str, ...]:
     Cached (a few thousand recent texts): the terms and near-duplicate components of one pipeline
     ask for the same post's words one after the other."""
     if may_have_markup(text):
-        text = SOCIAL_MARKUP.sub(" ", text)
+        links = "://" in text or "w." in text or "W." in text
+        text = (SOCIAL_MARKUP if links else _TAGS).sub(" ", text)
     return tuple(tokenize(text))

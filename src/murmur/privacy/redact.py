@@ -42,13 +42,12 @@ ACCOUNT = "<ACCOUNT>"
 _STREET_WORDS = (
     r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace|way|square|sq"
 )
-_AT = re.compile(
-    r"""
-    (?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,})
-  | (?P<mention>(?<![\w@])@[\w-]+(?:\.[\w-]+)*(?:@[\w-]+(?:\.[\w-]+)+)?)
-    """,
-    re.VERBOSE,
-)
+_MENTION_RX = r"(?P<mention>(?<![\w@])@[\w-]+(?:\.[\w-]+)*(?:@[\w-]+(?:\.[\w-]+)+)?)"
+_AT = re.compile(r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,})|" + _MENTION_RX)
+_MENTION = re.compile(_MENTION_RX)
+"""``_AT`` where no e-mail address can match: the same matches, without trying one at every letter."""
+_EMAIL_AT = re.compile(r"[\w.+-]@")
+"""An e-mail address has one of these characters right before its "@"; most texts' "@"s do not."""
 _REDDIT_USER = re.compile(r"(?<![\w/])/?u/[\w-]{2,20}\b", re.IGNORECASE)
 _ACCOUNT_ID = re.compile(r"\bdid:(?:plc|web):[\w.%:-]+|\bt2_[a-z0-9]{2,12}\b", re.IGNORECASE)
 _URL = re.compile(
@@ -192,15 +191,17 @@ class Redactor:
             text, n = _ACCOUNT_ID.subn(ACCOUNT, text)
             count += n
         if "@" in text:
-            text = _AT.sub(replace, text)
+            text = (_AT if _EMAIL_AT.search(text) else _MENTION).sub(replace, text)
         if "/" in text or "www." in text or "WWW." in text:
             text = _URL.sub(replace, text)
             if "u/" in text or "U/" in text:
                 text, n = _REDDIT_USER.subn(REDDIT_USER, text)
                 count += n
-        if len(_NON_DIGIT.sub("", text)) >= 6 or ("::" in text):
+        has_digit = _DIGIT.search(text) is not None
+        if "::" in text or (has_digit and len(_NON_DIGIT.sub("", text)) >= 6):
             text = _NUMERIC.sub(replace, text)
-        if _DIGIT.search(text):
+            has_digit = _DIGIT.search(text) is not None
+        if has_digit:
             text = _ADDRESS.sub(replace, text)
         return Redacted(text, count, tuple(dict.fromkeys(domains)))
 
