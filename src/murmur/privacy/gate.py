@@ -62,8 +62,8 @@ class PrivacyGate:
             site=site,
             community=_community(draft),
             domains=domains[:50],
-            hashtags=list(dict.fromkeys(h.lower() for h in draft.hashtags if _HASHTAG_OK.match(h)))[:50],
-            mentions=[m for m in dict.fromkeys(draft.mentions) if self.redactor.is_public(m)][:50],
+            hashtags=_hashtags(draft.hashtags) if draft.hashtags else [],
+            mentions=self._public_mentions(draft.mentions) if draft.mentions else [],
             is_reply=draft.is_reply,
             is_repost=draft.is_repost,
             has_media=draft.has_media,
@@ -71,6 +71,9 @@ class PrivacyGate:
             country=country,
             redactions=red.count,
         )
+
+    def _public_mentions(self, mentions: list[str]) -> list[str]:
+        return [m for m in dict.fromkeys(mentions) if self.redactor.is_public(m)][:50]
 
     def delete(self, deletion: Deletion, *, now: datetime | None = None) -> Deletion:
         """A platform's deletion, keyed like the stored post it removes."""
@@ -82,6 +85,10 @@ class PrivacyGate:
     def apply_all(self, drafts: Iterable[Draft], *, now: datetime | None = None) -> list[Post]:
         now = now or datetime.now(UTC)
         return [self.apply(d, now=now) for d in drafts]
+
+
+def _hashtags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(h.lower() for h in tags if _HASHTAG_OK.match(h)))[:50]
 
 
 def _community(draft: Draft) -> str | None:
