@@ -44,12 +44,12 @@ _ACCENT_RANGES: tuple[tuple[int, int], ...] = (
     (0x06E7, 0x06E8),
     (0x06EA, 0x06ED),
 )
-_DROP_ACCENTS: dict[int, None] = {
-    cp: None
+_ACCENT_POINTS: list[int] = sorted(
+    cp
     for lo, hi in _ACCENT_RANGES
     for cp in range(lo, hi + 1)
     if unicodedata.category(chr(cp)).startswith("M")
-}
+)
 
 SEGMENTED_BY_CHARACTER: tuple[tuple[int, int], ...] = (
     (0x0E00, 0x0E7F),  # Thai
@@ -90,14 +90,23 @@ def _merge(points: list[int]) -> list[tuple[int, int]]:
     return out
 
 
+_ACCENTS = re.compile(f"[{_class_ranges(_merge(_ACCENT_POINTS))}]")
+
+
 @cache
 def _token_re() -> re.Pattern[str]:
     cat = unicodedata.category
-    marks = _class_ranges(_merge([cp for cp in range(0x110000) if cat(chr(cp))[0] == "M"]))
+    points = [cp for cp in range(0x110000) if cat(chr(cp))[0] == "M"]
+    bmp = _class_ranges(_merge([cp for cp in points if cp < 0x10000]))
+    astral = _class_ranges(_merge([cp for cp in points if cp >= 0x10000]))
+    # A combining mark. Python's re tests a character against a class's marks above U+FFFF (110
+    # ranges) one range at a time, after its table of the rest: so those are tried only for a
+    # character above U+FFFF (the same matches; tokenizing non-ASCII text ~30 % faster).
+    marks = rf"(?:[{bmp}]|(?=[\U00010000-\U0010FFFF])[{astral}])"
     seg = _class_ranges(list(SEGMENTED_BY_CHARACTER))
     # A run of letters/digits (not "_", not in a segmented script) and combining marks, starting with
     # a letter or digit; or one segmented-script letter or digit with its marks.
-    return re.compile(rf"[^\W_{seg}]+(?:[{marks}]+[^\W_{seg}]*)*|(?=[^\W_])[{seg}][{marks}]*")
+    return re.compile(rf"[^\W_{seg}]+(?:{marks}+[^\W_{seg}]*)*|(?=[^\W_])[{seg}]{marks}*")
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
@@ -109,7 +118,8 @@ def fold(s: str) -> str:
     if s.isascii():
         return s.lower()
     s = unicodedata.normalize("NFKC", s).casefold()
-    s = unicodedata.normalize("NFD", s).translate(_DROP_ACCENTS)
+    # dropped with a regex: fold is ~2x faster than with str.translate
+    s = _ACCENTS.sub("", unicodedata.normalize("NFD", s))
     return unicodedata.normalize("NFC", s)
 
 

@@ -46,6 +46,14 @@ def test_scripts_without_spaces_segment_per_character_with_marks_attached() -> N
     assert tokenize("किताब") == ["किताब"]
 
 
+def test_combining_marks_above_u_ffff_stay_in_their_word() -> None:
+    # Brahmi (U+11000 block): vowel signs and virama are marks outside the Basic Multilingual Plane
+    # (the tokenizer looks them up apart from the others); a musical combining mark after a letter.
+    brahmi = "\U00011013\U00011038\U00011027\U00011046"  # ka + vowel sign aa, pa + virama
+    assert tokenize(f"{brahmi} x") == [brahmi, "x"]
+    assert tokenize("a\U0001d167b c") == ["a\U0001d167b", "c"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=40))
 def test_fold_is_idempotent_and_tokens_are_stable(s: str) -> None:
