@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
@@ -38,11 +38,20 @@ def poison_pipeline() -> Pipeline:
     return Pipeline([Poison()])
 
 
-def run(tmp: Path, texts: list[str], *, kill_at_batch: int | None = None) -> tuple[Store, RuntimeStats]:
+def run(
+    tmp: Path,
+    texts: list[str],
+    *,
+    kill_at_batch: int | None = None,
+    store: Store | None = None,
+    observe: Callable[[], None] | None = None,
+) -> tuple[Store, RuntimeStats]:
     payloads = [jetstream_commit(i, text=t, did=f"did:plc:a{i % 40}") for i, t in enumerate(texts)]
     killed: list[int] = []
 
     def on_batch(stats: RuntimeStats) -> None:
+        if observe is not None:
+            observe()
         if kill_at_batch is not None and stats.batches == kill_at_batch and not killed:
             workers = [
                 c for c in psutil.Process().children() if "resource_tracker" not in " ".join(c.cmdline())
@@ -50,7 +59,7 @@ def run(tmp: Path, texts: list[str], *, kill_at_batch: int | None = None) -> tup
             os.kill(workers[0].pid, signal.SIGKILL)
             killed.append(workers[0].pid)
 
-    store = Store.open(tmp / "db.duckdb")
+    store = store or Store.open(tmp / "db.duckdb")
     setup = WorkerSetup(workers=2, public_accounts=(), period_days=30, pipeline_factory=poison_pipeline)
     runtime = Runtime(
         store,
@@ -89,17 +98,8 @@ def test_duckdb_gets_the_cores_the_workers_leave_while_they_run(tmp_path: Path) 
     store = Store.open(tmp_path / "db.duckdb")
     store.set_threads(7)
     seen: list[int] = []
-    setup = WorkerSetup(workers=2, public_accounts=(), period_days=30, pipeline_factory=poison_pipeline)
-    payloads = [jetstream_commit(i, text=f"post {i}", did="did:plc:a") for i in range(300)]
-    runtime = Runtime(
-        store,
-        [ListSource("bsky", "jetstream", payloads)],
-        Processor(PrivacyGate(key_file=tmp_path / "keys"), poison_pipeline()),
-        batch_size=100,
-        workers=setup,
-        on_batch=lambda stats: seen.append(store.threads()),
-    )
-    asyncio.run(asyncio.wait_for(runtime.run(), 120))
+    texts = [f"post {i}" for i in range(300)]  # 3 batches
+    run(tmp_path, texts, store=store, observe=lambda: seen.append(store.threads()))
     assert len(seen) == 3
     assert set(seen) == {max(1, (os.cpu_count() or 1) - 2)}
     assert store.threads() == 7  # as it was before the run
