@@ -106,8 +106,15 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
         )
         cursors: list[int] = []
         for _ in range(KILLS):
+            connections = len(server.cursors)
             proc = start_service(config, log)
-            time.sleep(rng.uniform(1.5, 3.5))
+            # The kill lands at a random point after the service is up (connected): counted from its
+            # start instead, a busy machine's slower start-up made every kill land before the first
+            # batch was stored.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(server.cursors) == connections:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(1.5, 4.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             assert proc.returncode == -signal.SIGKILL
