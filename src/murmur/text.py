@@ -137,6 +137,12 @@ def may_have_markup(s: str) -> bool:
     return "@" in s or "#" in s or "://" in s or "w." in s or "W." in s  # "w." is in every "www."
 
 
+def may_have_link(s: str) -> bool:
+    """Whether ``s`` may hold a link (``https://…``, ``www.…``; False means it surely does not): so a
+    text helper can use its markup regex without the link alternative for most texts."""
+    return "://" in s or "w." in s or "W." in s
+
+
 def search_text(s: str) -> str:
     """``" t1 t2 … tn "`` for the tokens of ``s`` (``" "`` when it has none)."""
     toks = tokenize(s)

@@ -44,7 +44,7 @@ import pycld2
 
 from murmur.enrich.langid_batch import batch_langid
 from murmur.errors import ModelError
-from murmur.text import may_have_markup
+from murmur.text import may_have_link, may_have_markup
 from murmur.types import Post
 
 if TYPE_CHECKING:
@@ -115,8 +115,7 @@ def clean(text: str) -> str:
     """What the detectors see: no links, @mentions, control/C1 characters or lone surrogates;
     hashtags keep their words (``#Wahlen2025`` → ``Wahlen2025``)."""
     if may_have_markup(text):
-        links = "://" in text or "w." in text or "W." in text
-        text = (_DROP if links else _DROP_NO_LINKS).sub(" ", text)
+        text = (_DROP if may_have_link(text) else _DROP_NO_LINKS).sub(" ", text)
         return (_HASH.sub("", text) if "#" in text else text).strip()
     # most posts: nothing but control characters can match (same result, twice as fast)
     return (_CONTROL.sub(" ", text) if _CONTROL.search(text) else text).strip()

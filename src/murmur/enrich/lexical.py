@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from murmur.enrich import hashing
 from murmur.errors import ModelError
+from murmur.text import may_have_link
 from murmur.types import Post, SentimentLabel
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -60,7 +61,7 @@ def normalize(text: str) -> str:
     if "\\u" in text:  # some corpora (XLM-T) keep JSON escapes such as \u2019 literally
         text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     text = text.lower()
-    if "://" in text or "www." in text:
+    if may_have_link(text):
         text = _LINK_OR_MENTION.sub(_link_or_mention, text)
     elif "@" in text:  # mentions only (most texts with markup): one pass without the links' callback
         text = _MENTION.sub("@user", text)

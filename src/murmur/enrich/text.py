@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from murmur.text import may_have_markup, tokenize
+from murmur.text import may_have_link, may_have_markup, tokenize
 
 _TAGS_RX = r"(?<!\w)@[\w.]+|(?<!\w)#\w+"
 SOCIAL_MARKUP = re.compile(r"(?:https?://|www\.)\S+|" + _TAGS_RX, re.IGNORECASE)
@@ -26,6 +26,5 @@ def content_tokens(text: str) -> tuple[str, ...]:
     Cached (a few thousand recent texts): the terms and near-duplicate components of one pipeline
     ask for the same post's words one after the other."""
     if may_have_markup(text):
-        links = "://" in text or "w." in text or "W." in text
-        text = (SOCIAL_MARKUP if links else _TAGS).sub(" ", text)
+        text = (SOCIAL_MARKUP if may_have_link(text) else _TAGS).sub(" ", text)
     return tuple(tokenize(text))
