@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
+import pytest
 
 from murmur.enrich.base import Pipeline
 from murmur.privacy import PrivacyGate
@@ -103,3 +104,12 @@ def test_duckdb_gets_the_cores_the_workers_leave_while_they_run(tmp_path: Path) 
     assert len(seen) == 3
     assert set(seen) == {max(1, (os.cpu_count() or 1) - 2)}
     assert store.threads() == 7  # as it was before the run
+
+
+def test_workers_exit_without_noise(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A worker's exit is quiet: its parent-watch thread is stopped and its frozen objects thawed
+    first, else DuckDB's bindings print a page of "nanobind: leaked ..." lines per worker."""
+    _, stats = run(tmp_path, [f"post {i}" for i in range(200)])
+    assert stats.posts == 200
+    err = capfd.readouterr().err
+    assert "leaked" not in err, err[:2000]

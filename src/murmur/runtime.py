@@ -29,6 +29,7 @@ and only while no input waits, so new posts are never held back by more than one
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import functools
@@ -401,10 +402,20 @@ def _freeze_loaded_objects() -> None:
     ran ~20 times a batch, each time scanning the whole batch and the loaded models again: 11.7-14.3
     us a post, 6-8 % of a firehose worker's time. So once the models are loaded their objects are
     moved out of the collector's sight (``gc.freeze``) and automatic collection is switched off;
-    ``_collect_between_batches`` collects instead (~1.4 us a post)."""
+    ``_collect_between_batches`` collects instead (~1.4 us a post).
+
+    At exit the frozen objects are handed back to the collector: frozen, they would outlive the
+    interpreter's last collection (and DuckDB's bindings would report them as leaked)."""
     gc.collect()
     gc.freeze()
     gc.disable()
+    atexit.register(_thaw)
+
+
+def _thaw() -> None:
+    gc.unfreeze()
+    gc.enable()
+    gc.collect()
 
 
 def _collect_between_batches() -> None:
@@ -419,14 +430,27 @@ def _collect_between_batches() -> None:
 def _exit_with_parent(parent: int) -> None:
     """A worker whose runtime was killed (``kill -9``) would wait on its task queue forever: the
     sibling workers keep the queue's pipe open. So each worker leaves when its parent is gone, also
-    when that happened while the worker was still starting (``parent`` is the runtime's pid)."""
+    when that happened while the worker was still starting (``parent`` is the runtime's pid).
+
+    On a normal exit the watcher is stopped first: a thread still running while the interpreter
+    shuts down keeps this module's globals, and through them DuckDB's bindings, alive, and those
+    (nanobind) then print a page of "leaked instance" warnings."""
+    done = threading.Event()
 
     def watch() -> None:
         while os.getppid() == parent:
-            time.sleep(1.0)
+            if done.wait(1.0):
+                return
         os._exit(0)
 
-    threading.Thread(target=watch, name="murmur-parent-watch", daemon=True).start()
+    watcher = threading.Thread(target=watch, name="murmur-parent-watch", daemon=True)
+    watcher.start()
+
+    def stop() -> None:
+        done.set()
+        watcher.join()
+
+    atexit.register(stop)
 
 
 def _warmup_post() -> Post:
