@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import orjson
+import threadpoolctl
 
 from murmur.enrich import firehose_pipeline
 from murmur.enrich.base import Pipeline
@@ -86,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not has_shared_data():
         print("bench/enrich_firehose.py needs ../shared/data (set MURMUR_SHARED)", file=sys.stderr)
         return 2
+    # one math thread, as in the runtime's workers: else NumPy's BLAS threads spin on the other core
+    # and the CPU figures count them (langid read 150 instead of ~65 us a post)
+    threadpoolctl.threadpool_limits(1)
     n = 3000 if args.quick else args.texts
     passes = 1 if args.quick else args.passes
     texts = real_texts(n)
