@@ -33,6 +33,7 @@ import psutil
 from murmur.config import parse_config
 from murmur.enrich.base import Pipeline
 from murmur.enrich.neardup import NearDupClusters
+from murmur.enrich.neural.embedder import cpu_summary
 from murmur.privacy import PrivacyGate
 from murmur.runtime import Processor, Runtime, RuntimeStats
 from murmur.service import build_hooks, build_pipeline, worker_setup
@@ -312,6 +313,7 @@ def main() -> None:
         raise SystemExit("bench/enrich.py needs ../shared/data (real payloads); not found")
     posts = min(args.posts, 3000) if args.quick else args.posts
     payloads = real_payload_mix(posts)
+    print(f"cpu: {cpu_summary()}")
     print(f"cpus: {os.cpu_count()}, raw payloads: {sum(len(v) for v in payloads.values()):,}")
     batch = args.batch or (256 if args.tier == "neural" else 2000)
     fill = args.index_fill if args.index_fill is not None else (10_000 if args.quick else 1_000_000)

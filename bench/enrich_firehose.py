@@ -27,6 +27,7 @@ from murmur.enrich import firehose_pipeline
 from murmur.enrich.base import Pipeline
 from murmur.enrich.evaluate import load_langid, load_xlmt
 from murmur.enrich.langid import LanguageDetector, cld2_only
+from murmur.enrich.neural.embedder import cpu_summary
 from murmur.testing import has_shared_data, shared_data
 from murmur.types import Post
 
@@ -124,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             routed = det.stats.routed_fraction
     done = n * passes
     print()
+    print(f"cpu: {cpu_summary()}")
     print(f"{'component':34} {'posts/s (wall)':>15} {'posts/s (CPU)':>14} {'CPU µs/post':>12}")
     for name in wall:
         w, c = wall[name], cpu[name]

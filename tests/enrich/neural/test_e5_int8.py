@@ -76,6 +76,19 @@ def test_auto_picks_int8_on_x86_without_bf16(monkeypatch: pytest.MonkeyPatch) ->
         assert mod.auto_cpu_backend() == backend, flags
 
 
+def test_the_cpu_summary_names_what_the_backend_was_chosen_by(monkeypatch: pytest.MonkeyPatch) -> None:
+    from murmur.enrich.neural import embedder as mod
+
+    info = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse4_2 avx2 fma\n"
+    monkeypatch.setattr(mod, "_cpu_flags", lambda: info)
+    summary = mod.cpu_summary()
+    assert summary.startswith(f"AMD EPYC 7B13, {os.cpu_count()} cores (")
+    assert "avx2 yes, avx512 no, vnni no, bf16 no; e5 auto backend: onnx-int8)" in summary
+    monkeypatch.setattr(mod, "_cpu_flags", lambda: "flags\t: fp asimd asimddp\n")
+    assert mod.cpu_summary().startswith("unknown, ")
+    assert mod.cpu_summary().endswith("e5 auto backend: onnx)")
+
+
 def test_backend_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ModelError, match="unknown backend"):
         E5Embedder(backend="int8")  # type: ignore[arg-type]

@@ -111,6 +111,25 @@ def auto_cpu_backend() -> Literal["torch", "onnx", "onnx-int8"]:
     return AUTO_CPU_BACKEND if cpu_has_avx2() else "onnx"
 
 
+def cpu_summary() -> str:
+    """The CPU's model, core count and the instructions the CPU backends are chosen by, for the
+    benchmarks' headers: figures from CPUs with and without VNNI or AVX-512 are not comparable."""
+    import os
+
+    info = _cpu_flags()
+    name = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown"
+    )
+    flags = {
+        "avx2": " avx2" in info,
+        "avx512": " avx512f" in info,
+        "vnni": " avx512_vnni" in info or " avx_vnni" in info,
+        "bf16": cpu_has_bf16(),
+    }
+    have = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items())
+    return f"{name}, {os.cpu_count()} cores ({have}; e5 auto backend: {auto_cpu_backend()})"
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One padded batch: ``ids [B, L]``, ``real [B, L]`` and which window each row is."""
