@@ -36,6 +36,7 @@ paths, whose activations then stay in the caches).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +64,7 @@ log = logging.getLogger(__name__)
 Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8")
 # "auto" on an x86-64 CPU without bf16 instructions: int8 after SmoothQuant, whose vectors pass
-# the parity bar and whose tier macro-F1 equals float32's (measurements: onnx_backend.DEFAULT_INT8).
+# the parity bar and whose tier macro-F1 is within 0.003 of float32's (onnx_backend.DEFAULT_INT8).
 AUTO_CPU_BACKEND: Literal["onnx", "onnx-int8"] = "onnx-int8"
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -114,8 +115,6 @@ def auto_cpu_backend() -> Literal["torch", "onnx", "onnx-int8"]:
 def cpu_summary() -> str:
     """The CPU's model, core count and the instructions the CPU backends are chosen by, for the
     benchmarks' headers: figures from CPUs with and without VNNI or AVX-512 are not comparable."""
-    import os
-
     info = _cpu_flags()
     name = next(
         (ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown"
