@@ -90,10 +90,15 @@ def _cpu_flags() -> str:
         return ""
 
 
+def _cpu_has(*flags: str) -> bool:
+    """Whether ``/proc/cpuinfo`` lists any of ``flags``."""
+    info = _cpu_flags()
+    return any(f" {flag}" in info for flag in flags)
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
-    flags = _cpu_flags()
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return _cpu_has("avx512_bf16", "amx_bf16")
 
 
 def cpu_has_avx2() -> bool:
@@ -101,7 +106,7 @@ def cpu_has_avx2() -> bool:
     the parity bar: with VNNI (Intel, AVX-512) and without it (AMD Zen 3, AVX2 ``vpmaddubsw``, whose
     int16 sums could saturate but measurably do not after SmoothQuant; ``onnx_backend.DEFAULT_INT8``).
     Elsewhere (e.g. ARM, unmeasured) ``auto`` keeps float32."""
-    return " avx2" in _cpu_flags()
+    return _cpu_has("avx2")
 
 
 def auto_cpu_backend() -> Literal["torch", "onnx", "onnx-int8"]:
@@ -115,14 +120,12 @@ def auto_cpu_backend() -> Literal["torch", "onnx", "onnx-int8"]:
 def cpu_summary() -> str:
     """The CPU's model, core count and the instructions the CPU backends are chosen by, for the
     benchmarks' headers: figures from CPUs with and without VNNI or AVX-512 are not comparable."""
-    info = _cpu_flags()
-    name = next(
-        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown"
-    )
+    lines = _cpu_flags().splitlines()
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
     flags = {
-        "avx2": " avx2" in info,
-        "avx512": " avx512f" in info,
-        "vnni": " avx512_vnni" in info or " avx_vnni" in info,
+        "avx2": cpu_has_avx2(),
+        "avx512": _cpu_has("avx512f"),
+        "vnni": _cpu_has("avx512_vnni", "avx_vnni"),
         "bf16": cpu_has_bf16(),
     }
     have = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items())
