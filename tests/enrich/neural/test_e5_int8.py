@@ -60,7 +60,7 @@ def test_recipe_rules_and_keys() -> None:
         Int8Recipe(keep_fp32=("ffn_outt",))
 
 
-def test_auto_picks_int8_on_x86_without_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_picks_int8_on_x86_with_avx2(monkeypatch: pytest.MonkeyPatch) -> None:
     from murmur.enrich.neural import embedder as mod
 
     cases = {
@@ -69,7 +69,8 @@ def test_auto_picks_int8_on_x86_without_bf16(monkeypatch: pytest.MonkeyPatch) ->
         " avx2 avx512f ": "onnx-int8",
         " fpu sse4_2 ": "onnx",
         " fp asimd asimddp ": "onnx",
-        " avx512_vnni avx512_bf16 ": "torch",
+        " avx2 avx512_vnni avx512_bf16 ": "onnx-int8",
+        " avx2 amx_bf16 amx_int8 ": "onnx-int8",
     }
     for flags, backend in cases.items():
         monkeypatch.setattr(mod, "_cpu_flags", lambda flags=flags: flags)

