@@ -114,6 +114,57 @@ def test_length_buckets_respect_the_token_budget(embedder: E5Embedder, budget: i
         assert (b.real.sum(axis=1) == windows.lengths[b.windows]).all()
 
 
+def _batch_cost(sorted_len: np.ndarray, ends: list[int]) -> float:
+    from murmur.enrich.neural.embedder import ATTENTION_WIDTH, BATCH_OVERHEAD_TOKENS
+
+    cost, start = 0.0, 0
+    for end in ends:
+        w = float(sorted_len[end - 1])
+        cost += (end - start) * w * (1 + w / ATTENTION_WIDTH) + BATCH_OVERHEAD_TOKENS
+        start = end
+    return cost
+
+
+def test_planned_batches_are_the_cheapest_cuts_within_the_budget() -> None:
+    from itertools import combinations
+
+    from murmur.enrich.neural.embedder import fill_batches, plan_batches
+
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        lengths = np.sort(rng.integers(3, 300, size=9))
+        budget = int(rng.integers(200, 1200))
+        ends = plan_batches(lengths, budget)
+        assert ends[-1] == len(lengths) and ends == sorted(set(ends))
+        starts = [0, *ends[:-1]]
+        assert all(e - s == 1 or (e - s) * lengths[e - 1] <= budget for s, e in zip(starts, ends, strict=True))
+        # every way of cutting 9 sorted windows: the plan costs the least of those within the budget
+        best = np.inf
+        for k in range(9):
+            for cut in combinations(range(1, 9), k):
+                cand = [*cut, 9]
+                lo = [0, *cut]
+                if all(e - s == 1 or (e - s) * lengths[e - 1] <= budget for s, e in zip(lo, cand, strict=True)):
+                    best = min(best, _batch_cost(lengths, cand))
+        assert _batch_cost(lengths, ends) == pytest.approx(best)
+        assert _batch_cost(lengths, ends) <= _batch_cost(lengths, fill_batches(lengths, budget)) + 1e-9
+
+
+def test_planned_batches_pad_less_than_filled_ones_on_real_posts(embedder: E5Embedder) -> None:
+    from murmur.enrich.neural.embedder import fill_batches, plan_batches
+    from murmur.enrich.neural.samples import mixed_posts
+
+    lengths = np.sort(embedder.windows(mixed_posts(200, 56)).lengths)
+    padded = {}
+    for name, plan in (("planned", plan_batches), ("filled", fill_batches)):
+        ends = plan(lengths, 1024)
+        padded[name] = sum(
+            (e - s) * int(lengths[e - 1]) for s, e in zip([0, *ends[:-1]], ends, strict=True)
+        ) / int(lengths.sum()) - 1
+    # measured: 256 payload posts pad 12.6 % filled, 3.8 % planned
+    assert padded["planned"] < 0.06 < padded["filled"], padded
+
+
 def test_onnx_backend_matches_torch_and_is_cached(tmp_path: Path) -> None:
     """ONNX Runtime float32 exports once into the cache dir, then reuses it (the int8 path, quantized
     from that file, is tested in test_e5_int8.py)."""
