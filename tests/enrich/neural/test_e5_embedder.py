@@ -115,14 +115,10 @@ def test_length_buckets_respect_the_token_budget(embedder: E5Embedder, budget: i
 
 
 def _batch_cost(sorted_len: np.ndarray, ends: list[int]) -> float:
-    from murmur.enrich.neural.embedder import ATTENTION_WIDTH, BATCH_OVERHEAD_TOKENS
+    from murmur.enrich.neural.embedder import batch_cost
 
-    cost, start = 0.0, 0
-    for end in ends:
-        w = float(sorted_len[end - 1])
-        cost += (end - start) * w * (1 + w / ATTENTION_WIDTH) + BATCH_OVERHEAD_TOKENS
-        start = end
-    return cost
+    starts = [0, *ends[:-1]]
+    return sum(float(batch_cost(e - s, float(sorted_len[e - 1]))) for s, e in zip(starts, ends, strict=True))
 
 
 def _fits(sorted_len: np.ndarray, ends: list[int], budget: int) -> bool:

@@ -142,6 +142,12 @@ ATTENTION_WIDTH = 2304.0
 PLANNED_BUDGET = 8192
 
 
+def batch_cost(rows: Any, width: float, overhead: float = BATCH_OVERHEAD_TOKENS) -> Any:
+    """What ``plan_batches`` charges for a batch of ``rows`` windows ``width`` tokens wide (``rows``
+    may be an array: one cost each)."""
+    return rows * (width * (1.0 + width / ATTENTION_WIDTH)) + overhead
+
+
 def plan_batches(sorted_len: I64, budget: int, overhead: float = BATCH_OVERHEAD_TOKENS) -> list[int]:
     """Where to cut windows sorted by ascending length into batches so that padding and per-batch
     cost are least (dynamic programming): the end index of each batch. A batch's width is its last
@@ -153,9 +159,9 @@ def plan_batches(sorted_len: I64, budget: int, overhead: float = BATCH_OVERHEAD_
     for j in range(1, n + 1):
         w = width[j - 1]
         lo = max(0, j - max(1, int(budget // w)))
-        cost = best[lo:j] + (j - np.arange(lo, j)) * (w * (1.0 + w / ATTENTION_WIDTH))
+        cost = best[lo:j] + batch_cost(j - np.arange(lo, j), w, overhead)
         k = int(np.argmin(cost))
-        best[j] = cost[k] + overhead
+        best[j] = cost[k]
         back[j] = lo + k
     ends: list[int] = []
     while n > 0:
