@@ -14,6 +14,7 @@ import torch
 
 from murmur.enrich.neural import train
 from murmur.enrich.neural.head import E5Head
+from murmur.enrich.neural.model import SentimentBranch
 
 
 @pytest.mark.usefixtures("need_shared")
@@ -32,3 +33,27 @@ def test_training_command_writes_a_head_that_loads(tmp_path: Path) -> None:
     assert "python -m murmur.enrich.neural.train" in card
     assert "192 tweets" in card  # 8 languages x 24
     assert head.meta["branch"]["epochs"] == 1
+
+
+def test_finetune_returns_the_best_epoch_not_the_last() -> None:
+    from murmur.enrich.neural.embedder import E5Embedder
+    from murmur.enrich.neural.finetune import finetune
+
+    embedder = E5Embedder(backend="torch", device="cpu", dtype=torch.float32)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 9, 48)
+    states = [torch.from_numpy(rng.normal(size=(int(n), 384)).astype(np.float32)) for n in lengths]
+    labels = rng.integers(0, 3, 48).astype(np.int64)
+    seen: list[dict[str, np.ndarray]] = []
+    scores = iter([0.9, 0.2])  # the first epoch is the best
+
+    def evaluate(branch: SentimentBranch) -> float:
+        seen.append(branch.arrays())
+        return next(scores)
+
+    branch, history = finetune(embedder, states, labels, evaluate=evaluate, epochs=2, lr=1e-3, batch=8)
+    assert history == [0.9, 0.2]
+    got = branch.arrays()
+    assert not np.allclose(seen[0]["out.w"], seen[1]["out.w"])  # the second epoch did train
+    for name, arr in got.items():
+        np.testing.assert_array_equal(arr, seen[0][name], err_msg=name)

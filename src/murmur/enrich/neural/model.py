@@ -238,15 +238,16 @@ class SentimentBranch(nn.Module):
         return logits
 
     def arrays(self) -> dict[str, npt.NDArray[np.float32]]:
+        """A snapshot of the weights: copies, so that further training does not change them."""
         out: dict[str, npt.NDArray[np.float32]] = {
-            "out.w": self.out.weight.detach().float().numpy(),
-            "out.b": self.out.bias.detach().float().numpy(),
+            "out.w": self.out.weight.detach().float().numpy().copy(),
+            "out.b": self.out.bias.detach().float().numpy().copy(),
             "start": np.array([self.start], dtype=np.float32),
             "scale": np.array([self.scale], dtype=np.float32),
         }
         for i, layer in enumerate(self.layers):
             for name in LAYER_PARAMS:
-                out[f"l{i}.{name}"] = getattr(layer, name).detach().float().numpy()
+                out[f"l{i}.{name}"] = getattr(layer, name).detach().float().numpy().copy()
         return out
 
     @classmethod
