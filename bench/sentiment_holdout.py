@@ -2,14 +2,14 @@
 
     python bench/sentiment_holdout.py [--quick] [--repeats 50] [--bootstrap 2000]
 
-The shipped head's mixture weights (members / branch / lexical) and the branch's epoch were chosen
-on XLM-T val, so its val macro-F1 is optimistic. This runs the shipped tier as ``murmur eval`` runs
+The shipped head's mixture weights (members / branch / lexical) were chosen on XLM-T val, so its
+val macro-F1 is optimistic. This runs the shipped tier as ``murmur eval`` runs
 it (default backend, detected languages routing the lexical part), keeps the three parts'
 probabilities, then ``--repeats`` times, in every language, splits val at random into halves A and
 B, chooses the mixture on A exactly as the trainer does (0.1 grid) and scores it on B. The mean of
 the B scores is an estimate of what a mixture chosen on 324 tweets a language gives on unseen
-tweets; the gap to the A scores is the selection's optimism. It does not undo the epoch choice or
-the hyper-parameter sweeps (those were made on all of val), so the true test figure is likely a
+tweets; the gap to the A scores is the selection's optimism. It does not undo the hyper-parameter
+sweeps (those were made on all of val), so the true test figure is likely a
 little lower still. A bootstrap over tweets (within each language) gives the shipped mixture's 95 %
 interval on val. The test splits are not read.
 """

