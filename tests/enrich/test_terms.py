@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from murmur.enrich.terms import Terms, keyphrases, terms_of
+from murmur.enrich.terms import MAX_WORD, Terms, keyphrases, terms_of
 from tests.enrich.conformance import make_post
 
 
@@ -88,3 +88,10 @@ def test_terms_are_capped_and_unknown_language_is_fine() -> None:
     comp.process([post])
     assert post.terms is not None
     assert len(post.terms) == 5
+
+
+def test_overlong_words_and_hashtags_are_no_terms() -> None:
+    blob, tag = "x" * 10_000, "a" * (MAX_WORD + 1)
+    got = terms(f"{blob} protest Donaudampfschifffahrtsgesellschaftskapitän #{tag} #ok", hashtags=[tag])
+    word = "donaudampfschifffahrtsgesellschaftskapitan"
+    assert got == ["#ok", "protest", word, f"protest {word}"]

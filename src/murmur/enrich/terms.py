@@ -12,7 +12,9 @@ spelled exactly as a query for it is:
                    characters (``東京``, ``オリ``) with Japanese hiragana-only pairs dropped,
 * emoji            each emoji once (``😂``).
 
-Terms are deduplicated in that order and capped at ``max_terms``.
+Terms are deduplicated in that order and capped at ``max_terms``. A word or hashtag longer than
+``MAX_WORD`` (64) characters is no term: no language's words run that long (German's longest
+compounds in use stay under it), while pasted blobs, keyboard mashing and encoded data do.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _SEGMENTED = re.compile(
     "[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in SEGMENTED_BY_CHARACTER) + "]"
 )
 _HIRAGANA = re.compile("[\u3040-\u309f]")
+MAX_WORD = 64
 
 
 def _is_hiragana(ch: str) -> bool:
@@ -52,7 +55,8 @@ def stopwords(lang: str | None) -> frozenset[str]:
 
 def hashtag_terms(post: Post) -> list[str]:
     tags = [*post.hashtags, *_HASHTAG.findall(post.text)] if "#" in post.text else post.hashtags
-    return ["#" + fold(t.lstrip("#")) for t in tags if t.strip("#")]
+    bodies = (t.lstrip("#") for t in tags)
+    return ["#" + fold(b) for b in bodies if b.strip("#") and len(b) <= MAX_WORD]
 
 
 def domain_terms(post: Post) -> list[str]:
@@ -85,7 +89,7 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> list[s
             if run == 1 and prev_seg is not None and prev_seg not in stop:
                 emit(prev_seg)  # a lone character between words is a word of its own
             prev_seg, run = None, 0
-        if tok in stop or len(tok) < 2 or tok.isdigit():
+        if tok in stop or not 2 <= len(tok) <= MAX_WORD or tok.isdigit():
             prev = None
             continue
         emit(tok)
