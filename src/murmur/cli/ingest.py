@@ -174,7 +174,11 @@ def register(app: typer.Typer) -> None:
 
 
 def print_stats(result: dict[str, object]) -> None:
-    out.print(f"[bold]{result['posts']}[/] posts (k={result['k']}), {result['quarantined']} quarantined")
+    k, quarantined = result["k"], result["quarantined"]
+    if result["posts"] is None:
+        out.print(f"posts: suppressed (< k authors, k={k}), {quarantined} quarantined")
+    else:
+        out.print(f"[bold]{result['posts']}[/] posts (k={k}), {quarantined} quarantined")
     for title, key, dim in (
         ("by platform", "by_platform", "platform"),
         ("by language", "by_language", "lang"),
