@@ -58,6 +58,42 @@ def test_eval_sentiment_missing_split_is_a_clear_error() -> None:
     assert "no XLM-T split 'test'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("texts", "labels", "says"),
+    [
+        ("good day\nbad day\nmeh\n", "2\n0\n", "3 texts but 2 labels"),
+        ("good day\nbad day\n", "2\n0\n1\n", "2 texts but 3 labels"),
+        ("good day\nbad day\n", "2\n7\n", "val_labels.txt:2: label '7' is not 0, 1 or 2"),
+    ],
+)
+def test_eval_sentiment_xlmt_files_that_disagree_name_file_and_line(
+    tmp_path: Path, texts: str, labels: str, says: str
+) -> None:
+    lang = tmp_path / "english"
+    lang.mkdir()
+    (lang / "val_text.txt").write_text(texts, encoding="utf-8")
+    (lang / "val_labels.txt").write_text(labels, encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", str(tmp_path), "--tier", "firehose"])
+    assert result.exit_code == 2
+    assert says in " ".join(result.output.split())
+
+
+def test_eval_sentiment_afrisenti_bad_row_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "hau").mkdir()
+    rows = "tweet\tlabel\nina son ka\tpositive\nban sani ba\tpositve\n"
+    (tmp_path / "hau" / "dev.tsv").write_text(rows, encoding="utf-8")
+    args = ["eval", "sentiment", str(tmp_path), "--format", "afrisenti", "--split", "dev"]
+    result = runner.invoke(app, [*args, "--tier", "firehose"])
+    assert result.exit_code == 2
+    assert "dev.tsv:3: label 'positve' is not one of negative, neutral, positive" in " ".join(
+        result.output.split()
+    )
+    (tmp_path / "hau" / "dev.tsv").write_text("text\tsentiment\nina son ka\tpositive\n", encoding="utf-8")
+    result = runner.invoke(app, [*args, "--tier", "firehose"])
+    assert result.exit_code == 2
+    assert "no 'tweet' and 'label' columns" in result.output
+
+
 def test_eval_neural_tier_without_the_neural_model_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     import murmur.enrich.neural as neural
 

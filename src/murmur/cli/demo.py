@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from murmur.cli.common import err, fail, out
 from murmur.config import Config, parse_config
 from murmur.errors import MurmurError
 from murmur.query.aggregate import grouped_counts, store_stats
@@ -34,9 +34,6 @@ from murmur.testing_servers import (
     real_feed_documents,
     reddit_things_from_real_payloads,
 )
-
-err = Console(stderr=True)
-out = Console()
 
 JETSTREAM_EVENTS = 3000
 DEMO_MONITORS = {
@@ -231,8 +228,7 @@ def register(app: typer.Typer) -> None:
         try:
             summary = run_demo(workdir, tier, quiet=json_out or not sys.stderr.isatty())
         except MurmurError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
         if json_out:
             sys.stdout.write(orjson.dumps(summary, default=str).decode() + "\n")
         else:

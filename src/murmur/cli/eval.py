@@ -16,16 +16,13 @@ from typing import Annotated, Literal
 
 import orjson
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from murmur.cli.common import err, fail, out
 from murmur.enrich.evaluate import Report, count_items, eval_langid, eval_sentiment
 from murmur.errors import MurmurError
-
-err = Console(stderr=True)
-out = Console()
 
 eval_app = typer.Typer(help="Measure the enrichment models on labelled data, beside a named peer.")
 
@@ -105,11 +102,6 @@ def _emit(report: Report, *, as_json: bool, as_markdown: bool = False) -> None:
         out.print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
-    return typer.Exit(2)
-
-
 @eval_app.command("langid")
 def langid_cmd(
     path: PathArg,
@@ -127,7 +119,7 @@ def langid_cmd(
         with _progress(total, "language ID", enabled=err.is_terminal) as advance:
             report = eval_langid(path, per_language=per_language, progress=advance)
     except (MurmurError, FileNotFoundError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _emit(report, as_json=as_json, as_markdown=as_markdown)
 
 
@@ -153,7 +145,7 @@ def sentiment_cmd(
         with _progress(total, f"sentiment ({tier})", enabled=err.is_terminal) as advance:
             report = eval_sentiment(path, fmt=fmt, split=split, tier=tier, progress=advance)
     except (MurmurError, FileNotFoundError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _emit(report, as_json=as_json, as_markdown=as_markdown)
 
 

@@ -10,37 +10,18 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from murmur.config import Config, SourceConfig, load_config
+from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, err, fail, load, out
+from murmur.config import Config, SourceConfig
 from murmur.errors import MurmurError, StoreLockedError
 from murmur.query.aggregate import store_stats
 from murmur.runtime import RuntimeStats
 from murmur.service import purge_expired, run_service
 from murmur.store import Store, open_reader
 
-err = Console(stderr=True)
-out = Console()
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="Store file (default: from config).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-
 IMPORT_FORMATS = ("auto", "jetstream", "mastodon", "reddit", "feed", "jsonl", "csv", "parquet")
-
-
-def fail(exc: MurmurError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(2)
-
-
-def load(config: Path | None, db: Path | None) -> Config:
-    cfg = load_config(config)
-    if db is not None:
-        cfg.store.path = str(db)
-    return cfg
 
 
 def count_rows(path: Path) -> int | None:
@@ -99,8 +80,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Import files of posts (platform payloads, feeds, JSONL/CSV/Parquet) into the store."""
         if fmt not in IMPORT_FORMATS:
-            err.print(f"[bold red]error:[/] --format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
-            raise typer.Exit(2)
+            msg = f"--format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}"
+            raise fail(msg)
         try:
             cfg = load(config, db)
             stats = import_files(cfg, paths, fmt, show_progress=not json_out and sys.stderr.isatty())
@@ -121,8 +102,8 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load(config, db)
             if not cfg.sources:
-                err.print("[bold red]error:[/] no [[sources]] in the config: nothing to follow")
-                raise typer.Exit(2)
+                msg = "no [[sources]] in the config: nothing to follow"
+                raise fail(msg)
             stats = asyncio.run(run_service(cfg))
         except MurmurError as exc:
             raise fail(exc) from None
@@ -165,8 +146,7 @@ def register(app: typer.Typer) -> None:
             with Store.open(cfg.store.path) as store:
                 removed = purge_expired(store, days)
         except StoreLockedError as exc:
-            err.print(f"[bold red]error:[/] {exc}. The running service purges on its own every hour.")
-            raise typer.Exit(2) from None
+            raise fail(exc, ". The running service purges on its own every hour.") from None
         except MurmurError as exc:
             raise fail(exc) from None
         cutoff = (datetime.now(UTC) - timedelta(days=days)).date()

@@ -5,43 +5,23 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from murmur.config import Config, load_config
+from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, fail, load, out
 from murmur.errors import MurmurError, StoreLockedError
 from murmur.query.aggregate import Cell
 from murmur.query.monitors import add_monitor, list_monitors, match_count, remove_monitor
 from murmur.query.search import SearchResult, parse_time, search
 from murmur.store import Store, open_reader
 
-err = Console(stderr=True)
-out = Console()
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="Store file (default: from config).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 QueryArg = Annotated[
     str, typer.Argument(help="A query, e.g. '\"climate strike\" AND (Berlin OR Hamburg) -sale'.")
 ]
-
-
-def _fail(exc: MurmurError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
-    return typer.Exit(2)
-
-
-def _config(config: Path | None, db: Path | None) -> Config:
-    cfg = load_config(config)
-    if db is not None:
-        cfg.store.path = str(db)
-    return cfg
 
 
 def _dump(value: Any) -> None:
@@ -93,7 +73,7 @@ def register(app: typer.Typer) -> None:
         """Search the stored posts: k-anonymous counts (total, by platform, by language) and example
         posts (redacted, no author). Grammar: docs/query-language.md."""
         try:
-            cfg = _config(config, db)
+            cfg = load(config, db)
             start = parse_time(since, option="--since") if since else None
             end = parse_time(until, option="--until") if until else None
             reader = open_reader(cfg.store.path)
@@ -102,7 +82,7 @@ def register(app: typer.Typer) -> None:
             finally:
                 reader.close()
         except MurmurError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         if json_out:
             _dump(result.as_dict())
         else:
@@ -122,15 +102,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Save a monitor and match it against the stored history."""
         try:
-            cfg = _config(config, db)
+            cfg = load(config, db)
             with Store.open(cfg.store.path) as store:
                 mon, _ = add_monitor(store.conn, name, query, backfill=backfill)
                 matched = match_count(store.conn, mon.monitor_id, k=cfg.privacy.k)
         except StoreLockedError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}. Stop `murmur run` to change monitors.")
-            raise typer.Exit(2) from None
+            raise fail(exc, ". Stop `murmur run` to change monitors.") from None
         except MurmurError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         if json_out:
             _dump({"monitor_id": mon.monitor_id, "query": mon.query, "backfilled": matched})
         else:
@@ -141,14 +120,14 @@ def register(app: typer.Typer) -> None:
     def monitor_list(config: ConfigOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
         """The saved monitors and how many stored posts each matched."""
         try:
-            cfg = _config(config, db)
+            cfg = load(config, db)
             reader = open_reader(cfg.store.path)
             try:
                 monitors = list_monitors(reader, k=cfg.privacy.k)
             finally:
                 reader.close()
         except MurmurError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         if json_out:
             _dump(
                 [
@@ -179,12 +158,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete a monitor and its stored matches."""
         try:
-            cfg = _config(config, db)
+            cfg = load(config, db)
             with Store.open(cfg.store.path) as store:
                 dropped = remove_monitor(store.conn, name)
         except StoreLockedError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}. Stop `murmur run` to change monitors.")
-            raise typer.Exit(2) from None
+            raise fail(exc, ". Stop `murmur run` to change monitors.") from None
         except MurmurError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         out.print(f"monitor [bold]{escape(name)}[/] removed with its {dropped} matches")

@@ -68,8 +68,10 @@ def load_xlmt(folder: Path, split: str, *, seed: int = 0) -> list[Labelled]:
         text_file, label_file = lang_dir / f"{split}_text.txt", lang_dir / f"{split}_labels.txt"
         if not text_file.exists() or not label_file.exists():
             continue
-        labels = [int(x) for x in label_file.read_text(encoding="utf-8").split()]
-        lines = text_file.read_text(encoding="utf-8").split("\n")[: len(labels)]
+        labels = _xlmt_labels(label_file)
+        lines = text_file.read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":  # the file's final newline ends the last text
+            lines.pop()
         if len(lines) != len(labels):
             msg = f"{text_file}: {len(lines)} texts but {len(labels)} labels in {label_file}"
             raise ValueError(msg)
@@ -81,6 +83,18 @@ def load_xlmt(folder: Path, split: str, *, seed: int = 0) -> list[Labelled]:
         )
         raise FileNotFoundError(msg)
     return out
+
+
+def _xlmt_labels(path: Path) -> list[int]:
+    labels: list[int] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        if not line.strip():
+            continue
+        if line.strip() not in ("0", "1", "2"):
+            msg = f"{path}:{n}: label {line.strip()!r} is not 0, 1 or 2 (negative, neutral, positive)"
+            raise ValueError(msg)
+        labels.append(int(line))
+    return labels
 
 
 def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
@@ -95,10 +109,15 @@ def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
         with path.open(encoding="utf-8", newline="") as f:
             rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = next(rows, [])
+            if "tweet" not in header or "label" not in header:
+                msg = f"{path}:1: the header {header} has no 'tweet' and 'label' columns"
+                raise ValueError(msg)
             ti, li = header.index("tweet"), header.index("label")
-            for row in rows:
+            for n, row in enumerate(rows, 2):
                 if len(row) <= max(ti, li) or row[li].strip() not in AFRISENTI_LABELS:
-                    continue
+                    got = row[li].strip() if len(row) > li else "(none)"
+                    msg = f"{path}:{n}: label {got!r} is not one of {', '.join(AFRISENTI_LABELS)}"
+                    raise ValueError(msg)
                 texts.append(row[ti])
                 labels.append(AFRISENTI_LABELS[row[li].strip()])
         out.append(Labelled(lang_dir.name, texts, labels))

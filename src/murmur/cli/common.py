@@ -1,0 +1,37 @@
+"""What every command shares: the two consoles, the common options, config loading and errors.
+
+Errors go to stderr unwrapped (``soft_wrap``): a path or a query's caret line stays whole and
+copyable, and the terminal wraps it, not rich.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from murmur.config import Config, load_config
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Store file (default: from config).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def fail(exc: Exception | str, hint: str = "") -> typer.Exit:
+    """Print ``error: <exc><hint>`` on stderr; the caller raises the returned exit (status 2)."""
+    err.print(f"[bold red]error:[/] {escape(str(exc))}{escape(hint)}")
+    return typer.Exit(2)
+
+
+def load(config: Path | None, db: Path | None) -> Config:
+    """The config file (or the defaults), with ``--db`` overriding the store path."""
+    cfg = load_config(config)
+    if db is not None:
+        cfg.store.path = str(db)
+    return cfg
