@@ -25,7 +25,7 @@ from murmur.sources.normalize import (
     normalize_row,
     register_builtins,
 )
-from murmur.sources.normalize.files import parse_time
+from murmur.sources.normalize.files import csv_encoding, parse_time
 from murmur.testing import shared_data
 from murmur.types import Draft
 from tests.sources.fuzz_corpus import (
@@ -281,6 +281,11 @@ def test_detect_format_of_real_files_and_suffixes(tmp_path: Path) -> None:
     csv_file = tmp_path / "odd.csv"
     csv_file.write_text("just one column\nx\n")
     assert detect_format(csv_file) == "csv"
+    empty = tmp_path / "quiet-day.jsonl"
+    empty.write_bytes(b"\n")
+    assert detect_format(empty) == "jsonl"  # no rows, and no error: an empty export is not broken
+    with pytest.raises(PayloadError, match="pass --format"):
+        detect_format(b"")
     if not PAYLOADS.is_dir():
         pytest.skip(f"real payloads not found at {PAYLOADS}")
     assert detect_format(PAYLOADS / "reddit" / "things.jsonl") == "reddit"
@@ -341,3 +346,30 @@ def test_every_format_is_sound_on_its_seed() -> None:
         events = normalize(fmt, payload)
         assert events
         assert_sound(events)
+
+
+def test_one_line_json_array_and_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_bytes(orjson.dumps([TWARC, FOURCAT]))  # an API dump: the whole array on one line
+    rows = list(iter_file_rows(path, "jsonl"))
+    assert [p for p, _ in rows] == ["1", "2"]
+    assert [normalize("jsonl", b)[0].post_id for _, b in rows] == [TWARC["id"], FOURCAT["id"]]
+    empty = tmp_path / "empty.jsonl"
+    for content in (b"", b"\n\n", b"\xef\xbb\xbf\n"):
+        empty.write_bytes(content)
+        assert list(iter_file_rows(empty, "jsonl")) == []
+
+
+def test_csv_that_is_not_utf8_is_read_as_windows_1252(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("text,created_at\n“Café olé” – 5 €,2026-12-01T10:00:00Z\n".encode("cp1252"))
+    assert csv_encoding(path) == "cp1252"
+    draft = normalize("csv", next(iter(iter_file_rows(path, "csv")))[1])[0]
+    assert isinstance(draft, Draft)
+    assert draft.text == "“Café olé” – 5 €"
+    utf8 = tmp_path / "utf8.csv"
+    utf8.write_bytes("\ufefftext,created_at\nCafé,2026-12-01\n".encode())
+    assert csv_encoding(utf8) == "utf-8-sig"
+    draft = normalize("csv", next(iter(iter_file_rows(utf8, "csv")))[1])[0]
+    assert isinstance(draft, Draft)
+    assert draft.text == "Café"

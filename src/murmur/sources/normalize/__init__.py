@@ -175,6 +175,8 @@ def detect_format(path_or_first_bytes: str | Path | bytes) -> str:
         except OSError as exc:
             msg = f"cannot read {path} to detect its format: {exc}"
             raise PayloadError(msg, field="format") from None
+        if not head.removeprefix(b"\xef\xbb\xbf").strip():
+            return by_suffix or "jsonl"  # an empty file: no rows in any format
     found = _sniff(head)
     if found is None and by_suffix is not None:
         found = by_suffix

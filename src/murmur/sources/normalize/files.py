@@ -18,6 +18,7 @@ without an id gets a stable content hash, so importing the same file twice store
 
 from __future__ import annotations
 
+import codecs
 import csv
 import email.utils
 import logging
@@ -388,8 +389,11 @@ def _lines(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
                 yield (str(number), line)
 
 
-def _is_json_lines(path: Path) -> bool:
-    """Does the file hold one JSON value per line (rather than one, possibly indented, document)?"""
+def _is_json_lines(path: Path, *, rows: bool = False) -> bool:
+    """Does the file hold one JSON value per line (rather than one, possibly indented, document)?
+
+    With ``rows`` (generic rows, which are objects), a first line that is a whole array means a
+    one-line array document, whose elements are the rows."""
     with path.open("rb") as fh:
         while True:
             line = fh.readline(MAX_PAYLOAD_BYTES + 1)
@@ -397,11 +401,12 @@ def _is_json_lines(path: Path) -> bool:
                 return False
             if line.strip():
                 break
+        first = line.strip().removeprefix(b"\xef\xbb\xbf")
         try:
-            msgspec.json.decode(line.strip().removeprefix(b"\xef\xbb\xbf"))
+            msgspec.json.decode(first)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return False
-        return True
+        return not (rows and first[:1] == b"[")
 
 
 def _document(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -418,6 +423,8 @@ def _document(path: Path) -> Iterator[tuple[str, bytes]]:
 def _json_document_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
     """A (possibly indented) JSON document: an array gives one row per element, an object one row."""
     for _, doc in _document(path):
+        if not doc.strip().removeprefix(b"\xef\xbb\xbf").strip():
+            return  # an empty file has no rows
         try:
             items = _array_decoder.decode(doc) if doc.lstrip()[:1] == b"[" else [msgspec.Raw(doc)]
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
@@ -427,9 +434,24 @@ def _json_document_rows(path: Path, start_after: int) -> Iterator[tuple[str, byt
                 yield (str(number), bytes(item))
 
 
+def csv_encoding(path: Path) -> str:
+    """``utf-8-sig`` when the whole file is UTF-8 (with or without a BOM), else ``cp1252``: the
+    Windows code page spreadsheet programs write CSV in, a superset of Latin-1's printable range."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        try:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            log.warning("%s is not UTF-8: reading it as Windows-1252 (cp1252)", path)
+            return "cp1252"
+    return "utf-8-sig"
+
+
 def _csv_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+    with path.open("r", encoding=csv_encoding(path), errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         try:
             header = next(reader)
@@ -505,7 +527,8 @@ def iter_file_rows(path: str | Path, format: str, *, start_after: int = 0) -> It
     * ``feed``: the whole file is one document.
 
     ``start_after`` skips rows/lines whose position is at most that number (resume after a cursor).
-    Invalid UTF-8 in CSV files is replaced by U+FFFD; lines longer than the payload limit are cut
+    A CSV file that is not UTF-8 is read as Windows-1252 (``csv_encoding``), and what that cannot
+    decode either becomes U+FFFD; lines longer than the payload limit are cut
     to that limit (and so rejected by the normalizer).
     """
     p = Path(path)
@@ -518,7 +541,7 @@ def iter_file_rows(path: str | Path, format: str, *, start_after: int = 0) -> It
     if base == "parquet":
         return _parquet_rows(p, start_after)
     if base == "jsonl":
-        return _lines(p, start_after) if _is_json_lines(p) else _json_document_rows(p, start_after)
+        return _lines(p, start_after) if _is_json_lines(p, rows=True) else _json_document_rows(p, start_after)
     if base == "feed":
         return _document(p) if start_after < 1 else iter(())
     if base in ("jetstream", "mastodon", "reddit"):
