@@ -94,6 +94,19 @@ def test_eval_sentiment_afrisenti_bad_row_names_file_and_line(tmp_path: Path) ->
     assert "no 'tweet' and 'label' columns" in result.output
 
 
+def test_eval_files_that_are_not_utf8_are_named(tmp_path: Path) -> None:
+    (tmp_path / "en.txt").write_bytes(b"hello world\n\xff\xfe\n")
+    result = runner.invoke(app, ["eval", "langid", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "en.txt: not UTF-8 text (invalid start byte at byte 12)" in result.output
+    (tmp_path / "hau").mkdir()
+    (tmp_path / "hau" / "dev.tsv").write_bytes(b"tweet\tlabel\n\xff\tpositive\n")
+    args = ["eval", "sentiment", str(tmp_path), "--format", "afrisenti", "--split", "dev"]
+    result = runner.invoke(app, [*args, "--tier", "firehose"])
+    assert result.exit_code == 2
+    assert "dev.tsv: not UTF-8 text" in result.output
+
+
 def test_eval_neural_tier_without_the_neural_model_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     import murmur.enrich.neural as neural
 

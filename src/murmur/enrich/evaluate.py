@@ -13,6 +13,7 @@ public: the training script reads the same files the same way.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import random
 import re
@@ -69,7 +70,7 @@ def load_xlmt(folder: Path, split: str, *, seed: int = 0) -> list[Labelled]:
         if not text_file.exists() or not label_file.exists():
             continue
         labels = _xlmt_labels(label_file)
-        lines = text_file.read_text(encoding="utf-8").split("\n")
+        lines = _text(text_file).split("\n")
         if lines[-1] == "":  # the file's final newline ends the last text
             lines.pop()
         if len(lines) != len(labels):
@@ -85,9 +86,17 @@ def load_xlmt(folder: Path, split: str, *, seed: int = 0) -> list[Labelled]:
     return out
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise ValueError(msg) from None
+
+
 def _xlmt_labels(path: Path) -> list[int]:
     labels: list[int] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+    for n, line in enumerate(_text(path).split("\n"), 1):
         if not line.strip():
             continue
         if line.strip() not in ("0", "1", "2"):
@@ -106,7 +115,7 @@ def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
             continue
         texts: list[str] = []
         labels: list[int] = []
-        with path.open(encoding="utf-8", newline="") as f:
+        with io.StringIO(_text(path), newline="") as f:
             rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = next(rows, [])
             if "tweet" not in header or "label" not in header:
@@ -136,7 +145,7 @@ def load_langid(folder: Path, *, per_language: int | None = None) -> list[Labell
         msg = f"no <language>.txt files in {folder}"
         raise FileNotFoundError(msg)
     for i, path in enumerate(files):
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in _text(path).splitlines() if ln.strip()]
         out.append(Labelled(path.stem, lines[:per_language], [i] * len(lines[:per_language])))
     return out
 
