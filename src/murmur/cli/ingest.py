@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -116,11 +117,8 @@ def register(app: typer.Typer) -> None:
         """Counts by platform and language (k-anonymous), quarantined payloads, source cursors."""
         try:
             cfg = load(config, db)
-            reader = open_reader(cfg.store.path)
-            try:
+            with closing(open_reader(cfg.store.path)) as reader:
                 result = store_stats(reader, k=cfg.privacy.k)
-            finally:
-                reader.close()
         except MurmurError as exc:
             raise fail(exc) from None
         status = Path(f"{cfg.store.path}.status.json")

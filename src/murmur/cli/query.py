@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -76,11 +77,8 @@ def register(app: typer.Typer) -> None:
             cfg = load(config, db)
             start = parse_time(since, option="--since") if since else None
             end = parse_time(until, option="--until") if until else None
-            reader = open_reader(cfg.store.path)
-            try:
+            with closing(open_reader(cfg.store.path)) as reader:
                 result = search(reader, query, since=start, until=end, limit=limit, k=cfg.privacy.k)
-            finally:
-                reader.close()
         except MurmurError as exc:
             raise fail(exc) from None
         if json_out:
@@ -121,11 +119,8 @@ def register(app: typer.Typer) -> None:
         """The saved monitors and how many stored posts each matched."""
         try:
             cfg = load(config, db)
-            reader = open_reader(cfg.store.path)
-            try:
+            with closing(open_reader(cfg.store.path)) as reader:
                 monitors = list_monitors(reader, k=cfg.privacy.k)
-            finally:
-                reader.close()
         except MurmurError as exc:
             raise fail(exc) from None
         if json_out:
