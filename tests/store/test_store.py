@@ -112,6 +112,17 @@ def test_purge_removes_old_posts_and_derived_rows(tmp_path: Path) -> None:
         assert store.conn.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
 
 
+def test_purge_counts_a_future_dated_post_from_its_arrival(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "m.duckdb") as store:
+        future = post(1, created=NOW + timedelta(days=365 * 70))  # a client clock, or a forged time
+        store.write(posts=[future, post(2)], embeddings=[("bluesky", "p1", [1.0])])
+        assert store.purge(older_than=NOW - timedelta(days=30))["posts"] == 0
+        removed = store.purge(older_than=NOW + timedelta(seconds=1))  # the cutoff, 30 days on
+        assert removed["posts"] == 2
+        assert store.conn.execute("SELECT count(*) FROM posts").fetchone() == (0,)
+        assert store.conn.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
+
+
 def test_migrations_apply_once(tmp_path: Path) -> None:
     path = tmp_path / "m.duckdb"
     Store.open(path).close()

@@ -252,7 +252,7 @@ class Store:
         return None if row is None else str(row[0])
 
     def purge(self, *, older_than: datetime) -> dict[str, int]:
-        """Delete posts (and everything derived from them) created before ``older_than``, and
+        """Delete posts (and everything derived from them) created, or stored, before ``older_than``, and
         tombstones and quarantine entries recorded before it. Returns rows removed per table."""
         conn = self.conn
         removed: dict[str, int] = {}
@@ -266,7 +266,7 @@ class Store:
             for table in DERIVED_TABLES:
                 conn.execute(
                     f"DELETE FROM {table} WHERE (platform, post_id) IN "
-                    "(SELECT platform, post_id FROM posts WHERE created_at < ?)",
+                    f"(SELECT platform, post_id FROM posts WHERE {POST_AGE} < ?)",
                     [older_than],
                 )
             for table, column in _PURGE_TABLES:
@@ -292,8 +292,12 @@ class Store:
         return previous
 
 
+POST_AGE = "least(created_at, ingested_at)"
+"""A post's age for retention: from its creation, or from its arrival if it claims a later time
+(a client clock or a forged timestamp in the future must not keep a post past retention)."""
+
 _PURGE_TABLES: tuple[tuple[str, str], ...] = (
-    ("posts", "created_at"),
+    ("posts", POST_AGE),
     ("tombstones", "deleted_at"),
     ("quarantine", "quarantined_at"),
 )
