@@ -354,6 +354,9 @@ def test_one_line_json_array_and_empty_file(tmp_path: Path) -> None:
     rows = list(iter_file_rows(path, "jsonl"))
     assert [p for p, _ in rows] == ["1", "2"]
     assert [normalize("jsonl", b)[0].post_id for _, b in rows] == [TWARC["id"], FOURCAT["id"]]
+    lines = tmp_path / "lines.jsonl"  # a stray array line among rows is one bad row, not a document
+    lines.write_bytes(b"[1, 2]\n" + orjson.dumps(TWARC) + b"\n")
+    assert [p for p, _ in iter_file_rows(lines, "jsonl")] == ["1", "2"]
     empty = tmp_path / "empty.jsonl"
     for content in (b"", b"\n\n", b"\xef\xbb\xbf\n"):
         empty.write_bytes(content)

@@ -392,8 +392,8 @@ def _lines(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
 def _is_json_lines(path: Path, *, rows: bool = False) -> bool:
     """Does the file hold one JSON value per line (rather than one, possibly indented, document)?
 
-    With ``rows`` (generic rows, which are objects), a first line that is a whole array means a
-    one-line array document, whose elements are the rows."""
+    With ``rows`` (generic rows, which are objects), a whole array on the file's only line is a
+    one-line array document, whose elements are the rows; followed by more lines, it is a bad row."""
     with path.open("rb") as fh:
         while True:
             line = fh.readline(MAX_PAYLOAD_BYTES + 1)
@@ -406,7 +406,9 @@ def _is_json_lines(path: Path, *, rows: bool = False) -> bool:
             msgspec.json.decode(first)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return False
-        return not (rows and first[:1] == b"[")
+        if rows and first[:1] == b"[":  # one array on the only line: a document; else lines
+            return any(chunk.strip() for chunk in iter(lambda: fh.read(_CHUNK), b""))
+        return True
 
 
 def _document(path: Path) -> Iterator[tuple[str, bytes]]:
