@@ -1,4 +1,4 @@
-"""``murmur stats``: k-anonymous totals, also when the total itself is suppressed."""
+"""``murmur stats``: k-anonymous totals, also when the total itself is suppressed; ``murmur purge``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from murmur.cli.main import app
+from murmur.store import DirectReader
 from tests.query.helpers import open_store, post
 
 
@@ -31,3 +32,16 @@ def test_stats_counts_crowds_and_says_when_the_total_is_suppressed(tmp_path: Pat
     posts = [post(f"p{i}", "storm over the city", author=f"a{i}") for i in range(6)]
     open_store(crowd, posts).close()
     assert stats(crowd / "store.duckdb").splitlines()[0].startswith("6 posts (k=5)")
+
+
+def test_purge_refuses_negative_days(tmp_path: Path) -> None:
+    open_store(tmp_path, [post("p1", "storm over the city")]).close()
+    db = str(tmp_path / "store.duckdb")
+    res = CliRunner().invoke(app, ["purge", "--db", db, "--older-than-days", "-5"])
+    assert res.exit_code == 2  # -5 days would have meant "everything before 5 days from now"
+    assert "--older-than-days" in res.output
+    reader = DirectReader.open(db)
+    try:
+        assert reader.query("SELECT count(*) AS n FROM posts").column("n").to_pylist() == [1]
+    finally:
+        reader.close()

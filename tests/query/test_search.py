@@ -154,6 +154,9 @@ def test_cli_search_table_and_errors(tmp_path: Path) -> None:
     when = run("search", "storm", "--db", db, "--until", "soon")
     assert when.exit_code == 2
     assert "--until" in when.output
+    empty = run("search", "storm", "--db", db, "--since", "2026-03-05", "--until", "2026-03-01")
+    assert empty.exit_code == 2
+    assert "since 2026-03-05T00:00:00+00:00 is not before until 2026-03-01T00:00:00+00:00" in empty.output
 
 
 def test_cli_monitor_add_list_remove(tmp_path: Path) -> None:

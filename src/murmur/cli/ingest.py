@@ -134,7 +134,8 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
         db: DbOpt = None,
         older_than_days: Annotated[
-            int | None, typer.Option(help="Purge posts older than this (default: privacy.retention_days).")
+            int | None,
+            typer.Option(min=0, help="Purge posts older than this (default: privacy.retention_days)."),
         ] = None,
     ) -> None:
         """Delete posts (and everything derived from them) past the retention period."""

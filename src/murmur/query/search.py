@@ -86,7 +86,10 @@ class SearchResult:
 
 
 def time_filter(since: datetime | None, until: datetime | None, *, alias: str = "") -> tuple[str, list[Any]]:
-    """``created_at`` bounds: ``since`` inclusive, ``until`` exclusive."""
+    """``created_at`` bounds: ``since`` inclusive, ``until`` exclusive (an empty window is an error)."""
+    if since is not None and until is not None and since >= until:
+        msg = f"since {since.isoformat()} is not before until {until.isoformat()}: the time window is empty"
+        raise QueryError(msg)
     a = f"{alias}." if alias else ""
     parts: list[str] = []
     params: list[Any] = []
