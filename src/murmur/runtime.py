@@ -79,6 +79,8 @@ class SourceCounters:
     reconnects: int = 0
     lag_seconds: float | None = None
     last_error: str | None = None
+    stopped_by: str | None = None
+    """The error that stopped the source, if one did (it no longer delivers until restarted)."""
 
 
 @dataclass(slots=True)
@@ -115,6 +117,7 @@ class RuntimeStats:
                     "reconnects": c.reconnects,
                     "lag_seconds": c.lag_seconds,
                     "last_error": c.last_error,
+                    "stopped_by": c.stopped_by,
                 }
                 for sid, c in self.sources.items()
             },
@@ -545,12 +548,16 @@ class Runtime:
     async def _pump(self, source: Source) -> None:
         cursor = self.store.cursor(source.id)
         counters = self.stats.sources.setdefault(source.id, SourceCounters(position=cursor))
-        async for event in source.events(cursor):
-            await self.handoff.put(event)
-            counters.lag_seconds = source.stats.lag_seconds
-            counters.errors = source.stats.errors
-            counters.reconnects = source.stats.reconnects
-            counters.last_error = source.stats.last_error
+        try:
+            async for event in source.events(cursor):
+                await self.handoff.put(event)
+                counters.lag_seconds = source.stats.lag_seconds
+                counters.errors = source.stats.errors
+                counters.reconnects = source.stats.reconnects
+                counters.last_error = source.stats.last_error
+        except Exception as exc:
+            counters.stopped_by = str(exc) or type(exc).__name__
+            raise
 
     def _new_pool(self, size: int | None = None) -> ProcessPoolExecutor | None:
         if self.workers is None:

@@ -26,15 +26,20 @@ IMPORT_FORMATS = ("auto", "jetstream", "mastodon", "reddit", "feed", "jsonl", "c
 
 
 def count_rows(path: Path) -> int | None:
-    """Rows to expect from a file, for the progress bar (None when unknown)."""
+    """Rows to expect from a file, for the progress bar (None when unknown, also when the file
+    cannot be read: the import itself then says why)."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".csv"):
         with path.open("rb") as fh:
             return sum(1 for _ in fh) - (1 if suffix == ".csv" else 0)
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except (OSError, pa.ArrowException):
+            return None
     return None
 
 
@@ -43,12 +48,12 @@ def import_files(cfg: Config, paths: list[Path], fmt: str, *, show_progress: boo
         SourceConfig(id=f"import:{p.resolve()}", type="file", options={"path": str(p), "format": fmt})
         for p in paths
     ]
-    total = sum(n for n in (count_rows(p) for p in paths) if n is not None) or None
     from murmur.service import build_sources
 
     built = build_sources(sources)
     if not show_progress:
         return asyncio.run(run_service(cfg, sources=built, serve_reads=False))
+    total = sum(n for n in (count_rows(p) for p in paths) if n is not None) or None
     with Progress(
         TextColumn("[bold]importing"),
         BarColumn(),
@@ -88,14 +93,20 @@ def register(app: typer.Typer) -> None:
             stats = import_files(cfg, paths, fmt, show_progress=not json_out and sys.stderr.isatty())
         except MurmurError as exc:
             raise fail(exc) from None
+        unread = {sid: c.stopped_by for sid, c in stats.sources.items() if c.stopped_by}
         summary = {"posts": stats.posts, "deletions": stats.deletions, "quarantined": stats.quarantined}
         if json_out:
-            sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+            sys.stdout.write(orjson.dumps({**summary, "unread": unread}).decode() + "\n")
         else:
             out.print(
                 f"imported {stats.posts} posts, {stats.deletions} deletions, "
                 f"{stats.quarantined} quarantined into {cfg.store.path}"
             )
+        if unread:  # what was read is stored (and resumes from its cursor); the rest failed
+            for sid, why in unread.items():
+                name = sid.removeprefix("import:")
+                fail(why if Path(name).name in why else f"{name}: {why}")  # prints it
+            raise typer.Exit(2)
 
     @app.command("run")
     def run_cmd(config: ConfigOpt = None, db: DbOpt = None) -> None:
