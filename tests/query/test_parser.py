@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 
 from murmur.errors import PrivacyError, QuerySyntaxError
-from murmur.query.ast import And, Field, Near, Node, Not, Or, Term, to_string
+from murmur.query.ast import MAX_DEPTH, And, Field, Near, Node, Not, Or, Term, to_string
 from murmur.query.parser import AuthorFieldError, parse
 from tests.query.strategies import Vocabulary, queries
 
@@ -105,6 +105,17 @@ def test_nesting() -> None:
     assert root("a AND (b OR (c AND (d OR (e -f))))") == And(
         (t("a"), Or((t("b"), And((t("c"), Or((t("d"), And((t("e"), Not(t("f")))))))))))
     )
+
+
+def test_nesting_is_bounded_with_a_position_not_a_crash() -> None:
+    ok = "(" * MAX_DEPTH + "a" + ")" * MAX_DEPTH
+    assert root(ok) == t("a")
+    too_deep = (("(" * 5000 + "a" + ")" * 5000, MAX_DEPTH), ("a " + "NOT " * 3000 + "b", 2 + 4 * MAX_DEPTH))
+    for deep, pos in too_deep:
+        with pytest.raises(QuerySyntaxError, match=f"more than {MAX_DEPTH} parentheses and NOTs") as info:
+            parse(deep)
+        assert info.value.position == pos
+    assert isinstance(root("a " + "NOT (" * 30 + "b" + ")" * 30), And)  # 60 levels: within the bound
 
 
 def test_or_branch_with_exclusion_inside_a_positive_group_is_fine() -> None:

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 MAX_NEAR = 100
 """The largest distance NEAR/n accepts."""
+MAX_DEPTH = 64
+"""Parentheses and NOTs may nest this deep (a machine-made query nested thousands deep would
+overflow the parser, the matcher and the SQL compiler, which all recurse)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from murmur.errors import PrivacyError, QuerySyntaxError
-from murmur.query.ast import MAX_NEAR, And, Field, Near, Node, Not, Or, Query, Term
+from murmur.query.ast import MAX_DEPTH, MAX_NEAR, And, Field, Near, Node, Not, Or, Query, Term
 from murmur.text import fold, is_segmented_char, tokenize
 from murmur.types import PLATFORMS
 
@@ -103,6 +103,13 @@ class _Parser:
         self.text = text
         self.toks = _lex(text)
         self.i = 0
+        self.depth = 0  # open parentheses and NOTs around the current token
+
+    def nest(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            msg = f"the query nests more than {MAX_DEPTH} parentheses and NOTs deep"
+            raise self.error(msg, tok.pos)
 
     # --- helpers ---------------------------------------------------------------------------------
     def error(self, message: str, pos: int) -> QuerySyntaxError:
@@ -201,7 +208,10 @@ class _Parser:
                 what = "NOT" if tok.kind == "NOT" else "'-'"
                 msg = f"expected {_EXPECT_OPERAND} after {what}, found {self.describe(self.cur)}"
                 raise self.error(msg, self.cur.pos)
-            return Not(self.unary(), tok.pos)
+            self.nest(tok)
+            node = Not(self.unary(), tok.pos)
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Node:
@@ -214,11 +224,13 @@ class _Parser:
             if self.cur.kind not in _OPERAND_START:
                 msg = f"expected {_EXPECT_OPERAND} after '(', found {self.describe(self.cur)}"
                 raise self.error(msg, self.cur.pos)
+            self.nest(tok)
             node = self.or_expr()
             if self.cur.kind != "RP":
                 msg = f"expected ')' to close the '(' at position {tok.pos}, found {self.describe(self.cur)}"
                 raise self.error(msg, self.cur.pos)
             self.i += 1
+            self.depth -= 1
             return node
         if tok.kind == "WORD":
             self.i += 1
