@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from murmur.errors import QueryError, StoreLockedError
+from murmur.errors import QueryError, StoreError, StoreLockedError
 from murmur.store import DirectReader, QuarantineRecord, ReadServer, Store, open_reader
 from murmur.store.reader import SocketReader
 from murmur.types import Deletion, Post
@@ -121,6 +121,28 @@ def test_purge_counts_a_future_dated_post_from_its_arrival(tmp_path: Path) -> No
         assert removed["posts"] == 2
         assert store.conn.execute("SELECT count(*) FROM posts").fetchone() == (0,)
         assert store.conn.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
+
+
+def test_a_file_that_is_no_store_is_refused_not_replaced_by_memory(tmp_path: Path) -> None:
+    # DuckDB opens an in-memory database in place of an existing non-DuckDB file: a store "written"
+    # there would vanish on exit
+    others = (("posts.jsonl", b'{"text": "x"}\n'), ("empty.duckdb", b""), ("notes.csv", b"a,b\n"))
+    for name, content in others:
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(StoreError, match="is not a murmur store"):
+            Store.open(path)
+        with pytest.raises(StoreError, match="is not a murmur store"):
+            DirectReader.open(path)
+        assert path.read_bytes() == content
+    fresh = tmp_path / "new.jsonl"  # a new path is fine, whatever its suffix
+    with Store.open(fresh) as store:
+        store.write(posts=[post(1)])
+    reader = DirectReader.open(fresh)
+    try:
+        assert reader.query("SELECT count(*) AS n FROM posts").column("n").to_pylist() == [1]
+    finally:
+        reader.close()
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:

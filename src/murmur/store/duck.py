@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from murmur.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, last_per_key, posts_to_table
 from murmur.errors import StoreError, StoreLockedError
+from murmur.store.reader import check_store_file
 from murmur.store.schema import DERIVED_TABLES, MIGRATIONS, untombstoned
 from murmur.types import Deletion, Post
 
@@ -89,6 +90,7 @@ class Store:
         """Open (creating and migrating if needed) the store for writing."""
         p = str(path)
         if p != ":memory:":
+            check_store_file(p)
             Path(p).parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = duckdb.connect(p)

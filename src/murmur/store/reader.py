@@ -63,6 +63,27 @@ def _run(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa
     return table
 
 
+def check_store_file(path: str | Path) -> None:
+    """Refuse a path that holds something other than a DuckDB database. DuckDB would open an
+    in-memory database in its place (a ``--db posts.jsonl`` typo), and all that was written to the
+    "store" would be lost on exit. A path that does not exist yet is fine: the writer creates it."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(12)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        msg = f"cannot read store {p}: {exc}"
+        raise StoreError(msg) from None
+    if head[8:12] != b"DUCK":
+        msg = (
+            f"{p} is not a murmur store: it holds something other than a DuckDB database "
+            "(pass a new or existing store path as --db)"
+        )
+        raise StoreError(msg)
+
+
 class DirectReader:
     """A read-only connection to a store file nobody is writing to (or an existing connection)."""
 
@@ -74,6 +95,7 @@ class DirectReader:
         if not Path(path).exists():
             msg = f"store {path} does not exist; create it with `murmur import` or `murmur run`"
             raise StoreError(msg)
+        check_store_file(path)
         try:
             conn = duckdb.connect(str(path), read_only=True)
         except duckdb.IOException as exc:
