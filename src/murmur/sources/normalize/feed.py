@@ -256,6 +256,8 @@ _jfeed_decoder = msgspec.json.Decoder(_JFeed)
 
 
 def _jauthor(item_authors: list[_JAuthor] | None, item_author: _JAuthor | None) -> str:
+    """The byline as ``author_raw_id``: input to the privacy gate, which keeps only its keyed
+    pseudonym (the name itself is never stored or shown)."""
     for a in [*(item_authors or ()), *([item_author] if item_author else [])]:
         if a.name or a.url:
             return a.name or a.url or ""

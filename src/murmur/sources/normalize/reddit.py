@@ -3,7 +3,8 @@
 Accepted payloads:
 
 * a thing ``{"kind": "t1" | "t3", "data": {...}}`` (comment / submission); other kinds (accounts,
-  subreddits, messages, ``more`` placeholders) give ``[]``;
+  subreddits, messages, ``more`` placeholders) give ``[]``, and so does a comment as one person's
+  inbox holds it (a ``t1`` with ``dest``, its recipient): murmur never reads anyone's inbox;
 * a ``{"kind": "Listing", "data": {"children": [...]}}`` and a JSON array of listings (what
   ``/comments/<id>`` returns); a comment's ``replies`` listing is walked too, so a whole comment tree
   comes out of one payload;
@@ -52,6 +53,8 @@ class _Data(msgspec.Struct, gc=False):
     body: str | None = None
     title: str | None = None
     selftext: str | None = None
+    dest: str | None = None
+    """Set on inbox items only: the person the item was delivered to."""
     created_utc: float | None = None
     subreddit: str | None = None
     url: str | None = None
@@ -138,7 +141,7 @@ class _Walk:
             for i, child in enumerate(data.children or ()):
                 self.value(child, depth + 1, f"{where}.data.children[{i}]".lstrip("."))
             return
-        if thing.kind not in ("t1", "t3"):
+        if thing.kind not in ("t1", "t3") or data.dest is not None:
             return
         self.seen += 1
         if self.seen > MAX_ITEMS:
