@@ -555,8 +555,9 @@ class Runtime:
                 counters.errors = source.stats.errors
                 counters.reconnects = source.stats.reconnects
                 counters.last_error = source.stats.last_error
-        except Exception as exc:
+        except Exception as exc:  # logged now, not when every other source has stopped too
             counters.stopped_by = str(exc) or type(exc).__name__
+            log.error("source %s stopped: %s", source.id, counters.stopped_by)
             raise
 
     def _new_pool(self, size: int | None = None) -> ProcessPoolExecutor | None:
@@ -777,9 +778,6 @@ class Runtime:
                 if stop.is_set():
                     break
                 if all(p.done() for p in pumps) and self.handoff.empty():
-                    for p in pumps:
-                        if not p.cancelled() and p.exception() is not None:
-                            log.error("source %s stopped: %s", p.get_name(), p.exception())
                     break
         finally:
             for p in pumps:

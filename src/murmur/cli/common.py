@@ -23,9 +23,14 @@ DbOpt = Annotated[Path | None, typer.Option("--db", help="Store file (default: f
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
+def error(message: object) -> None:
+    """Print ``error: <message>`` on stderr (as plain text: no rich markup is read in it)."""
+    err.print(f"[bold red]error:[/] {escape(str(message))}")
+
+
 def fail(exc: Exception | str, hint: str = "") -> typer.Exit:
     """Print ``error: <exc><hint>`` on stderr; the caller raises the returned exit (status 2)."""
-    err.print(f"[bold red]error:[/] {escape(str(exc))}{escape(hint)}")
+    error(f"{exc}{hint}")
     return typer.Exit(2)
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, err, fail, load, out
+from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, err, error, fail, load, out
 from murmur.config import Config, SourceConfig
 from murmur.errors import MurmurError, StoreLockedError
 from murmur.query.aggregate import store_stats
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         if unread:  # what was read is stored (and resumes from its cursor); the rest failed
             for sid, why in unread.items():
                 name = sid.removeprefix("import:")
-                fail(why if Path(name).name in why else f"{name}: {why}")  # prints it
+                error(why if Path(name).name in why else f"{name}: {why}")
             raise typer.Exit(2)
 
     @app.command("run")
