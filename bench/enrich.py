@@ -285,8 +285,9 @@ def report(result: dict[str, object]) -> None:
     print(f"  near-duplicate index filled with {result['index_fill']:,} signatures before the run")
     components = result["components"]
     assert isinstance(components, dict)
+    print("  per component (wall clock inside the pipeline; e5's own threads work in parallel within it):")
     for name, (rate, seconds) in components.items():
-        print(f"  {name:<32} {rate:>10,.0f} posts/s per process  ({seconds:.2f} s CPU in total)")
+        print(f"  {name:<32} {rate:>10,.0f} posts/s per process  ({seconds:.2f} s wall in total)")
 
 
 def main() -> None:

@@ -63,6 +63,9 @@ def is_stateful(component: Component) -> bool:
 
 @dataclass(slots=True)
 class ComponentTiming:
+    """Posts a component processed and the wall-clock seconds it took (a component that runs threads
+    of its own, like e5 in ONNX Runtime, uses more CPU time than this)."""
+
     posts: int = 0
     seconds: float = 0.0
 
