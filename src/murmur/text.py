@@ -94,19 +94,40 @@ _ACCENTS = re.compile(f"[{_class_ranges(_merge(_ACCENT_POINTS))}]")
 
 
 @cache
-def _token_re() -> re.Pattern[str]:
+def _marks() -> str:
+    """A pattern for one combining mark (Unicode category M)."""
     cat = unicodedata.category
     points = [cp for cp in range(0x110000) if cat(chr(cp))[0] == "M"]
     bmp = _class_ranges(_merge([cp for cp in points if cp < 0x10000]))
     astral = _class_ranges(_merge([cp for cp in points if cp >= 0x10000]))
-    # A combining mark. Python's re tests a character against a class's marks above U+FFFF (110
-    # ranges) one range at a time, after its table of the rest: so those are tried only for a
-    # character above U+FFFF (the same matches; tokenizing non-ASCII text ~30 % faster).
-    marks = rf"(?:[{bmp}]|(?=[\U00010000-\U0010FFFF])[{astral}])"
+    # Python's re tests a character against a class's marks above U+FFFF (110 ranges) one range at
+    # a time, after its table of the rest: so those are tried only for a character above U+FFFF
+    # (the same matches; tokenizing non-ASCII text ~30 % faster).
+    return rf"(?:[{bmp}]|(?=[\U00010000-\U0010FFFF])[{astral}])"
+
+
+@cache
+def _token_re() -> re.Pattern[str]:
+    marks = _marks()
     seg = _class_ranges(list(SEGMENTED_BY_CHARACTER))
     # A run of letters/digits (not "_", not in a segmented script) and combining marks, starting with
     # a letter or digit; or one segmented-script letter or digit with its marks.
     return re.compile(rf"[^\W_{seg}]+(?:{marks}+[^\W_{seg}]*)*|(?=[^\W_])[{seg}]{marks}*")
+
+
+@cache
+def hashtag_re() -> re.Pattern[str]:
+    """``#`` and a hashtag's body (group 1), not preceded by a word character. A body is letters,
+    digits, ``_``, combining marks (the vowel signs of Devanagari, Bengali, Tamil, Thai, …: Python's
+    ``\\w`` alone stops at them, cutting ``#बाढ़`` to ``#ब``) and the zero-width (non-)joiners that
+    Persian and Indic spellings use."""
+    return re.compile(rf"(?<!\w)#((?:\w|{_marks()}|[\u200c\u200d])+)")
+
+
+def is_hashtag(body: str) -> bool:
+    """Whether ``body`` (without ``#``) is a whole hashtag body as ``hashtag_re`` reads one."""
+    m = hashtag_re().fullmatch("#" + body)
+    return m is not None
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
@@ -129,6 +150,20 @@ def tokenize(s: str) -> list[str]:
     if folded.isascii():
         return _ASCII_TOKEN.findall(folded)
     return _token_re().findall(folded)
+
+
+def token_gaps(s: str) -> list[bool]:
+    """For each of ``tokenize(s)``'s tokens, whether something that is no token (a space,
+    punctuation, an emoji) comes right before it, the first token counting as apart:
+    ``東京 タワー`` → ``[True, False, True, False, False]``."""
+    folded = fold(s)
+    pattern = _ASCII_TOKEN if folded.isascii() else _token_re()
+    gaps: list[bool] = []
+    end = -1
+    for m in pattern.finditer(folded):
+        gaps.append(m.start() != end)
+        end = m.end()
+    return gaps
 
 
 def may_have_markup(s: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from murmur.enrich.terms import MAX_WORD, Terms, keyphrases, terms_of
+from murmur.text import fold
 from tests.enrich.conformance import make_post
 
 
@@ -95,3 +96,33 @@ def test_overlong_words_and_hashtags_are_no_terms() -> None:
     got = terms(f"{blob} protest Donaudampfschifffahrtsgesellschaftskapitän #{tag} #ok", hashtags=[tag])
     word = "donaudampfschifffahrtsgesellschaftskapitan"
     assert got == ["#ok", "protest", word, f"protest {word}"]
+
+
+def test_hashtags_keep_vowel_signs_and_leave_no_fragments() -> None:
+    # Python's \w stops at combining marks: "#बाढ़" was cut to "#ब" and its rest became a term.
+    hi = terms("दिल्ली में भारी बारिश से बाढ़ का खतरा #बाढ़", lang="hi")
+    assert hi[0] == "#बाढ़"
+    assert "#ब" not in hi
+    assert "ढ़" not in hi
+    assert "खतरा ढ़" not in hi
+    th = terms("น้ำท่วมหนัก #น้ำท่วม", lang="th")
+    assert th[0] == "#" + fold("น้ำท่วม")
+
+
+def test_character_pairs_never_span_a_space_or_punctuation() -> None:
+    ko = terms("서울에서 대규모 시위가 열렸습니다", lang="ko")
+    assert "서울" in ko
+    assert "대규" in ko
+    assert "시위" in ko
+    assert "서대" not in ko  # 서울에서 | 대규모
+    assert "모시" not in ko
+    ja = terms("地震がありました。津波警報", lang="ja")
+    assert "津波" in ja
+    assert "た津" not in ja
+    assert terms("한 국", lang="ko") == ["한", "국"]  # lone characters between spaces are words
+
+
+def test_flags_and_joined_emoji_are_one_term_each() -> None:
+    got = terms("family 👨\u200d👩\u200d👧 flag 🇺🇦🇩🇪 coder 👩🏽\u200d💻 thumbs 👍🏽👍 lone \U0001f1fa")
+    emoji = [t for t in got if not t.isascii()]
+    assert emoji == ["👨\u200d👩\u200d👧", "🇺🇦", "🇩🇪", "👩\u200d💻", "👍"]

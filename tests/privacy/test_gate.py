@@ -90,3 +90,11 @@ def test_reddit_user_pseudo_subreddits_are_dropped() -> None:
     gate = PrivacyGate(key_file=None)
     assert gate.apply(draft(platform="reddit", community="u_someone"), now=NOW).community is None
     assert gate.apply(draft(platform="reddit", community="AskReddit"), now=NOW).community == "AskReddit"
+
+
+def test_hashtags_in_scripts_with_vowel_signs_are_kept() -> None:
+    # Devanagari, Thai, Tamil and Bengali spell vowels with combining marks, and Arabic may carry
+    # harakat: such tags used to fail the gate's check and vanish from the post's hashtags.
+    tags = ["बाढ़", "น้ำท่วม", "தமிழ்", "বন্যা", "مُحَمَّد", "Klima", "زلزال_المغرب"]
+    post = PrivacyGate(key_file=None).apply(draft(hashtags=[*tags, "not a tag", "a" * 101]), now=NOW)
+    assert post.hashtags == [t.lower() for t in tags]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from murmur.text import fold, search_text, tokenize
+from murmur.text import fold, hashtag_re, is_hashtag, search_text, token_gaps, tokenize
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,28 @@ def test_ascii_fast_path_agrees_with_the_general_tokenizer(s: str) -> None:
     from murmur.text import _token_re
 
     assert tokenize(s) == _token_re().findall(fold(s))
+
+
+def test_token_gaps_follow_tokenize() -> None:
+    assert token_gaps("東京 タワー、凄い") == [True, False, True, False, False, True, False]
+    assert token_gaps("a b") == [True, True]
+    assert token_gaps("") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_token_gaps_has_one_entry_per_token(s: str) -> None:
+    gaps, toks = token_gaps(s), tokenize(s)
+    assert len(gaps) == len(toks)
+    assert all(gaps[:1])  # the first token counts as apart
+    for i in range(1, len(toks)):
+        if not gaps[i]:  # written together: the two are one stretch of the folded text
+            assert toks[i - 1] + toks[i] in fold(s)
+
+
+def test_hashtag_bodies_keep_their_combining_marks() -> None:
+    assert hashtag_re().findall("दिल्ली में #बाढ़ का खतरा, #น้ำท่วม x#no #ok.") == ["बाढ़", "น้ำท่วม", "ok"]
+    for body in ("தமிழ்", "zwnj\u200cword", "cop_30"):
+        assert is_hashtag(body), body
+    for body in ("a b", "", "a-b"):
+        assert not is_hashtag(body), body

@@ -9,8 +9,11 @@ spelled exactly as a query for it is:
 * keyphrases       words that are not stopwords (``stopwordsiso`` for the post's language, plus
                    English, which is mixed into posts everywhere), and pairs of adjacent such words
                    (``climate strike``); in scripts written without spaces, pairs of adjacent
-                   characters (``東京``, ``オリ``) with Japanese hiragana-only pairs dropped,
-* emoji            each emoji once (``😂``).
+                   characters (``東京``, ``オリ``; none across a space or punctuation, so Korean's
+                   spaced words give no ``서대`` from ``서울에서 대규모``) with Japanese
+                   hiragana-only pairs dropped,
+* emoji            each emoji once (``😂``; a flag ``🇺🇦`` and a joined sequence ``👩‍💻`` as one,
+                   without skin tones).
 
 Terms are deduplicated in that order and capped at ``max_terms``. A word or hashtag longer than
 ``MAX_WORD`` (64) characters is no term: no language's words run that long (German's longest
@@ -25,14 +28,19 @@ from functools import cache
 
 import stopwordsiso
 
-from murmur.enrich.text import content_tokens
-from murmur.text import SEGMENTED_BY_CHARACTER, fold
+from murmur.enrich.text import content_gaps, content_tokens
+from murmur.text import SEGMENTED_BY_CHARACTER, fold, hashtag_re
 from murmur.types import Post
 
-_HASHTAG = re.compile(r"(?<!\w)#(\w+)")
 # pictographs, emoticons, transport, supplemental symbols (not skin-tone modifiers), misc symbols,
-# dingbats, mahjong/domino/cards, enclosed alphanumerics
-_EMOJI = re.compile("[\U0001f300-\U0001f3fa\U0001f400-\U0001faff\u2600-\u27bf\U0001f000-\U0001f2ff]")
+# dingbats, mahjong/domino/cards, enclosed alphanumerics (not the regional indicators: a flag is a pair)
+_PICTOGRAPH = (
+    "[\U0001f300-\U0001f3fa\U0001f400-\U0001faff\u2600-\u27bf\U0001f000-\U0001f1e5\U0001f200-\U0001f2ff]"
+)
+_MODIFIERS = "[\U0001f3fb-\U0001f3ff\ufe0f]"  # skin tones, the emoji presentation selector
+# a flag (two regional indicators), or a pictograph and the ones a zero-width joiner binds to it
+_EMOJI = re.compile(f"[\U0001f1e6-\U0001f1ff]{{2}}|{_PICTOGRAPH}(?:{_MODIFIERS}*\u200d{_PICTOGRAPH})*")
+_STRIP = re.compile(_MODIFIERS)
 _SEGMENTED = re.compile(
     "[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in SEGMENTED_BY_CHARACTER) + "]"
 )
@@ -54,7 +62,7 @@ def stopwords(lang: str | None) -> frozenset[str]:
 
 
 def hashtag_terms(post: Post) -> list[str]:
-    tags = [*post.hashtags, *_HASHTAG.findall(post.text)] if "#" in post.text else post.hashtags
+    tags = [*post.hashtags, *hashtag_re().findall(post.text)] if "#" in post.text else post.hashtags
     bodies = (t.lstrip("#") for t in tags)
     return ["#" + fold(b) for b in bodies if b.strip("#") and len(b) <= MAX_WORD]
 
@@ -71,13 +79,20 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> list[s
     """Non-stopword words and adjacent pairs of them; character pairs in unsegmented scripts."""
     stop = stopwords(lang)
     tokens = content_tokens(text)[:max_tokens]
+    gaps: list[bool] | None = None  # computed only for a text with characters of such scripts
     out: list[str] = []
     emit = out.append
     prev: str | None = None  # previous kept word (None after a stopword or a script change)
     prev_seg: str | None = None  # previous character of an unsegmented script
     run = 0
-    for tok in tokens:
+    for i, tok in enumerate(tokens):
         if tok[0] >= "\u0e00" and _SEGMENTED.match(tok):  # every unsegmented script starts at U+0E00
+            if gaps is None:
+                gaps = content_gaps(text)
+            if run and gaps[i]:  # a space or punctuation ends the run: no pair across it (서울 대학)
+                if run == 1 and prev_seg is not None and prev_seg not in stop:
+                    emit(prev_seg)
+                prev_seg, run = None, 0
             run += 1
             if prev_seg is not None:
                 pair = prev_seg + tok
@@ -102,7 +117,11 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> list[s
 
 
 def emoji_terms(text: str) -> list[str]:
-    return [] if text.isascii() else _EMOJI.findall(text)
+    """The post's emoji: a flag as one term (``🇺🇦``, not ``🇺`` and ``🇦``), a joined sequence as one
+    (``👩‍💻``), skin tones dropped (``👍🏽`` → ``👍``)."""
+    if text.isascii():
+        return []
+    return [_STRIP.sub("", e) if len(e) > 1 else e for e in _EMOJI.findall(text)]
 
 
 def terms_of(post: Post, *, max_terms: int = 64) -> list[str]:

@@ -8,15 +8,25 @@ near-duplicate signatures see the same words a query does.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
-from murmur.text import may_have_link, may_have_markup, tokenize
+from murmur.text import hashtag_re, may_have_link, may_have_markup, token_gaps, tokenize
 
-_TAGS_RX = r"(?<!\w)@[\w.]+|(?<!\w)#\w+"
-SOCIAL_MARKUP = re.compile(r"(?:https?://|www\.)\S+|" + _TAGS_RX, re.IGNORECASE)
-"""Links, @mentions and #hashtags: markup around the words of a post."""
-_TAGS = re.compile(_TAGS_RX)
-"""``SOCIAL_MARKUP`` for a text without ``://`` or ``w.``: the same matches, faster."""
+
+@cache
+def markup_res() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Links, @mentions and #hashtags (markup around the words of a post), and the same without
+    links: for a text without ``://`` or ``w.`` it finds the same, faster."""
+    tags = r"(?<!\w)@[\w.]+|" + hashtag_re().pattern
+    return re.compile(r"(?:https?://|www\.)\S+|" + tags, re.IGNORECASE), re.compile(tags)
+
+
+def strip_markup(text: str) -> str:
+    """``text`` with its links, @mentions and hashtags replaced by spaces."""
+    if may_have_markup(text):
+        social, tags = markup_res()
+        text = (social if may_have_link(text) else tags).sub(" ", text)
+    return text
 
 
 @lru_cache(maxsize=8192)
@@ -25,6 +35,10 @@ def content_tokens(text: str) -> tuple[str, ...]:
 
     Cached (a few thousand recent texts): the terms and near-duplicate components of one pipeline
     ask for the same post's words one after the other."""
-    if may_have_markup(text):
-        text = (SOCIAL_MARKUP if may_have_link(text) else _TAGS).sub(" ", text)
-    return tuple(tokenize(text))
+    return tuple(tokenize(strip_markup(text)))
+
+
+def content_gaps(text: str) -> list[bool]:
+    """``murmur.text.token_gaps`` for ``content_tokens(text)``: whether each token is apart from
+    the one before it."""
+    return token_gaps(strip_markup(text))

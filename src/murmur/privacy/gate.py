@@ -18,11 +18,12 @@ from pathlib import Path
 
 from murmur.privacy.pseudonym import Pseudonymizer
 from murmur.privacy.redact import Redactor
+from murmur.text import is_hashtag
 from murmur.types import Deletion, Draft, Post
 from murmur.urls import domain_of
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-_HASHTAG_OK = re.compile(r"^[\w\u0300-\u036f\u200c\u200d]{1,100}$")
+MAX_HASHTAG = 100
 
 
 class PrivacyGate:
@@ -88,7 +89,7 @@ class PrivacyGate:
 
 
 def _hashtags(tags: list[str]) -> list[str]:
-    return list(dict.fromkeys(h.lower() for h in tags if _HASHTAG_OK.match(h)))[:50]
+    return list(dict.fromkeys(h.lower() for h in tags if len(h) <= MAX_HASHTAG and is_hashtag(h)))[:50]
 
 
 def _community(draft: Draft) -> str | None:
