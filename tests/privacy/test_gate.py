@@ -98,3 +98,12 @@ def test_hashtags_in_scripts_with_vowel_signs_are_kept() -> None:
     tags = ["बाढ़", "น้ำท่วม", "தமிழ்", "বন্যা", "مُحَمَّد", "Klima", "زلزال_المغرب"]
     post = PrivacyGate(key_file=None).apply(draft(hashtags=[*tags, "not a tag", "a" * 101]), now=NOW)
     assert post.hashtags == [t.lower() for t in tags]
+
+
+def test_hashtags_written_in_the_text_join_the_platforms() -> None:
+    # Reddit, feeds and files list no hashtags: '#tag' in their text is one all the same (query
+    # '#tag', hashtag breakdowns); numbers ('#1', 'issue #42') and 'C#' are not tags.
+    gate = PrivacyGate(key_file=None)
+    text = "Floods again #Klima #बाढ़ #COP30 #1 fan, issue #42, C# rocks https://example.com/a#frag"
+    post = gate.apply(draft(platform="reddit", text=text, hashtags=["cop30", "Wetter"]), now=NOW)
+    assert post.hashtags == ["cop30", "wetter", "klima", "बाढ़"]
