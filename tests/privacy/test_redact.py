@@ -36,6 +36,8 @@ def redactor() -> Redactor:
         ("call +44\u00a020\u00a07946\u00a00958", "call <PHONE>"),
         ("card 4111\u20091111\u20091111\u20091111", "card <CARD>"),
         ("IBAN FR76\u00a03000\u00a06000\u00a00112\u00a03456\u00a07890\u00a0189", "IBAN <IBAN>"),
+        ("بطاقة ٤١١١ ١١١١ ١١١١ ١١١١", "بطاقة <CARD>"),
+        ("कार्ड ४१११ ११११ ११११ ११११", "कार्ड <CARD>"),
     ],
 )
 def test_redacts(redactor: Redactor, text: str, expected: str) -> None:

@@ -128,6 +128,8 @@ def _phone_spans(text: str) -> bool:
 def _digits_placeholder(span: str) -> str | None:
     span = span.translate(_TO_SPACE)
     digits = re.sub(r"\D", "", span)
+    if not digits.isascii():  # Arabic-Indic, Devanagari, full-width … digits: luhn_ok reads ASCII
+        digits = "".join(str(int(d)) for d in digits)
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return CARD
     if 7 <= len(digits) <= 15 and _phone_spans(span):
