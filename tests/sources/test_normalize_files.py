@@ -115,6 +115,12 @@ def test_custom_mapping_and_platform() -> None:
         ("1614104799", datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
         (1614104799000, datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
         (1614104799.5, datetime(2021, 2, 23, 18, 26, 39, 500000, tzinfo=UTC)),
+        # compact dates, not Unix time (which would put them in 1970 or after 2286)
+        ("20210223", datetime(2021, 2, 23, tzinfo=UTC)),
+        (20210223, datetime(2021, 2, 23, tzinfo=UTC)),
+        ("20210223182639", datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
+        (20210223182639, datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
+        ("16141047", datetime(1970, 7, 6, 19, 37, 27, tzinfo=UTC)),  # no date: Unix seconds
     ],
 )
 def test_time_formats(value: Any, expected: datetime) -> None:

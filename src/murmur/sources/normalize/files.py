@@ -12,7 +12,8 @@ and normalized again the same way; ``normalize_row(mapping, row)`` turns one row
 value wins, and dotted names reach into nested objects.
 
 Rules: a row needs text (or a title) and a time; times may be ISO 8601, RFC 2822, Twitter's
-``Wed Oct 10 20:19:24 +0000 2018``, or Unix seconds / milliseconds (naive times are UTC). A row
+``Wed Oct 10 20:19:24 +0000 2018``, compact ``YYYYMMDD`` / ``YYYYMMDDhhmmss``, or Unix seconds /
+milliseconds (naive times are UTC). A row
 without an id gets a stable content hash, so importing the same file twice stores each row once.
 """
 
@@ -207,12 +208,16 @@ def parse_time(value: Any, column: str, fmt: str = "file") -> datetime:
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, bool):
         value = None
+    if isinstance(value, int) and (compact := _compact_date(str(value))) is not None:
+        return compact
     if isinstance(value, int | float):
         return _epoch(float(value), column, fmt)
     if not isinstance(value, str):
         msg = f"{fmt}: column {column!r} holds {type(value).__name__}, not a time"
         raise PayloadError(msg, field=column)
     text = value.strip()
+    if (compact := _compact_date(text)) is not None:
+        return compact
     try:
         return _epoch(float(text), column, fmt)
     except ValueError:
@@ -235,6 +240,21 @@ def parse_time(value: Any, column: str, fmt: str = "file") -> datetime:
             )
             raise PayloadError(msg, field=column) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _compact_date(text: str) -> datetime | None:
+    """``YYYYMMDD`` or ``YYYYMMDDhhmmss`` (GDELT, many SQL exports) as UTC, else None. Read as Unix
+    time these would be 1970-1973 seconds or milliseconds past 2286, never a post's time."""
+    if len(text) not in (8, 14) or not text.isdigit() or not text.isascii():
+        return None
+    year, month, day = int(text[:4]), int(text[4:6]), int(text[6:8])
+    if not 1990 <= year <= 2200:
+        return None
+    clock = (int(text[8:10]), int(text[10:12]), int(text[12:14])) if len(text) == 14 else (0, 0, 0)
+    try:
+        return datetime(year, month, day, *clock, tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _epoch(seconds: float, column: str, fmt: str) -> datetime:
