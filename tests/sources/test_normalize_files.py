@@ -115,6 +115,8 @@ def test_custom_mapping_and_platform() -> None:
         ("1614104799", datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
         (1614104799000, datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
         (1614104799.5, datetime(2021, 2, 23, 18, 26, 39, 500000, tzinfo=UTC)),
+        ("2021-02-23 18:26:39 UTC", datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
+        ("2021-02-23 18:26:39.5 gmt", datetime(2021, 2, 23, 18, 26, 39, 500000, tzinfo=UTC)),
         # compact dates, not Unix time (which would put them in 1970 or after 2286)
         ("20210223", datetime(2021, 2, 23, tzinfo=UTC)),
         (20210223, datetime(2021, 2, 23, tzinfo=UTC)),

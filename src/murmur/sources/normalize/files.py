@@ -11,9 +11,9 @@ and normalized again the same way; ``normalize_row(mapping, row)`` turns one row
 ``text``/``created_at`` tables. Each field lists candidate columns; the first present, non-empty
 value wins, and dotted names reach into nested objects.
 
-Rules: a row needs text (or a title) and a time; times may be ISO 8601, RFC 2822, Twitter's
-``Wed Oct 10 20:19:24 +0000 2018``, compact ``YYYYMMDD`` / ``YYYYMMDDhhmmss``, or Unix seconds /
-milliseconds (naive times are UTC). A row
+Rules: a row needs text (or a title) and a time; times may be ISO 8601 (also with a trailing
+`` UTC``, as SQL exports write it), RFC 2822, Twitter's ``Wed Oct 10 20:19:24 +0000 2018``, compact
+``YYYYMMDD`` / ``YYYYMMDDhhmmss``, or Unix seconds / milliseconds (naive times are UTC). A row
 without an id gets a stable content hash, so importing the same file twice stores each row once.
 """
 
@@ -223,7 +223,8 @@ def parse_time(value: Any, column: str, fmt: str = "file") -> datetime:
     except ValueError:
         pass
     try:
-        return parse_iso(text, column, fmt)
+        # BigQuery, PostgreSQL and others write "2024-05-01 12:00:00 UTC"
+        return parse_iso(text[:-4] if text[-4:].upper() in (" UTC", " GMT") else text, column, fmt)
     except PayloadError:
         pass
     try:
