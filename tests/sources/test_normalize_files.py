@@ -184,6 +184,23 @@ def test_iter_json_document_rows(tmp_path: Path) -> None:
     assert [normalize("jsonl", b)[0].post_id for _, b in rows] == [TWARC["id"], FOURCAT["id"]]
 
 
+def test_csv_delimiter_is_read_from_the_header(tmp_path: Path) -> None:
+    # what spreadsheet programs write in Germany, France, …: every row quarantined as "no text" before
+    path = tmp_path / "de.csv"
+    path.write_text("id;text;created_at\n1;Hallo, Welt;2024-05-01T12:00:00Z\n", encoding="utf-8")
+    (row,) = [normalize("csv", b)[0] for _, b in iter_file_rows(path, "csv")]
+    assert isinstance(row, Draft)
+    assert (row.post_id, row.text) == ("1", "Hallo, Welt")
+    piped = tmp_path / "p.csv"
+    piped.write_text("id|text|created_at\n2|a, b; c|2024-05-01\n", encoding="utf-8")
+    (row,) = [normalize("csv", b)[0] for _, b in iter_file_rows(piped, "csv")]
+    assert isinstance(row, Draft)
+    assert row.text == "a, b; c"
+    single = tmp_path / "one.csv"
+    single.write_text("text\nno delimiter; at all\n", encoding="utf-8")
+    assert [orjson.loads(b) for _, b in iter_file_rows(single, "csv")] == [{"text": "no delimiter; at all"}]
+
+
 def test_iter_csv(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     big = "z" * 200_000

@@ -472,9 +472,20 @@ def csv_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter(header: str) -> str:
+    """The delimiter a CSV header line uses: the most frequent of ``,`` ``;`` (what spreadsheet
+    programs write where the decimal separator is a comma) tab and ``|``; a comma on a tie."""
+    best = max(_DELIMITERS, key=header.count)
+    return best if header.count(best) else ","
+
+
 def _csv_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     with path.open("r", encoding=csv_encoding(path), errors="replace", newline="") as fh:
+        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else _delimiter(fh.readline())
+        fh.seek(0)
         reader = csv.reader(fh, delimiter=delimiter)
         try:
             header = next(reader)
@@ -541,8 +552,9 @@ def iter_file_rows(path: str | Path, format: str, *, start_after: int = 0) -> It
     """``(position, payload)`` for every row / line / document of a file, to feed ``normalize(format, …)``.
 
     * ``csv``, ``parquet``: one payload per row, the row as JSON bytes; position = 1-based row number
-      (the header is not a row). A CSV row that cannot be read becomes ``{"_murmur_error": reason}``,
-      which the row normalizer quarantines with that reason.
+      (the header is not a row). A CSV file's delimiter is the one its header line uses most (``,``,
+      ``;``, tab or ``|``); ``.tsv`` and ``.tab`` files are tab-separated. A CSV row that cannot be
+      read becomes ``{"_murmur_error": reason}``, which the row normalizer quarantines with that reason.
     * ``jsonl``: one payload per non-blank line; position = 1-based line number. A file that is one
       (indented) JSON document instead gives one row per element of its array, or the object itself.
     * ``jetstream``, ``mastodon``, ``reddit``: JSON lines if the first line is a whole JSON value,
