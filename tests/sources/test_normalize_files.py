@@ -88,6 +88,11 @@ def test_default_mapping_reads_common_exports() -> None:
     p = normalize_row(DEFAULT_MAPPING, PUSHSHIFT)
     assert p.community == "AskReddit"
     assert p.created_at == datetime(2016, 3, 19, 21, 4, 36, tzinfo=UTC)
+    # a Pushshift self post's "domain" is self.<subreddit>, and on a profile self.<username>
+    profile = {**PUSHSHIFT, "subreddit": "u_someone", "domain": "self.someone", "is_self": True}
+    assert normalize_row(DEFAULT_MAPPING, profile).site == "reddit.com"
+    link = {**PUSHSHIFT, "domain": "i.redd.it"}
+    assert normalize_row(DEFAULT_MAPPING, link).site == "i.redd.it"
 
 
 def test_custom_mapping_and_platform() -> None:

@@ -317,6 +317,8 @@ def normalize_row(mapping: FileMapping, row: Mapping[str, Any]) -> Draft:
     site = _scalar_str(raw_site)
     if site and "://" in site:
         site = domain_of(site)
+    elif site and site.lower().startswith("self."):
+        site = "reddit.com"  # a Reddit self post's "domain": self.<subreddit>, or self.<username>
     _, raw_community = _first(row, mapping.community)
     community = _scalar_str(raw_community)
     _, raw_country = _first(row, mapping.country)
