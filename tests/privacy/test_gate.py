@@ -90,6 +90,10 @@ def test_reddit_user_pseudo_subreddits_are_dropped() -> None:
     gate = PrivacyGate(key_file=None)
     assert gate.apply(draft(platform="reddit", community="u_someone"), now=NOW).community is None
     assert gate.apply(draft(platform="reddit", community="AskReddit"), now=NOW).community == "AskReddit"
+    # a Pushshift dump imported as a file (platform "file") names the same profiles
+    for community in ("u_someone", "U_Someone", "u/someone", "/u/someone"):
+        assert gate.apply(draft(platform="file", community=community), now=NOW).community is None
+    assert gate.apply(draft(platform="file", community="unitedkingdom"), now=NOW).community == "unitedkingdom"
 
 
 def test_hashtags_in_scripts_with_vowel_signs_are_kept() -> None:

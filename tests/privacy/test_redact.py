@@ -30,6 +30,14 @@ def redactor() -> Redactor:
         ("thanks @WHO and @nytimes.bsky.social", "thanks @WHO and @nytimes.bsky.social"),
         ("read https://www.nytimes.com/2024/01/01/world/x.html?id=7.", "read nytimes.com."),
         ("see bsky.app/profile/alice.bsky.social/post/3k", "see bsky.app"),
+        # digits grouped with no-break spaces: typeset French numbers, and &nbsp; in HTML posts
+        ("appelez le 06\u00a012\u00a034\u00a056\u00a078", "appelez le <PHONE>"),
+        ("tél. 06\u202f12\u202f34\u202f56\u202f78", "tél. <PHONE>"),
+        ("call +44\u00a020\u00a07946\u00a00958", "call <PHONE>"),
+        ("card 4111\u20091111\u20091111\u20091111", "card <CARD>"),
+        ("IBAN FR76\u00a03000\u00a06000\u00a00112\u00a03456\u00a07890\u00a0189", "IBAN <IBAN>"),
+        ("بطاقة ٤١١١ ١١١١ ١١١١ ١١١١", "بطاقة <CARD>"),
+        ("कार्ड ४१११ ११११ ११११ ११११", "कार्ड <CARD>"),
     ],
 )
 def test_redacts(redactor: Redactor, text: str, expected: str) -> None:

@@ -88,6 +88,11 @@ def test_default_mapping_reads_common_exports() -> None:
     p = normalize_row(DEFAULT_MAPPING, PUSHSHIFT)
     assert p.community == "AskReddit"
     assert p.created_at == datetime(2016, 3, 19, 21, 4, 36, tzinfo=UTC)
+    # a Pushshift self post's "domain" is self.<subreddit>, and on a profile self.<username>
+    profile = {**PUSHSHIFT, "subreddit": "u_someone", "domain": "self.someone", "is_self": True}
+    assert normalize_row(DEFAULT_MAPPING, profile).site == "reddit.com"
+    link = {**PUSHSHIFT, "domain": "i.redd.it"}
+    assert normalize_row(DEFAULT_MAPPING, link).site == "i.redd.it"
 
 
 def test_custom_mapping_and_platform() -> None:
@@ -115,6 +120,14 @@ def test_custom_mapping_and_platform() -> None:
         ("1614104799", datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
         (1614104799000, datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
         (1614104799.5, datetime(2021, 2, 23, 18, 26, 39, 500000, tzinfo=UTC)),
+        ("2021-02-23 18:26:39 UTC", datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
+        ("2021-02-23 18:26:39.5 gmt", datetime(2021, 2, 23, 18, 26, 39, 500000, tzinfo=UTC)),
+        # compact dates, not Unix time (which would put them in 1970 or after 2286)
+        ("20210223", datetime(2021, 2, 23, tzinfo=UTC)),
+        (20210223, datetime(2021, 2, 23, tzinfo=UTC)),
+        ("20210223182639", datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
+        (20210223182639, datetime(2021, 2, 23, 18, 26, 39, tzinfo=UTC)),
+        ("16141047", datetime(1970, 7, 6, 19, 37, 27, tzinfo=UTC)),  # no date: Unix seconds
     ],
 )
 def test_time_formats(value: Any, expected: datetime) -> None:
@@ -174,6 +187,23 @@ def test_iter_json_document_rows(tmp_path: Path) -> None:
     rows = list(iter_file_rows(path, "jsonl"))
     assert [p for p, _ in rows] == ["1", "2"]
     assert [normalize("jsonl", b)[0].post_id for _, b in rows] == [TWARC["id"], FOURCAT["id"]]
+
+
+def test_csv_delimiter_is_read_from_the_header(tmp_path: Path) -> None:
+    # what spreadsheet programs write in Germany, France, …: every row quarantined as "no text" before
+    path = tmp_path / "de.csv"
+    path.write_text("id;text;created_at\n1;Hallo, Welt;2024-05-01T12:00:00Z\n", encoding="utf-8")
+    (row,) = [normalize("csv", b)[0] for _, b in iter_file_rows(path, "csv")]
+    assert isinstance(row, Draft)
+    assert (row.post_id, row.text) == ("1", "Hallo, Welt")
+    piped = tmp_path / "p.csv"
+    piped.write_text("id|text|created_at\n2|a, b; c|2024-05-01\n", encoding="utf-8")
+    (row,) = [normalize("csv", b)[0] for _, b in iter_file_rows(piped, "csv")]
+    assert isinstance(row, Draft)
+    assert row.text == "a, b; c"
+    single = tmp_path / "one.csv"
+    single.write_text("text\nno delimiter; at all\n", encoding="utf-8")
+    assert [orjson.loads(b) for _, b in iter_file_rows(single, "csv")] == [{"text": "no delimiter; at all"}]
 
 
 def test_iter_csv(tmp_path: Path) -> None:

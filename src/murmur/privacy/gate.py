@@ -24,6 +24,7 @@ from murmur.urls import domain_of
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 MAX_HASHTAG = 100
+_PERSONAL_COMMUNITY = re.compile(r"\s*/?u[_/]", re.IGNORECASE)
 
 
 class PrivacyGate:
@@ -99,9 +100,10 @@ def _hashtags(tags: list[str], text: str) -> list[str]:
 
 
 def _community(draft: Draft) -> str | None:
-    """A public venue name; Reddit's per-user pseudo-subreddits (``u_name``) name a person: dropped."""
+    """A public venue name; Reddit's per-user pseudo-subreddits (``u_name``, ``u/name``) name a
+    person: dropped, whatever the platform (a Pushshift dump imported as a file carries them too)."""
     if not draft.community:
         return None
-    if draft.platform == "reddit" and draft.community.lower().startswith("u_"):
+    if _PERSONAL_COMMUNITY.match(draft.community):
         return None
     return draft.community[:200]

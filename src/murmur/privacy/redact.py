@@ -57,13 +57,18 @@ _URL = re.compile(
     """,
     re.VERBOSE | re.IGNORECASE,
 )
+_SPACES = "\u00a0\u2007\u2009\u202f"
+"""No-break, figure, thin and narrow no-break spaces: typeset numbers (French phone numbers, and any
+``&nbsp;`` in HTML) group their digits with these instead of a plain space."""
+_TO_SPACE = str.maketrans(dict.fromkeys(_SPACES, " "))
 _NUMERIC = re.compile(
     r"""
-    (?P<iban>\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b)
+    (?P<iban>\b[A-Z]{2}\d{2}(?:[ \u00a0\u2007\u2009\u202f]?[A-Z0-9]{4}){2,7}
+             (?:[ \u00a0\u2007\u2009\u202f]?[A-Z0-9]{1,3})?\b)
   | (?P<ssn>\b\d{3}-\d{2}-\d{4}\b)
   | (?P<ipv4>\b(?:\d{1,3}\.){3}\d{1,3}\b)
   | (?P<ipv6>(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?![\w:]))
-  | (?P<digits>(?<![\w+])\+?\(?\d[\d \-./()]{5,22}\d(?!\w))
+  | (?P<digits>(?<![\w+])\+?\(?\d[\d \-./() \u00a0\u2007\u2009\u202f]{5,22}\d(?!\w))
     """,
     re.VERBOSE | re.IGNORECASE,
 )
@@ -89,7 +94,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def iban_ok(candidate: str) -> bool:
-    s = candidate.replace(" ", "").upper()
+    s = "".join(candidate.split()).upper()
     if not 15 <= len(s) <= 34:
         return False
     rearranged = s[4:] + s[:4]
@@ -121,7 +126,10 @@ def _phone_spans(text: str) -> bool:
 
 
 def _digits_placeholder(span: str) -> str | None:
+    span = span.translate(_TO_SPACE)
     digits = re.sub(r"\D", "", span)
+    if not digits.isascii():  # Arabic-Indic, Devanagari, full-width … digits: luhn_ok reads ASCII
+        digits = "".join(str(int(d)) for d in digits)
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return CARD
     if 7 <= len(digits) <= 15 and _phone_spans(span):

@@ -11,8 +11,9 @@ and normalized again the same way; ``normalize_row(mapping, row)`` turns one row
 ``text``/``created_at`` tables. Each field lists candidate columns; the first present, non-empty
 value wins, and dotted names reach into nested objects.
 
-Rules: a row needs text (or a title) and a time; times may be ISO 8601, RFC 2822, Twitter's
-``Wed Oct 10 20:19:24 +0000 2018``, or Unix seconds / milliseconds (naive times are UTC). A row
+Rules: a row needs text (or a title) and a time; times may be ISO 8601 (also with a trailing
+`` UTC``, as SQL exports write it), RFC 2822, Twitter's ``Wed Oct 10 20:19:24 +0000 2018``, compact
+``YYYYMMDD`` / ``YYYYMMDDhhmmss``, or Unix seconds / milliseconds (naive times are UTC). A row
 without an id gets a stable content hash, so importing the same file twice stores each row once.
 """
 
@@ -207,18 +208,23 @@ def parse_time(value: Any, column: str, fmt: str = "file") -> datetime:
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, bool):
         value = None
+    if isinstance(value, int) and (compact := _compact_date(str(value))) is not None:
+        return compact
     if isinstance(value, int | float):
         return _epoch(float(value), column, fmt)
     if not isinstance(value, str):
         msg = f"{fmt}: column {column!r} holds {type(value).__name__}, not a time"
         raise PayloadError(msg, field=column)
     text = value.strip()
+    if (compact := _compact_date(text)) is not None:
+        return compact
     try:
         return _epoch(float(text), column, fmt)
     except ValueError:
         pass
     try:
-        return parse_iso(text, column, fmt)
+        # BigQuery, PostgreSQL and others write "2024-05-01 12:00:00 UTC"
+        return parse_iso(text[:-4] if text[-4:].upper() in (" UTC", " GMT") else text, column, fmt)
     except PayloadError:
         pass
     try:
@@ -235,6 +241,21 @@ def parse_time(value: Any, column: str, fmt: str = "file") -> datetime:
             )
             raise PayloadError(msg, field=column) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _compact_date(text: str) -> datetime | None:
+    """``YYYYMMDD`` or ``YYYYMMDDhhmmss`` (GDELT, many SQL exports) as UTC, else None. Read as Unix
+    time these would be 1970-1973 seconds or milliseconds past 2286, never a post's time."""
+    if len(text) not in (8, 14) or not text.isdigit() or not text.isascii():
+        return None
+    year, month, day = int(text[:4]), int(text[4:6]), int(text[6:8])
+    if not 1990 <= year <= 2200:
+        return None
+    clock = (int(text[8:10]), int(text[10:12]), int(text[12:14])) if len(text) == 14 else (0, 0, 0)
+    try:
+        return datetime(year, month, day, *clock, tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _epoch(seconds: float, column: str, fmt: str) -> datetime:
@@ -296,6 +317,8 @@ def normalize_row(mapping: FileMapping, row: Mapping[str, Any]) -> Draft:
     site = _scalar_str(raw_site)
     if site and "://" in site:
         site = domain_of(site)
+    elif site and site.lower().startswith("self."):
+        site = "reddit.com"  # a Reddit self post's "domain": self.<subreddit>, or self.<username>
     _, raw_community = _first(row, mapping.community)
     community = _scalar_str(raw_community)
     _, raw_country = _first(row, mapping.country)
@@ -451,9 +474,20 @@ def csv_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter(header: str) -> str:
+    """The delimiter a CSV header line uses: the most frequent of ``,`` ``;`` (what spreadsheet
+    programs write where the decimal separator is a comma) tab and ``|``; a comma on a tie."""
+    best = max(_DELIMITERS, key=header.count)
+    return best if header.count(best) else ","
+
+
 def _csv_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     with path.open("r", encoding=csv_encoding(path), errors="replace", newline="") as fh:
+        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else _delimiter(fh.readline())
+        fh.seek(0)
         reader = csv.reader(fh, delimiter=delimiter)
         try:
             header = next(reader)
@@ -520,8 +554,9 @@ def iter_file_rows(path: str | Path, format: str, *, start_after: int = 0) -> It
     """``(position, payload)`` for every row / line / document of a file, to feed ``normalize(format, …)``.
 
     * ``csv``, ``parquet``: one payload per row, the row as JSON bytes; position = 1-based row number
-      (the header is not a row). A CSV row that cannot be read becomes ``{"_murmur_error": reason}``,
-      which the row normalizer quarantines with that reason.
+      (the header is not a row). A CSV file's delimiter is the one its header line uses most (``,``,
+      ``;``, tab or ``|``); ``.tsv`` and ``.tab`` files are tab-separated. A CSV row that cannot be
+      read becomes ``{"_murmur_error": reason}``, which the row normalizer quarantines with that reason.
     * ``jsonl``: one payload per non-blank line; position = 1-based line number. A file that is one
       (indented) JSON document instead gives one row per element of its array, or the object itself.
     * ``jetstream``, ``mastodon``, ``reddit``: JSON lines if the first line is a whole JSON value,
