@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from murmur.privacy.redact import Redactor, iban_ok, luhn_ok
+from murmur.privacy.redact import Redactor, aadhaar_ok, cpf_ok, dni_ok, iban_ok, luhn_ok, nir_ok
 from murmur.urls import domain_of
 
 
@@ -38,6 +38,16 @@ def redactor() -> Redactor:
         ("IBAN FR76\u00a03000\u00a06000\u00a00112\u00a03456\u00a07890\u00a0189", "IBAN <IBAN>"),
         ("بطاقة ٤١١١ ١١١١ ١١١١ ١١١١", "بطاقة <CARD>"),
         ("कार्ड ४१११ ११११ ११११ ११११", "कार्ड <CARD>"),
+        # national identity numbers whose check digits (or letter) hold
+        ("meu CPF 123.456.789-09, obrigado", "meu CPF <ID>, obrigado"),
+        ("aadhaar 2345 6789 0124 linked", "aadhaar <ID> linked"),
+        ("aadhaar no. 234567890124", "aadhaar no. <ID>"),
+        ("NIR 1 85 05 78 006 084 91", "NIR <ID>"),
+        ("mi DNI es 12345678Z", "mi DNI es <ID>"),
+        ("NIE X1234567L", "NIE <ID>"),
+        ("NI number AB 12 34 56 C", "NI number <ID>"),
+        ("ni ab123456c", "ni <ID>"),
+        ("call +91 98765 43210", "call <PHONE>"),  # an Indian phone number stays one
     ],
 )
 def test_redacts(redactor: Redactor, text: str, expected: str) -> None:
@@ -54,6 +64,10 @@ def test_redacts(redactor: Redactor, text: str, expected: str) -> None:
         "card 4111 1111 1111 1112 fails Luhn",
         "DE00 1234 5678 9012 3456 78 fails mod 97",
         "学校で 2024年 に",
+        "aadhaar 2345 6789 0125 fails Verhoeff",
+        "dni 12345678A has the wrong letter",
+        "NIR 1 85 05 78 006 084 36 has the wrong key",
+        "BG 12 34 56 A is no NI prefix",
     ],
 )
 def test_leaves_ordinary_text(redactor: Redactor, text: str) -> None:
@@ -73,6 +87,16 @@ def test_checksums() -> None:
     assert not luhn_ok("4111111111111112")
     assert iban_ok("DE89370400440532013000")
     assert not iban_ok("DE89370400440532013001")
+    assert cpf_ok("529.982.247-25")  # the example the Receita Federal's documentation uses
+    assert not cpf_ok("123.456.789-00")
+    assert not cpf_ok("111.111.111-11")  # one digit repeated passes mod 11 but is no CPF
+    assert aadhaar_ok("234567890124")
+    assert not aadhaar_ok("034567890124")  # Aadhaar numbers never start with 0 or 1
+    assert dni_ok("12345678Z")
+    assert dni_ok("Y1234567X")
+    assert not dni_ok("1234567Z")
+    assert nir_ok("185057800608491")
+    assert not nir_ok("385057800608491")
 
 
 @pytest.mark.parametrize(

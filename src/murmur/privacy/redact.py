@@ -8,6 +8,10 @@ Replaced, in this order of precedence where spans overlap:
 ``<IBAN>``      IBANs that pass the ISO 13616 mod-97 check
 ``<CARD>``      13–19 digit payment-card numbers that pass the Luhn check
 ``<SSN>``       US social-security-number patterns (``123-45-6789``)
+``<ID>``        national identity numbers whose check digits or letter hold: Brazil's CPF
+                (``123.456.789-09``), India's Aadhaar (``2345 6789 0124``, Verhoeff), France's
+                NIR (15 digits, mod-97 key), Spain's DNI / NIE (mod-23 letter), the UK's National
+                Insurance number (``AB 12 34 56 C``, by its pattern)
 ``<IP>``        IPv4 and IPv6 addresses
 ``<PHONE>``     phone numbers, as the ``phonenumbers`` library finds them
 ``<ADDRESS>``   street addresses where detectable (``221 Baker Street``, ``Hauptstraße 5``)
@@ -33,6 +37,7 @@ PHONE = "<PHONE>"
 CARD = "<CARD>"
 IBAN = "<IBAN>"
 SSN = "<SSN>"
+NATIONAL_ID = "<ID>"
 IP = "<IP>"
 ADDRESS = "<ADDRESS>"
 USER = "@user"
@@ -66,6 +71,10 @@ _NUMERIC = re.compile(
     (?P<iban>\b[A-Z]{2}\d{2}(?:[ \u00a0\u2007\u2009\u202f]?[A-Z0-9]{4}){2,7}
              (?:[ \u00a0\u2007\u2009\u202f]?[A-Z0-9]{1,3})?\b)
   | (?P<ssn>\b\d{3}-\d{2}-\d{4}\b)
+  | (?P<cpf>\b\d{3}\.\d{3}\.\d{3}-\d{2}\b)
+  | (?P<dni>\b[XYZ]?\d{7,8}-?[A-Z]\b)
+  | (?P<nino>\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]
+             [ ]?\d{2}[ ]?\d{2}[ ]?\d{2}[ ]?[A-D]\b)
   | (?P<ipv4>\b(?:\d{1,3}\.){3}\d{1,3}\b)
   | (?P<ipv6>(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?![\w:]))
   | (?P<digits>(?<![\w+])\+?\(?\d[\d \-./() \u00a0\u2007\u2009\u202f]{5,22}\d(?!\w))
@@ -91,6 +100,75 @@ def luhn_ok(digits: str) -> bool:
                 d -= 9
         total += d
     return total % 10 == 0
+
+
+def cpf_ok(candidate: str) -> bool:
+    """Brazil's CPF: 11 digits, the last two check digits (mod 11), not all one digit."""
+    d = [ord(c) - 48 for c in candidate if c.isdigit()]
+    if len(d) != 11 or len(set(d)) == 1:
+        return False
+    for n in (9, 10):
+        check = sum(d[i] * (n + 1 - i) for i in range(n)) * 10 % 11 % 10
+        if check != d[n]:
+            return False
+    return True
+
+
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def dni_ok(candidate: str) -> bool:
+    """Spain's DNI (8 digits) or NIE (X/Y/Z and 7 digits) and its mod-23 control letter."""
+    s = candidate.replace("-", "").upper()
+    body, letter = s[:-1], s[-1]
+    if body[0] in "XYZ":
+        if len(body) != 8:
+            return False
+        body = str("XYZ".index(body[0])) + body[1:]
+    elif len(body) != 8:
+        return False
+    return _DNI_LETTERS[int(body) % 23] == letter
+
+
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_VERHOEFF_P = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
+    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
+    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
+    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
+    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+)
+
+
+def aadhaar_ok(digits: str) -> bool:
+    """India's Aadhaar: 12 digits, the first 2-9, the last a Verhoeff check digit."""
+    if len(digits) != 12 or digits[0] in "01":
+        return False
+    c = 0
+    for i, ch in enumerate(reversed(digits)):
+        c = _VERHOEFF_D[c][_VERHOEFF_P[i % 8][ord(ch) - 48]]
+    return c == 0
+
+
+def nir_ok(digits: str) -> bool:
+    """France's NIR (social-security number): sex 1/2, then 12 digits and a key of 97 - n mod 97."""
+    if len(digits) != 15 or digits[0] not in "12":
+        return False
+    return 97 - int(digits[:13]) % 97 == int(digits[13:])
 
 
 def iban_ok(candidate: str) -> bool:
@@ -132,6 +210,8 @@ def _digits_placeholder(span: str) -> str | None:
         digits = "".join(str(int(d)) for d in digits)
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return CARD
+    if nir_ok(digits) or (not span.startswith(("+", "(")) and aadhaar_ok(digits)):
+        return NATIONAL_ID  # before phone: "+91 …" stays a phone number
     if 7 <= len(digits) <= 15 and _phone_spans(span):
         return PHONE
     return None
@@ -178,6 +258,12 @@ class Redactor:
                 out = IBAN if iban_ok(span) else None
             elif kind == "ssn":
                 out = SSN
+            elif kind == "cpf":
+                out = NATIONAL_ID if cpf_ok(span) else _digits_placeholder(span)
+            elif kind == "dni":
+                out = NATIONAL_ID if dni_ok(span) else None
+            elif kind == "nino":
+                out = NATIONAL_ID
             elif kind == "ipv4":
                 out = IP if all(int(o) <= 255 for o in span.split(".")) else _digits_placeholder(span)
             elif kind == "ipv6":
