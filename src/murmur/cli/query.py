@@ -155,9 +155,12 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load(config, db)
             with Store.open(cfg.store.path) as store:
-                dropped = remove_monitor(store.conn, name)
+                # The count shown is k-anonymous, as in `monitor add` and `monitor list`.
+                dropped = match_count(store.conn, name, k=cfg.privacy.k)
+                remove_monitor(store.conn, name)
         except StoreLockedError as exc:
             raise fail(exc, ". Stop `murmur run` to change monitors.") from None
         except MurmurError as exc:
             raise fail(exc) from None
-        out.print(f"monitor [bold]{escape(name)}[/] removed with its {dropped} matches")
+        shown = "suppressed (fewer than k authors)" if dropped is None else str(dropped)
+        out.print(f"monitor [bold]{escape(name)}[/] removed with its matches: {shown}")
