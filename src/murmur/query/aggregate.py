@@ -49,7 +49,8 @@ def grouped_counts(
     params: Sequence[Any] = (),
     table: str = "posts",
 ) -> list[Cell]:
-    """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed."""
+    """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed;
+    largest first, then the suppressed cells, ordered by their keys only."""
     known = {**_DIMENSIONS, **_LIST_DIMENSIONS}
     unknown = [d for d in by if d not in known]
     if unknown:
@@ -70,7 +71,7 @@ def grouped_counts(
     group = ", ".join(str(i + 1) for i in range(len(by)))
     sql = (
         f"SELECT {select + ', ' if select else ''}count(*) AS posts, count(DISTINCT author_key) AS authors "
-        f"FROM {source}" + (f" GROUP BY {group} ORDER BY posts DESC, {group}" if by else "")
+        f"FROM {source}" + (f" GROUP BY {group} ORDER BY {group}" if by else "")
     )
     rows = reader.query(sql, params).to_pylist()
     cells: list[Cell] = []
@@ -82,6 +83,9 @@ def grouped_counts(
             cells.append(Cell(key, None, True))
         else:
             cells.append(Cell(key, posts, False))
+    # Largest first, suppressed cells last (by key): ranked by their hidden counts, their place
+    # between two shown counts would bound them, and a "top 10" cut would say which are large.
+    cells.sort(key=lambda c: (c.suppressed, -(c.posts or 0)))
     return cells
 
 
