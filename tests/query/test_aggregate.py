@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from murmur.query.aggregate import grouped_counts
+from murmur.query.aggregate import grouped_counts, store_stats
+from murmur.query.audit import add_audit_hook, remove_audit_hook
 from murmur.store import DirectReader
 from tests.query.helpers import open_store, post
 
@@ -27,3 +30,19 @@ def test_suppressed_cells_come_last_in_key_order(tmp_path: Path) -> None:
         ("aaa", None),
         ("zzz", None),
     ]
+
+
+def test_store_stats_is_audited(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    def hook(action: str, details: Mapping[str, Any]) -> None:
+        events.append(action)
+
+    store = open_store(tmp_path, [post("p1", "storm")])
+    add_audit_hook(hook)
+    try:
+        store_stats(DirectReader(store.conn.cursor()), k=5)
+    finally:
+        remove_audit_hook(hook)
+        store.close()
+    assert events == ["stats"]

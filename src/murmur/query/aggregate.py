@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from murmur.errors import QueryError
+from murmur.query.audit import audit
 from murmur.store.reader import Reader
 
 _DIMENSIONS: dict[str, str] = {
@@ -91,6 +92,7 @@ def grouped_counts(
 
 def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
     """What ``murmur stats`` shows: totals, counts by platform and by language, quarantine, cursors."""
+    audit("stats", {})
     total = grouped_counts(reader, [], k=k)
     quarantine = reader.query("SELECT count(*) AS n FROM quarantine").to_pylist()[0]["n"]
     reasons = reader.query(
