@@ -110,6 +110,11 @@ def register(app: typer.Typer) -> None:
             raise fail(exc) from None
         if json_out:
             _dump({"monitor_id": mon.monitor_id, "query": mon.query, "backfilled": matched})
+        elif not backfill:
+            out.print(
+                f"monitor [bold]{escape(mon.monitor_id)}[/] added; stored posts not matched (--no-backfill), "
+                "only posts arriving from now on"
+            )
         else:
             shown = "suppressed (fewer than k authors)" if matched is None else str(matched)
             out.print(f"monitor [bold]{escape(mon.monitor_id)}[/] added; stored posts matching: {shown}")
