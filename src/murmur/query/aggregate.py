@@ -102,11 +102,14 @@ def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
     cursors = reader.query(
         "SELECT source_id, position, updated_at FROM cursors ORDER BY source_id"
     ).to_pylist()
+    suppressed = bool(total and total[0].suppressed)
     span = reader.query("SELECT min(created_at) AS first, max(created_at) AS last FROM posts").to_pylist()[0]
+    if suppressed:  # the first and last post of fewer than k authors: when those people posted
+        span = {"first": None, "last": None}
     return {
         "k": k,
         "posts": total[0].posts if total else 0,
-        "posts_suppressed": bool(total and total[0].suppressed),
+        "posts_suppressed": suppressed,
         "first_post_at": span["first"].isoformat() if span["first"] else None,
         "last_post_at": span["last"].isoformat() if span["last"] else None,
         "by_platform": [c.as_dict() for c in grouped_counts(reader, ["platform"], k=k)],
