@@ -67,6 +67,8 @@ def root(q: str) -> Node:
         ("is:reply", Field("is", "reply")),
         ("is:repost", Field("is", "repost")),
         ("and or not", And((t("and"), t("or"), t("not")))),  # operators are upper case only
+        ("NEARLY NEARBY", And((t("nearly"), t("nearby")))),  # capitals that only begin like NEAR
+        ("NEAR-death", t("near", "death")),
     ],
 )
 def test_operators(query: str, tree: Node) -> None:

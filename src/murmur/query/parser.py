@@ -401,7 +401,7 @@ def _lex(text: str) -> list[_Tok]:
 def _word(query: str, word: str, pos: int) -> _Tok:
     if word in ("AND", "OR", "NOT"):
         return _Tok(word, pos, word)
-    if word.startswith("NEAR"):
+    if word == "NEAR" or word.startswith("NEAR/"):  # NEARBY, NEARLY in capitals are words
         m = _NEAR.match(word)
         if m is None:
             msg = f"expected NEAR/n or NEAR/nf (n: most words between), e.g. NEAR/5, found {word!r}"
