@@ -20,6 +20,7 @@ def root(q: str) -> Node:
 
 
 # --- operators -------------------------------------------------------------------------------------
+@pytest.mark.timeout(10)
 @pytest.mark.parametrize(
     ("query", "tree"),
     [
@@ -37,6 +38,8 @@ def root(q: str) -> Node:
         ("a -lang:de", And((t("a"), Not(Field("lang", "de"))))),
         ('"climate strike"', t("climate", "strike")),
         ("“climate strike”", t("climate", "strike")),  # typographic quotes, as pasted from documents
+        ("„Klima streik“", t("klima", "streik")),
+        ("”climate strike”", t("climate", "strike")),  # Swedish, Finnish
         ('"Climate STRIKE*"', t("climate", "strike", prefix=True)),
         ("vaccin*", t("vaccin", prefix=True)),
         ("covid-19", t("covid", "19")),
@@ -142,6 +145,7 @@ MALFORMED: list[tuple[str, int, str]] = [
     ("a (AND b)", 3, "after '('"),
     ('"climate strike', 0, "unterminated phrase"),
     ('a "', 2, "unterminated phrase"),
+    ("a ”b", 2, "unterminated phrase"),  # a stray ” made the lexer loop forever
     ('""', 0, "empty phrase"),
     ('"!!"', 1, "no letters or digits"),
     ("a NEAR b", 2, "NEAR/n"),
@@ -186,6 +190,7 @@ MALFORMED: list[tuple[str, int, str]] = [
 ]
 
 
+@pytest.mark.timeout(10)  # a lexer that stops advancing loops forever
 @pytest.mark.parametrize(("query", "position", "message"), MALFORMED)
 def test_malformed_queries_say_where_and_what(query: str, position: int, message: str) -> None:
     with pytest.raises(QuerySyntaxError) as info:

@@ -56,9 +56,10 @@ _COUNTRY = re.compile(r"^[a-z]{2}$")
 _DOMAIN = re.compile(r"^[^\s/:@?#]+$")
 _FIELD_WORD = re.compile(r"^([A-Za-z_]+):")
 _NEAR = re.compile(r"^NEAR/(\d+)(f?)$")
-_OPEN_QUOTES = ('"', "“", "„")
-_CLOSE_QUOTES = {'"': '"', "“": "”", "„": "“"}
+_OPEN_QUOTES = ('"', "“", "„", "”")
+_CLOSE_QUOTES = {'"': '"', "“": "”", "„": "“", "”": "”"}  # ”…”: Swedish, Finnish
 _WORD_STOP = set(' \t\r\n()"“”„')
+"""Characters that end a word: each must start a token of its own in ``_lex`` (or it loops)."""
 MIN_PREFIX = 2
 """Letters a wildcard needs before ``*`` (one is enough in scripts segmented per character)."""
 
