@@ -177,6 +177,7 @@ MALFORMED: list[tuple[str, int, str]] = [
     ("country:germany", 8, "two-letter"),
     ("site:https://nytimes.com/x", 5, "domain"),
     ("#", 0, "hashtag after '#'"),
+    ("hashtag:%", 8, "hashtag after 'hashtag:'"),  # '#%' is refused too
     ("hashtag:#", 8, "expected a hashtag"),
     ("a -", 2, "followed directly"),
     ("- a", 0, "followed directly"),

@@ -315,7 +315,7 @@ class _Parser:
                 raise self.error(msg, value_pos)
         elif name == "hashtag":
             value = value.lstrip("#")
-            if not value:
+            if not tokenize(value):  # as for #tag: 'hashtag:%' would print as '#%', which is refused
                 msg = "expected a hashtag after 'hashtag:', e.g. hashtag:cop30"
                 raise self.error(msg, value_pos)
         return Field(name, value, tok.pos)
