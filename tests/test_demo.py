@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from murmur.cli.main import app
+
 
 def test_demo_follows_every_platform_and_summarises(tmp_path: Path) -> None:
     done = subprocess.run(
@@ -28,3 +32,11 @@ def test_demo_follows_every_platform_and_summarises(tmp_path: Path) -> None:
     assert all(n is None or n > 0 for n in monitors.values())
     # Nothing personal in what the demo prints: no raw Bluesky ids, no e-mail addresses.
     assert "did:plc:" not in done.stdout
+
+
+def test_demo_refuses_a_workdir_holding_other_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(app, ["demo", "--json", "--workdir", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "holds other files (notes.txt)" in res.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # the demo deleted its workdir, whatever it held

@@ -25,13 +25,17 @@ def test_stats_counts_crowds_and_says_when_the_total_is_suppressed(tmp_path: Pat
     out = stats(few / "store.duckdb")
     assert "posts: suppressed (< k authors, k=5)" in out.splitlines()[0]
     assert "None" not in out
-    assert json.loads(stats(few / "store.duckdb", "--json"))["posts"] is None
+    few_json = json.loads(stats(few / "store.duckdb", "--json"))
+    assert few_json["posts"] is None
+    # The store's first and last post times are those of fewer than k authors' posts: not shown.
+    assert (few_json["first_post_at"], few_json["last_post_at"]) == (None, None)
 
     crowd = tmp_path / "crowd"
     crowd.mkdir()
     posts = [post(f"p{i}", "storm over the city", author=f"a{i}") for i in range(6)]
     open_store(crowd, posts).close()
     assert stats(crowd / "store.duckdb").splitlines()[0].startswith("6 posts (k=5)")
+    assert json.loads(stats(crowd / "store.duckdb", "--json"))["first_post_at"] == "2026-03-01T12:00:00+00:00"
 
 
 def test_purge_refuses_negative_days(tmp_path: Path) -> None:

@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from murmur.cli.main import app
 from murmur.errors import QuerySyntaxError
 from murmur.query.parser import FIELDS, parse
+from tests.query.helpers import open_store, post
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "query-language.md"
 
@@ -60,3 +63,13 @@ def test_every_field_is_documented() -> None:
     text = DOC.read_text(encoding="utf-8")
     for field in FIELDS:
         assert f"`{field}:" in text, field
+
+
+def test_a_documented_query_starting_with_minus_runs_after_double_dash(tmp_path: Path) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    (query,) = re.findall(r"^murmur search -- '(-[^']+)'", text, flags=re.M)
+    open_store(tmp_path, [post("p1", "climate strike today")]).close()
+    res = CliRunner().invoke(app, ["search", "--db", str(tmp_path / "store.duckdb"), "--", query])
+    assert res.exit_code == 0, res.output
+    bare = CliRunner().invoke(app, ["search", query, "--db", str(tmp_path / "store.duckdb")])
+    assert "No such option: -s" in bare.output  # what the doc says one meets without --

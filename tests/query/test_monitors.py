@@ -156,8 +156,9 @@ def test_monitor_changes_are_audited(store: Store) -> None:
     add_audit_hook(hook)
     try:
         add_monitor(store.conn, "floods", "flood")
+        list_monitors(DirectReader(store.conn.cursor()), k=5)  # it reads match counts: a query too
         remove_monitor(store.conn, "floods")
     finally:
         remove_audit_hook(hook)
-    assert [e[0] for e in events] == ["monitor.add", "monitor.remove"]
+    assert [e[0] for e in events] == ["monitor.add", "monitor.list", "monitor.remove"]
     assert events[0][1] == {"monitor_id": "floods", "query": "flood"}

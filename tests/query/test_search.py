@@ -173,5 +173,25 @@ def test_cli_monitor_add_list_remove(tmp_path: Path) -> None:
     assert "exists already" in again.output
     removed = run("monitor", "remove", "storms", "--db", db)
     assert removed.exit_code == 0
-    assert "8 matches" in removed.stdout
+    assert "removed with its matches: 8" in removed.stdout
     assert json.loads(run("monitor", "list", "--db", db, "--json").stdout) == []
+
+
+def test_cli_monitor_remove_shows_no_count_under_k(tmp_path: Path) -> None:
+    open_store(tmp_path, corpus()).close()
+    db = str(tmp_path / "store.duckdb")
+    added = run("monitor", "add", "calm", "calm", "--db", db)  # 4 posts, one author
+    assert "stored posts matching: suppressed" in added.stdout
+    removed = run("monitor", "remove", "calm", "--db", db)
+    assert removed.exit_code == 0, removed.output
+    assert "removed with its matches: suppressed (fewer than k authors)" in removed.stdout
+    assert "4" not in removed.stdout  # the raw count of one author's posts was shown here
+
+
+def test_cli_monitor_add_without_backfill_does_not_claim_no_stored_post_matches(tmp_path: Path) -> None:
+    open_store(tmp_path, corpus()).close()
+    db = str(tmp_path / "store.duckdb")
+    added = run("monitor", "add", "storms", "storm", "--db", db, "--no-backfill")
+    assert added.exit_code == 0, added.output
+    assert "stored posts matching: 0" not in added.stdout  # 8 stored posts match; none were looked at
+    assert "stored posts not matched (--no-backfill)" in added.stdout

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from murmur.cli.common import err, fail, out
 from murmur.config import Config, parse_config
-from murmur.errors import MurmurError
+from murmur.errors import MurmurError, StoreError
 from murmur.query.aggregate import grouped_counts, store_stats
 from murmur.query.monitors import add_monitor, list_monitors
 from murmur.runtime import RuntimeStats
@@ -126,8 +126,27 @@ async def follow_until_idle(cfg: Config, on_progress: Any) -> RuntimeStats:
         await task
 
 
+def check_workdir(workdir: Path) -> None:
+    """Refuse a ``--workdir`` that holds anything but an earlier demo's store: it is deleted and
+    recreated, and ``--workdir .`` or ``--workdir ~`` would have deleted a project or a home."""
+    if not workdir.exists():
+        return
+    if not workdir.is_dir():
+        msg = f"--workdir {workdir} is not a directory"
+        raise StoreError(msg)
+    foreign = sorted(p.name for p in workdir.iterdir() if not p.name.startswith("demo.duckdb"))
+    if foreign:
+        names = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+        msg = (
+            f"--workdir {workdir} holds other files ({names}); "
+            "the demo deletes and recreates its workdir: pass a new or an earlier demo's directory"
+        )
+        raise StoreError(msg)
+
+
 def run_demo(workdir: Path, tier: str, *, quiet: bool) -> dict[str, Any]:
     assets = demo_assets()
+    check_workdir(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)

@@ -110,6 +110,11 @@ def register(app: typer.Typer) -> None:
             raise fail(exc) from None
         if json_out:
             _dump({"monitor_id": mon.monitor_id, "query": mon.query, "backfilled": matched})
+        elif not backfill:
+            out.print(
+                f"monitor [bold]{escape(mon.monitor_id)}[/] added; stored posts not matched (--no-backfill), "
+                "only posts arriving from now on"
+            )
         else:
             shown = "suppressed (fewer than k authors)" if matched is None else str(matched)
             out.print(f"monitor [bold]{escape(mon.monitor_id)}[/] added; stored posts matching: {shown}")
@@ -155,9 +160,12 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load(config, db)
             with Store.open(cfg.store.path) as store:
-                dropped = remove_monitor(store.conn, name)
+                # The count shown is k-anonymous, as in `monitor add` and `monitor list`.
+                dropped = match_count(store.conn, name, k=cfg.privacy.k)
+                remove_monitor(store.conn, name)
         except StoreLockedError as exc:
             raise fail(exc, ". Stop `murmur run` to change monitors.") from None
         except MurmurError as exc:
             raise fail(exc) from None
-        out.print(f"monitor [bold]{escape(name)}[/] removed with its {dropped} matches")
+        shown = "suppressed (fewer than k authors)" if dropped is None else str(dropped)
+        out.print(f"monitor [bold]{escape(name)}[/] removed with its matches: {shown}")

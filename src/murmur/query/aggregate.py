@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from murmur.errors import QueryError
+from murmur.query.audit import audit
 from murmur.store.reader import Reader
 
 _DIMENSIONS: dict[str, str] = {
@@ -49,7 +50,8 @@ def grouped_counts(
     params: Sequence[Any] = (),
     table: str = "posts",
 ) -> list[Cell]:
-    """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed."""
+    """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed;
+    largest first, then the suppressed cells, ordered by their keys only."""
     known = {**_DIMENSIONS, **_LIST_DIMENSIONS}
     unknown = [d for d in by if d not in known]
     if unknown:
@@ -70,7 +72,7 @@ def grouped_counts(
     group = ", ".join(str(i + 1) for i in range(len(by)))
     sql = (
         f"SELECT {select + ', ' if select else ''}count(*) AS posts, count(DISTINCT author_key) AS authors "
-        f"FROM {source}" + (f" GROUP BY {group} ORDER BY posts DESC, {group}" if by else "")
+        f"FROM {source}" + (f" GROUP BY {group} ORDER BY {group}" if by else "")
     )
     rows = reader.query(sql, params).to_pylist()
     cells: list[Cell] = []
@@ -82,11 +84,15 @@ def grouped_counts(
             cells.append(Cell(key, None, True))
         else:
             cells.append(Cell(key, posts, False))
+    # Largest first, suppressed cells last (by key): ranked by their hidden counts, their place
+    # between two shown counts would bound them, and a "top 10" cut would say which are large.
+    cells.sort(key=lambda c: (c.suppressed, -(c.posts or 0)))
     return cells
 
 
 def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
     """What ``murmur stats`` shows: totals, counts by platform and by language, quarantine, cursors."""
+    audit("stats", {})
     total = grouped_counts(reader, [], k=k)
     quarantine = reader.query("SELECT count(*) AS n FROM quarantine").to_pylist()[0]["n"]
     reasons = reader.query(
@@ -96,11 +102,14 @@ def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
     cursors = reader.query(
         "SELECT source_id, position, updated_at FROM cursors ORDER BY source_id"
     ).to_pylist()
+    suppressed = bool(total and total[0].suppressed)
     span = reader.query("SELECT min(created_at) AS first, max(created_at) AS last FROM posts").to_pylist()[0]
+    if suppressed:  # the first and last post of fewer than k authors: when those people posted
+        span = {"first": None, "last": None}
     return {
         "k": k,
         "posts": total[0].posts if total else 0,
-        "posts_suppressed": bool(total and total[0].suppressed),
+        "posts_suppressed": suppressed,
         "first_post_at": span["first"].isoformat() if span["first"] else None,
         "last_post_at": span["last"].isoformat() if span["last"] else None,
         "by_platform": [c.as_dict() for c in grouped_counts(reader, ["platform"], k=k)],

@@ -149,6 +149,7 @@ def _k_anonymous(matches: int, authors: int, k: int) -> int | None:
 def list_monitors(reader: Reader, *, k: int) -> list[Monitor]:
     """Saved monitors with their stored match counts, by name; a count backed by fewer than ``k``
     distinct authors is suppressed (None), like every other aggregate."""
+    audit("monitor.list", {})
     rows = reader.query(_MATCH_COUNTS + "GROUP BY ALL ORDER BY m.monitor_id").to_pylist()
     return [
         Monitor(r["monitor_id"], r["query"], r["created_at"], _k_anonymous(r["matches"], r["authors"], k))

@@ -56,9 +56,10 @@ _COUNTRY = re.compile(r"^[a-z]{2}$")
 _DOMAIN = re.compile(r"^[^\s/:@?#]+$")
 _FIELD_WORD = re.compile(r"^([A-Za-z_]+):")
 _NEAR = re.compile(r"^NEAR/(\d+)(f?)$")
-_OPEN_QUOTES = ('"', "“", "„")
-_CLOSE_QUOTES = {'"': '"', "“": "”", "„": "“"}
+_OPEN_QUOTES = ('"', "“", "„", "”")
+_CLOSE_QUOTES = {'"': '"', "“": "”", "„": "“", "”": "”"}  # ”…”: Swedish, Finnish
 _WORD_STOP = set(' \t\r\n()"“”„')
+"""Characters that end a word: each must start a token of its own in ``_lex`` (or it loops)."""
 MIN_PREFIX = 2
 """Letters a wildcard needs before ``*`` (one is enough in scripts segmented per character)."""
 
@@ -314,7 +315,7 @@ class _Parser:
                 raise self.error(msg, value_pos)
         elif name == "hashtag":
             value = value.lstrip("#")
-            if not value:
+            if not tokenize(value):  # as for #tag: 'hashtag:%' would print as '#%', which is refused
                 msg = "expected a hashtag after 'hashtag:', e.g. hashtag:cop30"
                 raise self.error(msg, value_pos)
         return Field(name, value, tok.pos)
@@ -401,7 +402,7 @@ def _lex(text: str) -> list[_Tok]:
 def _word(query: str, word: str, pos: int) -> _Tok:
     if word in ("AND", "OR", "NOT"):
         return _Tok(word, pos, word)
-    if word.startswith("NEAR"):
+    if word == "NEAR" or word.startswith("NEAR/"):  # NEARBY, NEARLY in capitals are words
         m = _NEAR.match(word)
         if m is None:
             msg = f"expected NEAR/n or NEAR/nf (n: most words between), e.g. NEAR/5, found {word!r}"

@@ -1,0 +1,48 @@
+"""k-anonymous breakdowns: suppressed cells show no count, and their order does not give one away."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from murmur.query.aggregate import grouped_counts, store_stats
+from murmur.query.audit import add_audit_hook, remove_audit_hook
+from murmur.store import DirectReader
+from tests.query.helpers import open_store, post
+
+
+def test_suppressed_cells_come_last_in_key_order(tmp_path: Path) -> None:
+    posts = [post(f"a{i}", "a", author=f"a{i}", hashtags=("big",)) for i in range(9)]
+    posts += [post(f"b{i}", "b", author=f"b{i}", hashtags=("small",)) for i in range(5)]
+    # Under k=5 authors: "zzz" from 4 authors, 8 posts (more than "small"), "aaa" from 1 author.
+    posts += [post(f"z{i}", "z", author=f"z{i % 4}", hashtags=("zzz",)) for i in range(8)]
+    posts += [post("y0", "y", author="y0", hashtags=("aaa",))]
+    store = open_store(tmp_path, posts)
+    try:
+        cells = grouped_counts(DirectReader(store.conn.cursor()), ["hashtag"], k=5)
+    finally:
+        store.close()
+    # Ranked by count, "zzz" (8 posts) came between "big" (9) and "small" (5), which bounds its count.
+    assert [(c.key["hashtag"], c.posts) for c in cells] == [
+        ("big", 9),
+        ("small", 5),
+        ("aaa", None),
+        ("zzz", None),
+    ]
+
+
+def test_store_stats_is_audited(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    def hook(action: str, details: Mapping[str, Any]) -> None:
+        events.append(action)
+
+    store = open_store(tmp_path, [post("p1", "storm")])
+    add_audit_hook(hook)
+    try:
+        store_stats(DirectReader(store.conn.cursor()), k=5)
+    finally:
+        remove_audit_hook(hook)
+        store.close()
+    assert events == ["stats"]
