@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -41,22 +40,6 @@ def test_upsert_is_idempotent_and_last_write_wins(tmp_path: Path) -> None:
         assert dict(rows)["p1"] == "hello"
         assert store.cursor("s") == "15"
         assert store.cursor("other") is None
-
-
-def test_a_post_stored_again_keeps_its_first_times(tmp_path: Path) -> None:
-    """A feed item without a date is stamped when it is read: polled again an hour later, it must
-    not move to the newer time (nor restart its retention), while its new fields are stored."""
-    first = post(1)
-    hour = timedelta(hours=1)
-    later = dataclasses.replace(first, created_at=NOW + hour, ingested_at=NOW + hour, text="edited")
-    sql = "SELECT created_at, ingested_at, text FROM posts WHERE post_id = 'p1'"
-    with Store.open(tmp_path / "m.duckdb") as store:
-        store.write(posts=[first])
-        store.write(posts=[later, post(2)])
-        assert store.conn.execute(sql).fetchone() == (NOW, NOW, "edited")
-        # an earlier claimed time (a platform that corrected it) is taken
-        store.write(posts=[dataclasses.replace(later, created_at=NOW - 24 * hour)])
-        assert store.conn.execute(sql).fetchone() == (NOW - 24 * hour, NOW, "edited")
 
 
 def test_a_replayed_batch_is_upserted_with_its_extras_and_cursor_once(tmp_path: Path) -> None:

@@ -61,17 +61,6 @@ writing 211,744 real posts in batches of 2,000 took 31 µs a post of CPU with it
 64 MB (a final checkpoint included). The price is a longer log to replay after a crash (seconds)."""
 
 
-def _keep_first_times(columns: Sequence[str]) -> str:
-    """The upsert clause for posts stored already (a replay, an edit, a feed polled again): the new
-    row's fields, but the earliest ``created_at`` and ``ingested_at`` stay. A feed item without a
-    date is stamped with the time it is read, so each poll would otherwise move it to "now": into the
-    latest time bucket again, and never past retention while it stays in the feed."""
-    keep = ("platform", "post_id", "created_at", "ingested_at")
-    sets = [f"{c} = excluded.{c}" for c in columns if c not in keep]
-    sets += [f"{c} = least(posts.{c}, excluded.{c})" for c in keep[2:]]
-    return " ON CONFLICT (platform, post_id) DO UPDATE SET " + ", ".join(sets)
-
-
 class _Stored(Exception):
     """A plain INSERT met posts already stored (``Store.write`` then upserts the batch)."""
 
@@ -198,15 +187,13 @@ class Store:
         conn.execute("BEGIN TRANSACTION")
         try:
             if posts is not None:
-                # A plain INSERT costs about 60 % of an upsert, and new posts are
+                # A plain INSERT costs about 60 % of an upsert (INSERT OR REPLACE), and new posts are
                 # the common case: try it first; a key already stored aborts it, and the caller
                 # writes the batch again as an upsert.
+                verb = "INSERT OR REPLACE" if replace else "INSERT"
                 conn.register("_batch", posts)
                 try:
-                    conn.execute(
-                        f"INSERT INTO posts BY NAME {untombstoned('_batch')}"
-                        + (_keep_first_times(posts.column_names) if replace else "")
-                    )
+                    conn.execute(f"{verb} INTO posts BY NAME {untombstoned('_batch')}")
                 except duckdb.ConstraintException as exc:
                     if replace or "duplicate key" not in str(exc).lower():
                         raise
