@@ -8,7 +8,9 @@
   author); ``community`` = the feed's title; ``site`` = the host of the feed's link; ``urls`` = the item
   link; enclosures and Media RSS content set ``has_media``.
 * ``created_at`` = the item's published (else updated) date. Feeds often omit dates, so a missing one
-  is not an error: the feed's own updated date is used, else the time of ingest.
+  is not an error: the feed's own updated date is used, else the time of ingest. Such an item is
+  stamped again whenever its feed brings a new item (the whole document is normalized again), so
+  it moves to the newer time and its retention restarts while it stays in the feed.
 * Malformed-but-recoverable feeds (feedparser's ``bozo``) still give their items; a document with
   no items that is not a feed at all is a ``PayloadError``.
 
