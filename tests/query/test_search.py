@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from murmur.cli.main import app
 from murmur.errors import QueryError
 from murmur.query.audit import add_audit_hook, remove_audit_hook
-from murmur.query.search import parse_time, search
+from murmur.query.search import POINT_QUERIES_UP_TO, parse_time, search
 from murmur.store import DirectReader, Store
 from tests.query.helpers import T0, open_store, post
 
@@ -87,6 +87,19 @@ def test_since_and_until_bound_the_creation_time(reader: DirectReader) -> None:
 def test_limit_caps_the_examples(reader: DirectReader) -> None:
     assert len(search(reader, "storm", k=1, limit=3).posts) == 3
     assert search(reader, "storm", k=1, limit=0).posts == []
+
+
+def test_many_examples_come_back_whole_and_newest_first(tmp_path: Path) -> None:
+    # more than POINT_QUERIES_UP_TO examples are fetched in one join instead of one query each
+    n = POINT_QUERIES_UP_TO * 2 + 3
+    posts = [post(f"w{i}", f"wave {i}", author=f"a{i % 9}", minutes=i, lang="en") for i in range(n)]
+    with open_store(tmp_path, posts) as store:
+        reader = DirectReader(store.conn.cursor())
+        many = search(reader, "wave", k=5, limit=n)
+        few = search(reader, "wave", k=5, limit=POINT_QUERIES_UP_TO)
+    assert [p["post_id"] for p in many.posts] == [f"w{i}" for i in reversed(range(n))]
+    assert [p["text"] for p in many.posts][:2] == [f"wave {n - 1}", f"wave {n - 2}"]
+    assert few.posts == many.posts[:POINT_QUERIES_UP_TO]
 
 
 def test_searches_are_audited(reader: DirectReader) -> None:

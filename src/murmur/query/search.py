@@ -173,17 +173,40 @@ def search(
     return SearchResult(str(q), k, total, by_platform, by_lang, shown, withheld, since, until)
 
 
+POINT_QUERIES_UP_TO = 64
+"""``fetch_posts`` looks up at most this many posts one by one; more in one join."""
+
+
 def fetch_posts(reader: Reader, keys: Sequence[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
     """The example columns of the posts with these (platform, post_id, ingested_at) keys, in the order
-    given. ``ingested_at`` grows with every write, so DuckDB's zone maps find each post's row group
-    without a scan of the whole table."""
+    given. ``ingested_at`` grows with every write, so DuckDB's zone maps find a post's row group
+    without a scan of the whole table: up to ``POINT_QUERIES_UP_TO`` keys, one point query each
+    (UNION ALL: a few row groups read, however old the posts and large the store); more keys join
+    as one VALUES list over the row groups of their ``ingested_at`` range (one point query per post
+    took 0.8 s for 300 posts and 20 s for 1,500 on a 5,000-post store; the join takes 0.06 s and
+    0.24 s)."""
     if not keys:
         return []
-    cols = ", ".join(c if c != "lang" else "coalesce(lang, lang_declared) AS lang" for c in EXAMPLE_COLUMNS)
-    one = f"(SELECT {cols} FROM posts WHERE ingested_at = ? AND platform = ? AND post_id = ?)"
     params: list[Any] = []
     for platform, post_id, ingested_at in keys:
         params += [ingested_at, platform, post_id]
-    table = reader.query(" UNION ALL ".join(one for _ in keys), params)
+    if len(keys) <= POINT_QUERIES_UP_TO:
+        cols = ", ".join(
+            c if c != "lang" else "coalesce(lang, lang_declared) AS lang" for c in EXAMPLE_COLUMNS
+        )
+        one = f"(SELECT {cols} FROM posts WHERE ingested_at = ? AND platform = ? AND post_id = ?)"
+        table = reader.query(" UNION ALL ".join(one for _ in keys), params)
+    else:
+        cols = ", ".join(
+            f"p.{c}" if c != "lang" else "coalesce(p.lang, p.lang_declared) AS lang" for c in EXAMPLE_COLUMNS
+        )
+        values = ", ".join("(?::TIMESTAMPTZ, ?, ?)" for _ in keys)
+        params += [min(k[2] for k in keys), max(k[2] for k in keys)]
+        table = reader.query(
+            f"SELECT {cols} FROM posts p SEMI JOIN (VALUES {values}) AS k(ingested_at, platform, post_id) "
+            "ON p.ingested_at = k.ingested_at AND p.platform = k.platform AND p.post_id = k.post_id "
+            "WHERE p.ingested_at BETWEEN ? AND ?",
+            params,
+        )
     found = {(row["platform"], row["post_id"]): row for row in table.to_pylist()}
     return [found[(p, i)] for p, i, _ in keys if (p, i) in found]
