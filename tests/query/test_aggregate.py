@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from murmur.query.aggregate import grouped_counts, store_stats
+from murmur.query.aggregate import Cell, complement, grouped_counts, store_stats
 from murmur.query.audit import add_audit_hook, remove_audit_hook
 from murmur.store import DirectReader
 from tests.query.helpers import open_store, post
@@ -46,3 +46,29 @@ def test_store_stats_is_audited(tmp_path: Path) -> None:
         remove_audit_hook(hook)
         store.close()
     assert events == ["stats"]
+
+
+def test_a_lone_suppressed_cell_takes_the_smallest_shown_one_with_it() -> None:
+    cells = [
+        Cell({"lang": "en"}, 40, False),
+        Cell({"lang": "de"}, 9, False),
+        Cell({"lang": "fr"}, None, True),
+    ]
+    got = {c.key["lang"]: c.posts for c in complement(cells)}
+    assert got == {"en": 40, "de": None, "fr": None}  # fr = total - 40 - 9 would have shown
+    two = [*cells[:2], Cell({"lang": "it"}, None, True), cells[2]]
+    assert complement(two) == two  # two suppressed cells give away only their sum
+    assert complement(cells[:2]) == cells[:2]
+    assert complement([Cell({"lang": "fr"}, None, True)]) == [Cell({"lang": "fr"}, None, True)]
+
+
+def test_a_breakdown_by_language_cannot_be_subtracted_from_the_total(tmp_path: Path) -> None:
+    posts = [post(f"e{i}", "e", author=f"e{i}", lang="en") for i in range(12)]
+    posts += [post(f"d{i}", "d", author=f"d{i}", lang="de") for i in range(6)]
+    posts += [post(f"f{i}", "f", author="f", lang="fr") for i in range(2)]  # one author: under k
+    with open_store(tmp_path, posts) as store:
+        reader = DirectReader(store.conn.cursor())
+        total = grouped_counts(reader, [], k=5)[0].posts
+        langs = {c.key["lang"]: c.posts for c in grouped_counts(reader, ["lang"], k=5)}
+    assert total == 20
+    assert langs == {"en": 12, "de": None, "fr": None}

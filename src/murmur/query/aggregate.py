@@ -41,6 +41,20 @@ class Cell:
         return {**self.key, "posts": self.posts, "suppressed": self.suppressed}
 
 
+def complement(cells: list[Cell]) -> list[Cell]:
+    """Complementary suppression for a breakdown whose cells partition a total (each post in exactly
+    one cell): with exactly one cell suppressed, the total minus the shown cells would be its count,
+    so the smallest shown cell is suppressed as well. Two or more suppressed cells give away only
+    their sum. Returns the cells in the same order."""
+    if sum(c.suppressed for c in cells) != 1:
+        return cells
+    shown = [c for c in cells if not c.suppressed]
+    if not shown:
+        return cells
+    smallest = min(shown, key=lambda c: (c.posts or 0, repr(sorted(c.key.items()))))
+    return [Cell(c.key, None, True) if c is smallest else c for c in cells]
+
+
 def grouped_counts(
     reader: Reader,
     by: Sequence[str],
@@ -50,8 +64,10 @@ def grouped_counts(
     params: Sequence[Any] = (),
     table: str = "posts",
 ) -> list[Cell]:
-    """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed;
-    largest first, then the suppressed cells, ordered by their keys only."""
+    """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed
+    (and, grouped by one dimension that gives each post one cell, a second one where a lone
+    suppressed cell could be worked out from the total: ``complement``); largest first, then the
+    suppressed cells, ordered by their keys only."""
     known = {**_DIMENSIONS, **_LIST_DIMENSIONS}
     unknown = [d for d in by if d not in known]
     if unknown:
@@ -84,6 +100,8 @@ def grouped_counts(
             cells.append(Cell(key, None, True))
         else:
             cells.append(Cell(key, posts, False))
+    if len(by) == 1 and by[0] in _DIMENSIONS:  # one cell per post: the cells add up to the total
+        cells = complement(cells)
     # Largest first, suppressed cells last (by key): ranked by their hidden counts, their place
     # between two shown counts would bound them, and a "top 10" cut would say which are large.
     cells.sort(key=lambda c: (c.suppressed, -(c.posts or 0)))

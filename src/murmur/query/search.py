@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from murmur.errors import QueryError
-from murmur.query.aggregate import Cell
+from murmur.query.aggregate import Cell, complement
 from murmur.query.ast import Query
 from murmur.query.audit import audit
 from murmur.query.parser import parse
@@ -166,8 +166,8 @@ def search(
             by_lang.append(_cell({"lang": row["lang"]}, posts, authors, k))
     found.sort(key=lambda e: (e[0], e[1], e[2]), reverse=True)
     examples = [(platform, post_id, ingested) for _, platform, post_id, ingested in found]
-    by_platform.sort(key=lambda c: (-(c.posts or 0), str(c.key["platform"])))
-    by_lang.sort(key=lambda c: (-(c.posts or 0), str(c.key["lang"])))
+    by_platform = sorted(complement(by_platform), key=lambda c: (-(c.posts or 0), str(c.key["platform"])))
+    by_lang = sorted(complement(by_lang), key=lambda c: (-(c.posts or 0), str(c.key["lang"])))
     withheld = total.suppressed
     shown = [] if withheld or not examples else fetch_posts(reader, examples)
     return SearchResult(str(q), k, total, by_platform, by_lang, shown, withheld, since, until)
