@@ -93,6 +93,10 @@ def test_default_mapping_reads_common_exports() -> None:
     assert normalize_row(DEFAULT_MAPPING, profile).site == "reddit.com"
     link = {**PUSHSHIFT, "domain": "i.redd.it"}
     assert normalize_row(DEFAULT_MAPPING, link).site == "i.redd.it"
+    assert p.is_reply  # a Pushshift comment (parent_id), as the live Reddit source counts it
+    assert not normalize_row(
+        DEFAULT_MAPPING, {k: v for k, v in PUSHSHIFT.items() if k != "parent_id"}
+    ).is_reply
 
 
 def test_custom_mapping_and_platform() -> None:

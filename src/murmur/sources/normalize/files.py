@@ -95,7 +95,13 @@ class FileMapping:
     site: Columns = ("site", "domain")
     hashtags: Columns = ("hashtags", "tags", "entities.hashtags")
     mentions: Columns = ("mentions", "entities.mentions", "entities.user_mentions")
-    is_reply: Columns = ("is_reply", "in_reply_to_id", "in_reply_to_status_id", "in_reply_to_user_id")
+    is_reply: Columns = (
+        "is_reply",
+        "in_reply_to_id",
+        "in_reply_to_status_id",
+        "in_reply_to_user_id",
+        "parent_id",  # Pushshift / Reddit comments: each one replies (as the live Reddit source counts)
+    )
     is_repost: Columns = ("is_repost", "is_retweet", "retweeted_status", "reblog", "crosspost_parent")
     has_media: Columns = ("has_media", "media", "attachments.media_keys", "extended_entities.media")
     country: Columns = ("country_code", "country")
