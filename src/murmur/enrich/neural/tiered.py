@@ -88,6 +88,11 @@ class TierReport:
     capacity: float
 
 
+def utc_now() -> datetime:
+    """The wall-clock time (a module-level function, not a lambda: the enricher must pickle)."""
+    return datetime.now(UTC)
+
+
 def _components_io(components: Sequence[Component]) -> tuple[frozenset[str], frozenset[str]]:
     requires: set[str] = set()
     assigns: set[str] = set()
@@ -116,7 +121,7 @@ class TieredEnricher:
         chunk: int = 64,
         safety: float = 0.8,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.neural = list(neural)
         self.firehose = firehose
