@@ -138,6 +138,14 @@ class TieredEnricher:
         self.last: TierReport | None = None
         self._busy_until = float("-inf")
 
+    def warm_up(self) -> None:
+        """Load the models of both tiers now (``Pipeline.warm_up``): loaded inside the first batch,
+        e5 would make those posts late by its load time (seconds; minutes for the first ONNX export)."""
+        for comp in [*self.neural, self.firehose]:
+            hook = getattr(comp, "warm_up", None)
+            if callable(hook):
+                hook()
+
     def process(self, posts: Sequence[Post]) -> None:
         self.enrich(posts)
 
