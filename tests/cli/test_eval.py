@@ -114,3 +114,16 @@ def test_eval_neural_tier_without_the_neural_model_says_so(monkeypatch: pytest.M
     result = runner.invoke(app, ["eval", "sentiment", str(FIXTURES / "xlmt"), "--tier", "neural"])
     assert result.exit_code == 2
     assert "neural_sentiment_model" in result.output
+
+
+def test_eval_langid_keeps_a_sentence_with_a_next_line_character_whole(tmp_path: Path) -> None:
+    # lingua's fi.txt and nb.txt hold a U+0085 (NEL) inside a sentence: one line, one text
+    (tmp_path / "fi.txt").write_text(
+        "Ei ole kumma ettei matikka mene päähän,\x85 kun ajatukset laukkaa taas.\n"
+        "Suomen kieli on kaunis kieli.\u2028Se on myös vaikea.\n",
+        encoding="utf-8",
+    )
+    report = invoke("eval", "langid", str(tmp_path), "--json")
+    rows = report["rows"]
+    assert isinstance(rows, list)
+    assert [(r["language"], r["n"]) for r in rows] == [("fi", 2)]

@@ -137,7 +137,8 @@ def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
 
 
 def load_langid(folder: Path, *, per_language: int | None = None) -> list[Labelled]:
-    """``<code>.txt`` files, one text per line; ``per_language`` keeps the first N of each.
+    """``<code>.txt`` files, one text per line (lines end at ``\n`` only); ``per_language`` keeps the
+    first N of each.
     Labels are indices into the sorted language codes (``Labelled.language`` holds the code)."""
     out: list[Labelled] = []
     files = sorted(folder.glob("*.txt"))
@@ -145,7 +146,8 @@ def load_langid(folder: Path, *, per_language: int | None = None) -> list[Labell
         msg = f"no <language>.txt files in {folder}"
         raise FileNotFoundError(msg)
     for i, path in enumerate(files):
-        lines = [ln.strip() for ln in _text(path).splitlines() if ln.strip()]
+        # "\n" only: ``splitlines`` also splits at U+0085 and U+2028, which sentences contain (fi, nb)
+        lines = [ln.strip() for ln in _text(path).split("\n") if ln.strip()]
         out.append(Labelled(path.stem, lines[:per_language], [i] * len(lines[:per_language])))
     return out
 
