@@ -114,3 +114,43 @@ def test_eval_neural_tier_without_the_neural_model_says_so(monkeypatch: pytest.M
     result = runner.invoke(app, ["eval", "sentiment", str(FIXTURES / "xlmt"), "--tier", "neural"])
     assert result.exit_code == 2
     assert "neural_sentiment_model" in result.output
+
+
+def test_eval_langid_keeps_a_sentence_with_a_next_line_character_whole(tmp_path: Path) -> None:
+    # lingua's fi.txt and nb.txt hold a U+0085 (NEL) inside a sentence: one line, one text
+    (tmp_path / "fi.txt").write_text(
+        "Ei ole kumma ettei matikka mene päähän,\x85 kun ajatukset laukkaa taas.\n"
+        "Suomen kieli on kaunis kieli.\u2028Se on myös vaikea.\n",
+        encoding="utf-8",
+    )
+    report = invoke("eval", "langid", str(tmp_path), "--json")
+    rows = report["rows"]
+    assert isinstance(rows, list)
+    assert [(r["language"], r["n"]) for r in rows] == [("fi", 2)]
+
+
+def test_eval_an_empty_language_is_skipped_not_scored_zero(tmp_path: Path) -> None:
+    # a row of zeros would pull the per-language mean down (here from 1.0 to 0.5)
+    (tmp_path / "de.txt").write_text("", encoding="utf-8")
+    (tmp_path / "en.txt").write_text("The weather is lovely today.\n", encoding="utf-8")
+    report = invoke("eval", "langid", str(tmp_path), "--json")
+    rows = report["rows"]
+    assert isinstance(rows, list)
+    assert [r["language"] for r in rows] == ["en"]
+    assert report["mean"] == {"ours": 1.0, "peer": 1.0}
+    (tmp_path / "en.txt").write_text("\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "langid", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "hold no texts" in result.output
+
+    # AfriSenti upstream: orm and tir have an empty train.tsv (zero-shot languages)
+    (tmp_path / "hau").mkdir()
+    (tmp_path / "hau" / "train.tsv").write_text("tweet\tlabel\nna gode sosai\tpositive\n", encoding="utf-8")
+    (tmp_path / "orm").mkdir()
+    (tmp_path / "orm" / "train.tsv").write_text("", encoding="utf-8")
+    (tmp_path / "tir").mkdir()
+    (tmp_path / "tir" / "train.tsv").write_text("tweet\tlabel\n", encoding="utf-8")
+    args = ["eval", "sentiment", str(tmp_path), "--format", "afrisenti", "--split", "train", "--json"]
+    rows = invoke(*args)["rows"]
+    assert isinstance(rows, list)
+    assert [(r["language"], r["n"]) for r in rows] == [("hau", 1)]

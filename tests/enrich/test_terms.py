@@ -126,3 +126,10 @@ def test_flags_and_joined_emoji_are_one_term_each() -> None:
     got = terms("family 👨\u200d👩\u200d👧 flag 🇺🇦🇩🇪 coder 👩🏽\u200d💻 thumbs 👍🏽👍 lone \U0001f1fa")
     emoji = [t for t in got if not t.isascii()]
     assert emoji == ["👨\u200d👩\u200d👧", "🇺🇦", "🇩🇪", "👩\u200d💻", "👍"]
+
+
+def test_a_hashtag_of_only_marks_or_joiners_is_no_term() -> None:
+    # "#" + a combining accent folds to "#": a term that is no hashtag, and invisible ones
+    got = terms("x #\u0301 y #\u200d z #ok", hashtags=["#\u0301", "\u200b"])
+    assert [t for t in got if t.startswith("#")] == ["#ok"]
+    assert terms("#bāḍh_2 #_", lang="und")[:2] == ["#badh_2", "#_"]

@@ -63,7 +63,8 @@ def _shuffled(texts: list[str], labels: list[int], seed: int) -> tuple[list[str]
 
 
 def load_xlmt(folder: Path, split: str, *, seed: int = 0) -> list[Labelled]:
-    """Every ``<language>/<split>_text.txt`` (+ labels) under ``folder``, shuffled with ``seed``."""
+    """Every ``<language>/<split>_text.txt`` (+ labels) under ``folder``, shuffled with ``seed``;
+    an empty split is skipped like a missing one."""
     out: list[Labelled] = []
     for lang_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         text_file, label_file = lang_dir / f"{split}_text.txt", lang_dir / f"{split}_labels.txt"
@@ -76,6 +77,9 @@ def load_xlmt(folder: Path, split: str, *, seed: int = 0) -> list[Labelled]:
         if len(lines) != len(labels):
             msg = f"{text_file}: {len(lines)} texts but {len(labels)} labels in {label_file}"
             raise ValueError(msg)
+        if not lines:  # an empty split: no row (a row of zeros would pull the mean down)
+            log.warning("%s: no texts, skipped", text_file)
+            continue
         texts, labs = _shuffled([ln.strip() for ln in lines], labels, seed)
         out.append(Labelled(lang_dir.name, texts, labs))
     if not out:
@@ -107,15 +111,20 @@ def _xlmt_labels(path: Path) -> list[int]:
 
 
 def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
-    """Every ``<lang>/<split>.tsv`` under ``folder`` (columns ``tweet``, ``label``; orm has an ID)."""
+    """Every ``<lang>/<split>.tsv`` under ``folder`` (columns ``tweet``, ``label``; orm has an ID); an
+    empty file or one with a header only is skipped like a missing one."""
     out: list[Labelled] = []
     for lang_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         path = lang_dir / f"{split}.tsv"
         if not path.exists():
             continue
+        content = _text(path)
+        if not content.strip():  # upstream's orm and tir train.tsv are empty
+            log.warning("%s: empty, skipped", path)
+            continue
         texts: list[str] = []
         labels: list[int] = []
-        with io.StringIO(_text(path), newline="") as f:
+        with io.StringIO(content, newline="") as f:
             rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = next(rows, [])
             if "tweet" not in header or "label" not in header:
@@ -129,6 +138,9 @@ def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
                     raise ValueError(msg)
                 texts.append(row[ti])
                 labels.append(AFRISENTI_LABELS[row[li].strip()])
+        if not texts:
+            log.warning("%s: no rows, skipped", path)
+            continue
         out.append(Labelled(lang_dir.name, texts, labels))
     if not out:
         msg = f"no AfriSenti split {split!r} under {folder} (expected <lang>/{split}.tsv)"
@@ -137,7 +149,8 @@ def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
 
 
 def load_langid(folder: Path, *, per_language: int | None = None) -> list[Labelled]:
-    """``<code>.txt`` files, one text per line; ``per_language`` keeps the first N of each.
+    """``<code>.txt`` files, one text per line (lines end at ``\n`` only); ``per_language`` keeps the
+    first N of each; an empty file is skipped.
     Labels are indices into the sorted language codes (``Labelled.language`` holds the code)."""
     out: list[Labelled] = []
     files = sorted(folder.glob("*.txt"))
@@ -145,8 +158,15 @@ def load_langid(folder: Path, *, per_language: int | None = None) -> list[Labell
         msg = f"no <language>.txt files in {folder}"
         raise FileNotFoundError(msg)
     for i, path in enumerate(files):
-        lines = [ln.strip() for ln in _text(path).splitlines() if ln.strip()]
+        # "\n" only: ``splitlines`` also splits at U+0085 and U+2028, which sentences contain (fi, nb)
+        lines = [ln.strip() for ln in _text(path).split("\n") if ln.strip()]
+        if not lines:  # no row: a row of zeros would pull the per-language mean down
+            log.warning("%s: no texts, skipped", path)
+            continue
         out.append(Labelled(path.stem, lines[:per_language], [i] * len(lines[:per_language])))
+    if not out:
+        msg = f"the <language>.txt files in {folder} hold no texts"
+        raise ValueError(msg)
     return out
 
 

@@ -61,10 +61,16 @@ def stopwords(lang: str | None) -> frozenset[str]:
     return frozenset(fold(w) for w in words)
 
 
+def _is_tag_body(folded: str) -> bool:
+    """Whether a folded hashtag body has a letter, digit or ``_`` (not only combining marks or
+    joiners, which fold to nothing or stay invisible: ``#`` + U+0301 would be the term ``#``)."""
+    return any(ch.isalnum() or ch == "_" for ch in folded)
+
+
 def hashtag_terms(post: Post) -> list[str]:
     tags = [*post.hashtags, *hashtag_re().findall(post.text)] if "#" in post.text else post.hashtags
-    bodies = (t.lstrip("#") for t in tags)
-    return ["#" + fold(b) for b in bodies if b.strip("#") and len(b) <= MAX_WORD]
+    bodies = (fold(t.lstrip("#")) for t in tags if len(t.lstrip("#")) <= MAX_WORD)
+    return ["#" + b for b in bodies if _is_tag_body(b)]
 
 
 def domain_terms(post: Post) -> list[str]:

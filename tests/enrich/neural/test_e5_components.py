@@ -153,3 +153,20 @@ def test_how_much_batch_mates_move_the_branch_logits(embedder: E5Embedder, backe
         # median 0.05, 99th percentile 0.26, 2 of 200 labels, all near a class boundary
         assert float(np.median(moved)) < 0.1, moved
         assert flipped <= 0.03, flipped
+
+
+def test_warm_up_loads_the_neural_tier_before_the_first_batch(embedder: E5Embedder) -> None:
+    """The runtime calls ``Pipeline.warm_up`` so that no batch pays for a model load: the tiered
+    enricher must pass it on, or e5 loads inside the first batch and makes its posts late."""
+    pipe = neural_pipeline()
+    (enricher,) = [c for c in pipe.components if isinstance(c, TieredEnricher)]
+    embed, sentiment = enricher.neural
+    assert isinstance(embed, E5Embed)
+    assert isinstance(sentiment, E5Sentiment)
+
+    def loaded() -> tuple[bool, bool]:
+        return embed._embedder is not None, sentiment._model is not None
+
+    assert loaded() == (False, False)  # lazily loaded
+    pipe.warm_up()
+    assert loaded() == (True, True)

@@ -3,6 +3,7 @@ latency budget, and the backfill later upgrades every firehose-labelled post."""
 
 from __future__ import annotations
 
+import pickle
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -165,3 +166,14 @@ def test_measured_capacity_learns() -> None:
     assert cap.rate() == 100.0
     cap.observe(300, 1.0)
     assert cap.rate() == 200.0
+
+
+def test_tiered_enricher_pickles_for_worker_processes() -> None:
+    tiered = TieredEnricher([E5Embed(), E5Sentiment()], LexicalSentiment(), capacity=FixedCapacity(10.0))
+    clone = pickle.loads(pickle.dumps(tiered))
+    assert (clone.name, clone.requires, clone.assigns) == (tiered.name, tiered.requires, tiered.assigns)
+    assert clone.firehose_models == (LexicalSentiment.name,)
+    assert clone.now().tzinfo is not None
+    posts = make_posts(["good", "bad"], datetime.now(UTC) - timedelta(seconds=10), rate=1.0)
+    report = clone.enrich(posts)  # past their deadline: the firehose tier, no model loaded
+    assert (report.neural, report.firehose) == (0, 2)

@@ -177,6 +177,10 @@ class E5Embed:
         self._embedder = None
         self.notes = None
 
+    def warm_up(self) -> None:
+        """Load the embedder and run it once (``Pipeline.warm_up``), not inside the first batch."""
+        self.embedder.encode(["warm up"])
+
     def process(self, posts: Sequence[Post]) -> None:
         if not posts:
             return
@@ -216,6 +220,10 @@ class E5Sentiment:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._model = None
         self.notes = None
+
+    def warm_up(self) -> None:
+        """Load the head and the lexical model (``Pipeline.warm_up``; ``E5Embed`` loads e5)."""
+        self.model.lexical.predict_proba(["warm up"])
 
     def process(self, posts: Sequence[Post]) -> None:
         if not posts:

@@ -88,6 +88,11 @@ class TierReport:
     capacity: float
 
 
+def utc_now() -> datetime:
+    """The wall-clock time (a module-level function, not a lambda: the enricher must pickle)."""
+    return datetime.now(UTC)
+
+
 def _components_io(components: Sequence[Component]) -> tuple[frozenset[str], frozenset[str]]:
     requires: set[str] = set()
     assigns: set[str] = set()
@@ -116,7 +121,7 @@ class TieredEnricher:
         chunk: int = 64,
         safety: float = 0.8,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.neural = list(neural)
         self.firehose = firehose
@@ -132,6 +137,14 @@ class TieredEnricher:
         self.firehose_models: tuple[str, ...] = (firehose.name,)
         self.last: TierReport | None = None
         self._busy_until = float("-inf")
+
+    def warm_up(self) -> None:
+        """Load the models of both tiers now (``Pipeline.warm_up``): loaded inside the first batch,
+        e5 would make those posts late by its load time (seconds; minutes for the first ONNX export)."""
+        for comp in [*self.neural, self.firehose]:
+            hook = getattr(comp, "warm_up", None)
+            if callable(hook):
+                hook()
 
     def process(self, posts: Sequence[Post]) -> None:
         self.enrich(posts)
