@@ -154,3 +154,17 @@ def test_eval_an_empty_language_is_skipped_not_scored_zero(tmp_path: Path) -> No
     rows = invoke(*args)["rows"]
     assert isinstance(rows, list)
     assert [(r["language"], r["n"]) for r in rows] == [("hau", 1)]
+
+
+def test_eval_langid_refuses_files_not_named_by_a_language(tmp_path: Path) -> None:
+    # pointed at an XLM-T folder, it scored rows called "train_text" and "val_text" as languages
+    (tmp_path / "train_text.txt").write_text("hello there\n", encoding="utf-8")
+    (tmp_path / "en.txt").write_text("The weather is lovely today.\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "langid", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "train_text.txt not named by a language code" in result.output
+    (tmp_path / "train_text.txt").unlink()
+    (tmp_path / "zh-Hant.txt").write_text("今天天氣很好，我們去公園散步吧。\n", encoding="utf-8")
+    rows = invoke("eval", "langid", str(tmp_path), "--json")["rows"]
+    assert isinstance(rows, list)
+    assert [r["language"] for r in rows] == ["en", "zh-Hant"]

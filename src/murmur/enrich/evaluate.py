@@ -148,6 +148,10 @@ def load_afrisenti(folder: Path, split: str) -> list[Labelled]:
     return out
 
 
+_LANGUAGE_FILE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
+"""A language-ID file's stem: an ISO 639 code, perhaps with a script or region (``zh-Hant``)."""
+
+
 def load_langid(folder: Path, *, per_language: int | None = None) -> list[Labelled]:
     """``<code>.txt`` files, one text per line (lines end at ``\n`` only); ``per_language`` keeps the
     first N of each; an empty file is skipped.
@@ -157,6 +161,12 @@ def load_langid(folder: Path, *, per_language: int | None = None) -> list[Labell
     if not files:
         msg = f"no <language>.txt files in {folder}"
         raise FileNotFoundError(msg)
+    if misnamed := [p.name for p in files if not _LANGUAGE_FILE.fullmatch(p.stem)]:
+        msg = (
+            f"{folder}: {', '.join(misnamed[:5])} not named by a language code (de.txt, pcm.txt, "
+            "zh-Hant.txt); is this a folder laid out like lingua's sentences/?"
+        )
+        raise ValueError(msg)
     for i, path in enumerate(files):
         # "\n" only: ``splitlines`` also splits at U+0085 and U+2028, which sentences contain (fi, nb)
         lines = [ln.strip() for ln in _text(path).split("\n") if ln.strip()]
