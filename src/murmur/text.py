@@ -3,8 +3,9 @@ search share, so a query cannot find different posts at ingest and over history.
 
 ``fold(s)``       NFKC, casefold, drop accents, NFC. ``Café`` → ``cafe``, ``ＣＡＦＥ`` → ``cafe``,
                   ``Straße`` → ``strasse``. Accents are the combining marks of the generic diacritic
-                  blocks (U+0300–036F, 1AB0–1AFF, 1DC0–1DFF, 20D0–20FF, FE20–FE2F) plus Hebrew points
-                  and Arabic harakat; marks that spell a script's vowels (Devanagari, Thai, …) stay.
+                  blocks (U+0300–036F, 1AB0–1AFF, 1DC0–1DFF, 20D0–20FF, FE20–FE2F), the variation
+                  selectors FE00–FE0F, Hebrew points and Arabic harakat; marks that spell a
+                  script's vowels (Devanagari, Thai, …) stay.
 ``tokenize(s)``   the folded text's words, in order:
 
                   * a character of a script written without spaces (Han, kana, Hangul, Thai, Lao,
@@ -31,6 +32,7 @@ _ACCENT_RANGES: tuple[tuple[int, int], ...] = (
     (0x1DC0, 0x1DFF),
     (0x20D0, 0x20FF),
     (0xFE20, 0xFE2F),
+    (0xFE00, 0xFE0F),  # variation selectors (emoji presentation: the keycap 1️⃣ is the digit 1)
     (0x0591, 0x05BD),  # Hebrew cantillation and points
     (0x05BF, 0x05BF),
     (0x05C1, 0x05C2),

@@ -95,3 +95,9 @@ def test_hashtag_bodies_keep_their_combining_marks() -> None:
         assert is_hashtag(body), body
     for body in ("a b", "", "a-b"):
         assert not is_hashtag(body), body
+
+
+def test_variation_selectors_are_folded_away() -> None:
+    # the keycap "1️⃣" is 1 + U+FE0F + U+20E3: the number 1, not a word "1\ufe0f"
+    assert tokenize("press 1\ufe0f\u20e3 now") == ["press", "1", "now"]
+    assert fold("\u2764\ufe0f") == "\u2764"
