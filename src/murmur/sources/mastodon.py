@@ -349,7 +349,7 @@ class MastodonSource:
                             return
                         attempts = 0
                         await asyncio.sleep(opts.poll_interval)
-                except (_Retryable, httpx.TransportError) as exc:
+                except (_Retryable, httpx.RequestError) as exc:
                     self.stats.errors += 1
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     await backoff.wait(self._where(), exc)

@@ -66,7 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
         )
-        reply = self.server.app.route(request, self)
+        reply = self.server.app.injected(request) or self.server.app.route(request, self)
         if reply is None:  # the route streamed its own response
             self.close_connection = True
             return
@@ -146,6 +146,7 @@ class _LoopbackHTTP:
         self.stopping = threading.Event()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._faults: list[tuple[str, _Reply]] = []
 
     @property
     def url(self) -> str:
@@ -188,6 +189,30 @@ class _LoopbackHTTP:
 
     def route(self, request: _Request, handler: _Handler) -> _Reply | None:
         raise NotImplementedError
+
+    def inject(
+        self,
+        status: int,
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        path: str = "/",
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests whose path starts with ``path`` with this reply instead
+        of the real one: faults such as a 429 with ``Retry-After``, a 502 page, or a body that is not
+        what its ``Content-Encoding`` says."""
+        reply = _Reply(status=status, body=body, content_type="text/plain", headers=dict(headers or {}))
+        with self.lock:
+            self._faults.extend([(path, reply)] * times)
+
+    def injected(self, request: _Request) -> _Reply | None:
+        with self.lock:
+            for i, (path, reply) in enumerate(self._faults):
+                if request.path.startswith(path):
+                    del self._faults[i]
+                    return reply
+        return None
 
     def _sse(self, handler: _Handler) -> Callable[[bytes], None]:
         handler.send_response(200)
