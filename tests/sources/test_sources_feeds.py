@@ -139,3 +139,14 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after("Wed, 01 May 2024 12:01:30 GMT", now=now) == 90
     assert retry_after("Wed, 01 May 2024 11:00:00 GMT", now=now) == 0
     assert retry_after("soon", now=now) == retry_after(None) == 0
+
+
+def test_a_feed_that_trickles_its_body_times_out_and_the_others_go_on(docs: dict[str, bytes]) -> None:
+    with FeedServer(docs) as server:
+        # A byte every 0.1 s: no single read waits for the timeout, the whole answer never comes.
+        server.inject(200, body=b"<rss>" + b" " * 400 + b"</rss>", path="/feeds/heise.atom", trickle=0.1)
+        src = source(server.urls, timeout=0.5)
+        got = asyncio.run(collect(src, None, wanted=None, identity=lambda e: e.position, quiet=1, limit_s=10))
+    assert len(got) == 2
+    assert src.stats.errors == 1
+    assert "0.5 s" in (src.stats.last_error or "")

@@ -16,9 +16,10 @@ counts emitted documents (it only grows), ``hash`` is the last body's digest and
 digests of the last document's item ids (at most ``max_seen_items``), so a restart neither fetches
 unchanged feeds again nor re-emits a document whose items are all stored.
 
-Options: ``urls`` (required, http/https), ``interval`` (300 s), ``max_polls`` (None: forever; one-shot
-runs and tests), ``timeout`` (30 s), ``concurrency`` (4 feeds fetched at once), ``user_agent``,
-``max_seen_items`` (1000), ``backoff_initial`` (60 s), ``backoff_max`` (3600 s).
+Options: ``urls`` (required, http/https), ``interval`` (300 s), ``max_polls`` (None: forever;
+one-shot runs and tests), ``timeout`` (30 s for the whole answer), ``concurrency`` (4 feeds fetched
+at once), ``user_agent``, ``max_seen_items`` (1000), ``backoff_initial`` (60 s), ``backoff_max``
+(3600 s).
 """
 
 from __future__ import annotations
@@ -154,9 +155,14 @@ class FeedSource:
         if state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
         try:
-            response = await client.get(url, headers=headers)
+            # ``timeout`` bounds the whole answer, not only each read: a server that trickles its
+            # body would otherwise hold this poll, and every other feed with it, for ever.
+            async with asyncio.timeout(self.options.timeout):
+                response = await client.get(url, headers=headers)
         except httpx.HTTPError as exc:
             return _Fetched(url, error=f"{type(exc).__name__}: {exc}")
+        except TimeoutError:
+            return _Fetched(url, error=f"no complete answer within {self.options.timeout:g} s (timeout)")
         if response.status_code == 304:
             return _Fetched(url, extra={"not_modified": 1})
         if response.status_code != 200:

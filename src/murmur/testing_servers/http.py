@@ -45,6 +45,8 @@ class _Reply(msgspec.Struct, kw_only=True):
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    trickle: float = 0.0
+    """Seconds between the body's bytes, sent one at a time (0: all at once)."""
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> _Reply:
@@ -77,7 +79,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
-        if reply.status != 304:
+        if reply.status != 304 and reply.trickle > 0:
+            for i in range(len(reply.body)):
+                if self.server.app.stopping.wait(reply.trickle):
+                    return
+                self.wfile.write(reply.body[i : i + 1])
+                self.wfile.flush()
+        elif reply.status != 304:
             self.wfile.write(reply.body)
 
     do_GET = _dispatch
@@ -198,11 +206,14 @@ class _LoopbackHTTP:
         headers: dict[str, str] | None = None,
         path: str = "/",
         times: int = 1,
+        trickle: float = 0.0,
     ) -> None:
         """Answer the next ``times`` requests whose path starts with ``path`` with this reply instead
-        of the real one: faults such as a 429 with ``Retry-After``, a 502 page, or a body that is not
-        what its ``Content-Encoding`` says."""
-        reply = _Reply(status=status, body=body, content_type="text/plain", headers=dict(headers or {}))
+        of the real one: faults such as a 429 with ``Retry-After``, a 502 page, a body that is not
+        what its ``Content-Encoding`` says, or one sent a byte every ``trickle`` seconds."""
+        reply = _Reply(
+            status=status, body=body, content_type="text/plain", headers=dict(headers or {}), trickle=trickle
+        )
         with self.lock:
             self._faults.extend([(path, reply)] * times)
 
