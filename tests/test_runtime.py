@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -117,3 +119,41 @@ def test_firehose_tier_has_nothing_to_backfill_and_stats_show_the_backfill(
     assert "backfill" not in capsys.readouterr().out
     print_stats({**result, "service": {**status, "backfilled": 7, "awaiting_backfill": 3}})
     assert "7 posts backfilled, 3 awaiting backfill" in capsys.readouterr().out
+
+
+def test_a_failing_write_stops_the_runtime_with_its_error_instead_of_hanging(tmp_path: Path) -> None:
+    import time
+
+    from murmur.types import Post
+
+    def failing_write(posts: object) -> None:
+        time.sleep(0.2)  # the main loop meanwhile fills the writer's queue and waits for room
+        msg = "disk full"
+        raise RuntimeError(msg)
+
+    hooks: list[Callable[[Sequence[Post]], None]] = [failing_write]
+
+    async def scenario(store: Store) -> str:
+        runtime = Runtime(
+            store,
+            [ListSource("bsky", "jetstream", [jetstream(i) for i in range(200)])],
+            Processor(PrivacyGate(key_file=tmp_path / "keys")),
+            batch_size=5,
+            flush_seconds=0.01,
+            hooks=hooks,
+            backfill_idle_seconds=None,
+        )
+        task = asyncio.ensure_future(runtime.run())
+        done, _ = await asyncio.wait({task}, timeout=5)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            return "hung"
+        with pytest.raises(RuntimeError, match="disk full"):
+            task.result()
+        return "stopped"
+
+    with Store.open(tmp_path / "m.duckdb") as store:
+        assert asyncio.run(scenario(store)) == "stopped"
+        assert store.cursor("bsky") is None  # nothing was committed

@@ -487,6 +487,22 @@ def _upgrade_in_worker(posts: list[Post]) -> list[Post]:
     return posts
 
 
+async def _offer(
+    inflight: asyncio.Queue[asyncio.Future[Processed] | None],
+    item: asyncio.Future[Processed] | None,
+    writer: asyncio.Task[None],
+) -> None:
+    """Put ``item`` in ``inflight`` for ``writer``, or give up (cancelling ``item``) when the writer
+    ends first: a writer that died (a failed store write, a component's error) takes no more work,
+    and waiting for room in its full queue would hang the runtime, SIGTERM included, for ever."""
+    put = asyncio.ensure_future(inflight.put(item))
+    await asyncio.wait((put, writer), return_when=asyncio.FIRST_COMPLETED)
+    if not put.done():
+        put.cancel()
+        if item is not None:
+            item.cancel()
+
+
 class Runtime:
     """Runs sources until they end (files, replays) or ``stop`` is set (SIGTERM), storing as it goes.
 
@@ -672,10 +688,13 @@ class Runtime:
         return out
 
     async def _put(
-        self, inflight: asyncio.Queue[asyncio.Future[Processed] | None], work: asyncio.Future[Processed]
+        self,
+        inflight: asyncio.Queue[asyncio.Future[Processed] | None],
+        work: asyncio.Future[Processed],
+        writer: asyncio.Task[None],
     ) -> None:
         self._busy += 1
-        await inflight.put(work)
+        await _offer(inflight, work, writer)
 
     def _finish(self, out: Processed) -> None:
         """In the runtime's process, in arrival order: stateful components, then the write."""
@@ -771,10 +790,10 @@ class Runtime:
                 events = await self.handoff.take(self.batch_size, wait)
                 if events:
                     self._last_input = time.monotonic()
-                    await self._put(inflight, asyncio.ensure_future(self._process(events)))
+                    await self._put(inflight, asyncio.ensure_future(self._process(events)), writer)
                 elif self._backfill_ready():
                     self._backfilling = True
-                    await self._put(inflight, asyncio.ensure_future(self._backfill()))
+                    await self._put(inflight, asyncio.ensure_future(self._backfill()), writer)
                 if stop.is_set():
                     break
                 if all(p.done() for p in pumps) and self.handoff.empty():
@@ -790,9 +809,9 @@ class Runtime:
                 while not writer.done() and not self.handoff.empty():
                     events = await self.handoff.take(self.batch_size, 0)
                     if events:
-                        await self._put(inflight, asyncio.ensure_future(self._process(events)))
+                        await self._put(inflight, asyncio.ensure_future(self._process(events)), writer)
                 if not writer.done():
-                    await inflight.put(None)
+                    await _offer(inflight, None, writer)
                 await writer
             finally:
                 if self._pool is not None:

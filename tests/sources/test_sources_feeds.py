@@ -4,13 +4,14 @@ documents, per-feed backoff."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from murmur.config import SourceConfig
-from murmur.sources.feeds import FeedSource, feed_source
+from murmur.sources.feeds import FeedSource, feed_source, retry_after
 from murmur.sources.normalize import normalize
 from murmur.testing import has_shared_data
 from murmur.testing_servers import FeedServer, real_feed_documents
@@ -112,3 +113,40 @@ def test_a_malformed_feed_is_still_passed_on(docs: dict[str, bytes]) -> None:
     with FeedServer({"uol.rss": broken}) as server:
         got = run(source(server.urls))
     assert [e.payload for e in got] == [broken]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_waited_out_before_the_feed_is_asked_again(
+    docs: dict[str, bytes], status: int
+) -> None:
+    with FeedServer(docs) as server:
+        server.inject(status, body=b"slow down", headers={"Retry-After": "30"}, path="/feeds/heise.atom")
+        # The backoff alone would ask again at the next poll, 0.05 s later.
+        src = source(server.urls, max_polls=12, interval=0.05, backoff_initial=0.01, backoff_max=60)
+        assert len(run(src)) == 2
+        assert "heise.atom" not in server.ok
+        assert src.stats.extra["failing"] == 1
+        assert f"HTTP {status}" in (src.stats.last_error or "")
+        server.inject(status, body=b"slow down", headers={"Retry-After": "1"}, path="/feeds/heise.atom")
+        src = source(server.urls, max_polls=40, interval=0.05, backoff_initial=0.01, backoff_max=60)
+        assert len(run(src)) == 3
+        assert server.ok["heise.atom"] == 1  # asked again once the second had passed
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert retry_after("120", now=now) == 120
+    assert retry_after("Wed, 01 May 2024 12:01:30 GMT", now=now) == 90
+    assert retry_after("Wed, 01 May 2024 11:00:00 GMT", now=now) == 0
+    assert retry_after("soon", now=now) == retry_after(None) == 0
+
+
+def test_a_feed_that_trickles_its_body_times_out_and_the_others_go_on(docs: dict[str, bytes]) -> None:
+    with FeedServer(docs) as server:
+        # A byte every 0.1 s: no single read waits for the timeout, the whole answer never comes.
+        server.inject(200, body=b"<rss>" + b" " * 400 + b"</rss>", path="/feeds/heise.atom", trickle=0.1)
+        src = source(server.urls, timeout=0.5)
+        got = asyncio.run(collect(src, None, wanted=None, identity=lambda e: e.position, quiet=1, limit_s=10))
+    assert len(got) == 2
+    assert src.stats.errors == 1
+    assert "0.5 s" in (src.stats.last_error or "")

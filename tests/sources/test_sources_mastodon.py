@@ -171,3 +171,28 @@ def test_polling_mode_picks_up_statuses_published_between_polls() -> None:
 
         got = asyncio.run(asyncio.wait_for(go(), 30))
     assert [status_id(e) for e in got] == [str(s["id"]) for s in statuses[:60]]
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_body_that_is_not_what_its_content_encoding_says_is_retried(streaming: bool) -> None:
+    statuses = mastodon_statuses_from_real_payloads()[:12]
+    with MastodonServer(statuses) as server:
+        # e.g. a proxy's error page labelled gzip: httpx.DecodingError, not a TransportError
+        server.inject(200, body=b"<html>bad gateway</html>", headers={"Content-Encoding": "gzip"})
+        src = source(server.url, streaming=streaming, max_polls=1)
+        got = run(src, {str(s["id"]) for s in statuses})
+    assert [status_id(e) for e in got] == [str(s["id"]) for s in statuses]
+    assert src.stats.errors == 1
+    assert "DecodingError" in (src.stats.last_error or "")
+
+
+def test_quiet_streams_that_live_and_drop_are_no_failed_attempts() -> None:
+    statuses = mastodon_statuses_from_real_payloads()[:12]
+    with MastodonServer(statuses, published=6) as server:
+        # Three streams in a row that greet, send a heartbeat and are closed (no status on them).
+        server.inject(200, body=b":)\n:thump\n\n", path="/api/v1/streaming/", times=3)
+        src = source(server.url, max_attempts=3)
+        got = run(src, {str(s["id"]) for s in statuses})
+        assert server.stream_connections == 1  # the fourth stream was the real one
+    assert [status_id(e) for e in got] == [str(s["id"]) for s in statuses]
+    assert src.stats.errors == 3

@@ -155,3 +155,15 @@ def test_falling_too_far_behind_counts_a_gap(things: list[dict[str, Any]]) -> No
 def test_bad_cursor_is_a_source_error(things: list[dict[str, Any]]) -> None:
     with RedditServer(things) as server, pytest.raises(SourceError, match="not a JSON object"):
         run(source(server, max_polls=1), "t3_abc")
+
+
+def test_a_body_that_is_not_what_its_content_encoding_says_is_retried(things: list[dict[str, Any]]) -> None:
+    with RedditServer(things) as server:
+        # e.g. a proxy's error page labelled gzip: httpx.DecodingError, not a TransportError
+        server.inject(200, body=b"<html>bad gateway</html>", headers={"Content-Encoding": "gzip"}, path="/r/")
+        src = source(server, initial_pages=50, max_polls=1)
+        got = run(src)
+        expected = [t["data"]["name"] for t in server.listed("t3", SUBS)]
+    assert [name(e) for e in got] == expected
+    assert src.stats.errors == 1
+    assert "DecodingError" in (src.stats.last_error or "")

@@ -8,16 +8,18 @@ only ``lastBuildDate``), emits nothing either. Otherwise the whole document is o
 
 A failing feed (network error, HTTP error) is retried after its own exponential backoff with full
 jitter (``backoff_initial`` .. ``backoff_max``) while the other feeds keep their schedule; it never
-stops the source. ``stats.extra["failing"]`` counts feeds in backoff now.
+stops the source. A 429 or 503 with ``Retry-After`` is not retried before that time (at most
+``backoff_max``). ``stats.extra["failing"]`` counts feeds in backoff now.
 
 Cursor: JSON ``{"seq": n, "feeds": {url: {"etag", "last_modified", "hash", "seen"}}}`` where ``seq``
 counts emitted documents (it only grows), ``hash`` is the last body's digest and ``seen`` holds short
 digests of the last document's item ids (at most ``max_seen_items``), so a restart neither fetches
 unchanged feeds again nor re-emits a document whose items are all stored.
 
-Options: ``urls`` (required, http/https), ``interval`` (300 s), ``max_polls`` (None: forever; one-shot
-runs and tests), ``timeout`` (30 s), ``concurrency`` (4 feeds fetched at once), ``user_agent``,
-``max_seen_items`` (1000), ``backoff_initial`` (60 s), ``backoff_max`` (3600 s).
+Options: ``urls`` (required, http/https), ``interval`` (300 s), ``max_polls`` (None: forever;
+one-shot runs and tests), ``timeout`` (30 s for the whole answer), ``concurrency`` (4 feeds fetched
+at once), ``user_agent``, ``max_seen_items`` (1000), ``backoff_initial`` (60 s), ``backoff_max``
+(3600 s).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -86,11 +90,30 @@ class _Fetched:
     state: FeedState | None = None
     body: bytes | None = None
     error: str | None = None
+    retry_after: float = 0.0
+    """Seconds the server asked us to wait (``Retry-After`` on a 429 or 503)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _digest(data: bytes, size: int = 8) -> str:
     return hashlib.blake2b(data, digest_size=size).hexdigest()
+
+
+def retry_after(value: str | None, *, now: datetime | None = None) -> float:
+    """The seconds of a ``Retry-After`` header (delay-seconds or an HTTP date); 0 when absent or
+    unreadable."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 def _split(seen: str) -> set[str]:
@@ -132,13 +155,20 @@ class FeedSource:
         if state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
         try:
-            response = await client.get(url, headers=headers)
+            # ``timeout`` bounds the whole answer, not only each read: a server that trickles its
+            # body would otherwise hold this poll, and every other feed with it, for ever.
+            async with asyncio.timeout(self.options.timeout):
+                response = await client.get(url, headers=headers)
         except httpx.HTTPError as exc:
             return _Fetched(url, error=f"{type(exc).__name__}: {exc}")
+        except TimeoutError:
+            return _Fetched(url, error=f"no complete answer within {self.options.timeout:g} s (timeout)")
         if response.status_code == 304:
             return _Fetched(url, extra={"not_modified": 1})
         if response.status_code != 200:
-            return _Fetched(url, error=f"HTTP {response.status_code}")
+            status = response.status_code
+            wait = retry_after(response.headers.get("Retry-After")) if status in (429, 503) else 0.0
+            return _Fetched(url, error=f"HTTP {status}", retry_after=wait)
         body = response.content
         new = FeedState(
             etag=response.headers.get("ETag"),
@@ -192,6 +222,8 @@ class FeedSource:
             self.stats.errors += 1
             self.stats.last_error = f"{fetched.url}: {fetched.error}"
             delay = schedule.backoff.next_delay()
+            # A server that said how long to wait is not asked sooner (at most backoff_max).
+            delay = max(delay, min(fetched.retry_after, schedule.backoff.maximum))
             schedule.next_try = time.monotonic() + delay
             log.warning("feed %s: %s; next try in %.1f s", fetched.url, fetched.error, delay)
             return None

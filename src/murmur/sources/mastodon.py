@@ -303,6 +303,18 @@ class MastodonSource:
             "%s: more than %d backfill pages behind; the rest is skipped (a gap)", self._where(), pages
         )
 
+    @staticmethod
+    async def _alive(lines: AsyncIterator[str], backoff: Backoff) -> AsyncIterator[str]:
+        """``lines``, resetting ``backoff`` from the second line on (Mastodon greets with ``:)``, then
+        sends ``:thump`` heartbeats): a quiet stream that lived and was then closed is no failed
+        attempt, or ``max_attempts`` quiet drops in a row, over days, would stop the source."""
+        first = True
+        async for line in lines:
+            if not first:
+                backoff.reset()
+            first = False
+            yield line
+
     async def _stream(self, client: httpx.AsyncClient, backoff: Backoff) -> AsyncIterator[RawEvent]:
         opts = self.options
         url = (opts.streaming_url or opts.base_url) + self._stream_path
@@ -314,8 +326,7 @@ class MastodonSource:
             self._check(response)
             async for event in self._backfill(client):
                 yield event
-            async for name, data in parse_sse(response.aiter_lines()):
-                backoff.reset()
+            async for name, data in parse_sse(self._alive(response.aiter_lines(), backoff)):
                 if name in ("update", "status.update"):
                     raw = self._status_event(data.encode(), edit=name == "status.update")
                     if raw is not None:
@@ -349,7 +360,7 @@ class MastodonSource:
                             return
                         attempts = 0
                         await asyncio.sleep(opts.poll_interval)
-                except (_Retryable, httpx.TransportError) as exc:
+                except (_Retryable, httpx.RequestError) as exc:
                     self.stats.errors += 1
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     await backoff.wait(self._where(), exc)

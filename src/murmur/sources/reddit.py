@@ -287,7 +287,7 @@ class RedditSource:
                                 self.stats.lag_seconds = max(time.time() - thing.data.created_utc, 0.0)
                             self.stats.events += 1
                             yield RawEvent(self.id, FORMAT, raw, orjson.dumps(self._newest).decode())
-                except (_Retryable, httpx.TransportError) as exc:
+                except (_Retryable, httpx.RequestError) as exc:
                     self.stats.errors += 1
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     self.stats.reconnects += 1

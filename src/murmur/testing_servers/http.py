@@ -45,6 +45,8 @@ class _Reply(msgspec.Struct, kw_only=True):
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    trickle: float = 0.0
+    """Seconds between the body's bytes, sent one at a time (0: all at once)."""
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> _Reply:
@@ -66,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
         )
-        reply = self.server.app.route(request, self)
+        reply = self.server.app.injected(request) or self.server.app.route(request, self)
         if reply is None:  # the route streamed its own response
             self.close_connection = True
             return
@@ -77,7 +79,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
-        if reply.status != 304:
+        if reply.status != 304 and reply.trickle > 0:
+            for i in range(len(reply.body)):
+                if self.server.app.stopping.wait(reply.trickle):
+                    return
+                self.wfile.write(reply.body[i : i + 1])
+                self.wfile.flush()
+        elif reply.status != 304:
             self.wfile.write(reply.body)
 
     do_GET = _dispatch
@@ -146,6 +154,7 @@ class _LoopbackHTTP:
         self.stopping = threading.Event()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._faults: list[tuple[str, _Reply]] = []
 
     @property
     def url(self) -> str:
@@ -188,6 +197,33 @@ class _LoopbackHTTP:
 
     def route(self, request: _Request, handler: _Handler) -> _Reply | None:
         raise NotImplementedError
+
+    def inject(
+        self,
+        status: int,
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        path: str = "/",
+        times: int = 1,
+        trickle: float = 0.0,
+    ) -> None:
+        """Answer the next ``times`` requests whose path starts with ``path`` with this reply instead
+        of the real one: faults such as a 429 with ``Retry-After``, a 502 page, a body that is not
+        what its ``Content-Encoding`` says, or one sent a byte every ``trickle`` seconds."""
+        reply = _Reply(
+            status=status, body=body, content_type="text/plain", headers=dict(headers or {}), trickle=trickle
+        )
+        with self.lock:
+            self._faults.extend([(path, reply)] * times)
+
+    def injected(self, request: _Request) -> _Reply | None:
+        with self.lock:
+            for i, (path, reply) in enumerate(self._faults):
+                if request.path.startswith(path):
+                    del self._faults[i]
+                    return reply
+        return None
 
     def _sse(self, handler: _Handler) -> Callable[[bytes], None]:
         handler.send_response(200)
