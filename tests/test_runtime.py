@@ -8,10 +8,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from murmur.enrich.base import Pipeline
 from murmur.privacy import PrivacyGate
 from murmur.runtime import Processor, Runtime
 from murmur.store import Store
 from murmur.testing import ListSource, jetstream_commit
+from murmur.types import Post
 
 
 def jetstream(i: int, *, op: str = "create", text: str | None = None, did: str = "did:plc:alice") -> bytes:
@@ -124,8 +126,6 @@ def test_firehose_tier_has_nothing_to_backfill_and_stats_show_the_backfill(
 def test_a_failing_write_stops_the_runtime_with_its_error_instead_of_hanging(tmp_path: Path) -> None:
     import time
 
-    from murmur.types import Post
-
     def failing_write(posts: object) -> None:
         time.sleep(0.2)  # the main loop meanwhile fills the writer's queue and waits for room
         msg = "disk full"
@@ -157,3 +157,57 @@ def test_a_failing_write_stops_the_runtime_with_its_error_instead_of_hanging(tmp
     with Store.open(tmp_path / "m.duckdb") as store:
         assert asyncio.run(scenario(store)) == "stopped"
         assert store.cursor("bsky") is None  # nothing was committed
+
+
+class Fragile:
+    """A component that fails on posts saying "boom" (or on every post, when ``always``)."""
+
+    name = "test.fragile@1"
+    requires: frozenset[str] = frozenset()
+    assigns: frozenset[str] = frozenset({"sentiment_model"})
+
+    def __init__(self, *, always: bool = False) -> None:
+        self.always = always
+
+    def process(self, posts: Sequence[Post]) -> None:
+        for post in posts:
+            if self.always or "boom" in post.text:
+                msg = f"cannot read {post.text[:12]!r}"
+                raise ValueError(msg)
+            post.sentiment_model = "fragile"
+
+
+def run_fragile(store: Store, payloads: list[bytes], tmp: Path, fragile: Fragile) -> Runtime:
+    runtime = Runtime(
+        store,
+        [ListSource("bsky", "jetstream", payloads)],
+        Processor(PrivacyGate(key_file=tmp / "keys"), Pipeline([fragile])),
+        batch_size=50,
+        flush_seconds=0.01,
+        backfill_idle_seconds=None,
+    )
+    asyncio.run(runtime.run())
+    return runtime
+
+
+def test_a_post_that_breaks_enrichment_is_quarantined_and_the_stream_goes_on(tmp_path: Path) -> None:
+    # A restart would replay such a post and fail on it again: stopping would stop the service for good.
+    payloads = [jetstream(i) for i in range(20)]
+    payloads[7] = jetstream(7, text="boom goes the parser")
+    with Store.open(tmp_path / "m.duckdb") as store:
+        runtime = run_fragile(store, payloads, tmp_path, Fragile())
+        assert runtime.stats.posts == 19
+        stored = store.conn.execute("SELECT DISTINCT sentiment_model FROM posts").fetchall()
+        assert stored == [("fragile",)]
+        rows = store.conn.execute("SELECT source_id, position, reason FROM quarantine").fetchall()
+        assert rows == [("bsky", "8", "enrichment error: ValueError: cannot read 'boom goes th'")]
+        assert store.cursor("bsky") == "20"
+
+
+def test_an_enrichment_failure_of_every_post_stops_the_runtime(tmp_path: Path) -> None:
+    # a model that cannot run is no post's fault: quarantining the whole stream would lose it
+    with Store.open(tmp_path / "m.duckdb") as store:
+        with pytest.raises(ValueError, match="cannot read"):
+            run_fragile(store, [jetstream(i) for i in range(5)], tmp_path, Fragile(always=True))
+        assert store.cursor("bsky") is None
+        assert store.conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)

@@ -204,7 +204,9 @@ class Processor:
     def process(self, events: Sequence[RawEvent], *, now: datetime | None = None) -> Processed:
         now = now or datetime.now(UTC)
         drafts: list[Draft] = []
+        origins: list[RawEvent] = []  # the event each draft came from
         posts: list[Post] = []
+        posted: list[RawEvent] = []  # the event each post came from
         out = Processed(PostBatch(posts), [], [], {})
         for ev in events:
             out.cursors[ev.source_id] = ev.position
@@ -225,10 +227,12 @@ class Processor:
                     out.deletions.append(self.gate.delete(item, now=now))
                 else:
                     drafts.append(item)
+                    origins.append(ev)
             out.normalized[ev.source_id] = out.normalized.get(ev.source_id, 0) + 1
-        for draft in drafts:
+        for draft, origin in zip(drafts, origins, strict=True):
             try:
                 posts.append(self.gate.apply(draft, now=now))
+                posted.append(origin)
             except Exception as exc:  # same rule: quarantine, never stop
                 log.exception("privacy gate failed on a %s post", draft.platform)
                 out.quarantine.append(
@@ -242,10 +246,44 @@ class Processor:
                     )
                 )
         if self.pipeline is not None:
-            self.pipeline.process(posts)
+            try:
+                self.pipeline.process(posts)
+            except Exception as exc:
+                out.batch = PostBatch(self._enrich_alone(posts, posted, out, exc))
             out.timings = dict(self.pipeline.timings)
             self.pipeline.timings.clear()
         return out
+
+    def _enrich_alone(
+        self, posts: list[Post], origins: list[RawEvent], out: Processed, error: Exception
+    ) -> list[Post]:
+        """The batch failed in enrichment: each post is enriched alone, and one that fails alone is
+        quarantined with the error (its event's source and position), so one odd post cannot stop
+        the stream (a restart would replay it and fail again). A failure that is no post's own,
+        where the warm-up post fails too or every post fails, is raised: a model that cannot run
+        must stop the service with its error, not quarantine the whole stream."""
+        assert self.pipeline is not None
+        log.error("enrichment failed on a batch of %d posts (%s): trying them one by one", len(posts), error)
+        try:
+            self.pipeline.split()[0].process([_warmup_post()])
+        except Exception:
+            raise error from None
+        kept: list[Post] = []
+        failed: list[tuple[RawEvent, str]] = []
+        for post, origin in zip(posts, origins, strict=True):
+            try:
+                self.pipeline.process([post])
+            except Exception as exc:
+                failed.append((origin, f"enrichment error: {type(exc).__name__}: {exc}"))
+            else:
+                kept.append(post)
+        if not kept and len(posts) > 1:
+            raise error
+        for origin, reason in failed:
+            log.error("post from %s at %s quarantined: %s", origin.source_id, origin.position, reason)
+            out.quarantine.append(_quarantine(origin, reason[:500], None))
+            out.quarantined[origin.source_id] = out.quarantined.get(origin.source_id, 0) + 1
+        return kept
 
 
 def _quarantine(ev: RawEvent, reason: str, field_name: str | None) -> QuarantineRecord:
