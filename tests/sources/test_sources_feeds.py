@@ -150,3 +150,16 @@ def test_a_feed_that_trickles_its_body_times_out_and_the_others_go_on(docs: dict
     assert len(got) == 2
     assert src.stats.errors == 1
     assert "0.5 s" in (src.stats.last_error or "")
+
+
+def test_a_feed_larger_than_the_limit_is_not_read_into_memory(docs: dict[str, bytes]) -> None:
+    from murmur.sources.normalize._common import MAX_FEED_BYTES
+
+    with FeedServer(docs) as server:
+        # a URL serving a huge file: the read stops past the limit, the other feeds go on
+        server.inject(200, body=b"<rss>" + b" " * MAX_FEED_BYTES + b"</rss>", path="/feeds/heise.atom")
+        src = source(server.urls)
+        got = run(src)
+    assert len(got) == 2
+    assert src.stats.errors == 1
+    assert "larger than 8,388,608 bytes" in (src.stats.last_error or "")
