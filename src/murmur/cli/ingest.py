@@ -153,6 +153,9 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load(config, db)
             days = older_than_days if older_than_days is not None else cfg.privacy.retention_days
+            if not Path(cfg.store.path).exists():  # Store.open would create an empty store
+                msg = f"store {cfg.store.path} does not exist: nothing to purge"
+                raise fail(msg)
             with Store.open(cfg.store.path) as store:
                 removed = purge_expired(store, days)
         except StoreLockedError as exc:
