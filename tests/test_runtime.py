@@ -117,3 +117,22 @@ def test_firehose_tier_has_nothing_to_backfill_and_stats_show_the_backfill(
     assert "backfill" not in capsys.readouterr().out
     print_stats({**result, "service": {**status, "backfilled": 7, "awaiting_backfill": 3}})
     assert "7 posts backfilled, 3 awaiting backfill" in capsys.readouterr().out
+
+
+def test_status_counts_posts_and_deletions_per_source(tmp_path: Path) -> None:
+    # status.json ("counters per source", shown by `murmur stats --json`) said posts 0 and deletions
+    # 0 for every source, whatever they had stored.
+    payloads = [jetstream(i) for i in range(6)] + [jetstream(2, op="delete")]
+    with Store.open(tmp_path / "m.duckdb") as store:
+        runtime = Runtime(
+            store,
+            [ListSource("bsky", "jetstream", payloads), ListSource("more", "jetstream", payloads[:3])],
+            Processor(PrivacyGate(key_file=tmp_path / "keys")),
+            status_file=tmp_path / "status.json",
+            flush_seconds=0.01,
+        )
+        stats = asyncio.run(runtime.run())
+    sources = orjson.loads((tmp_path / "status.json").read_bytes())["sources"]
+    counts = {sid: (c["posts"], c["deletions"]) for sid, c in sources.items()}
+    assert counts == {"bsky": (6, 1), "more": (3, 0)}
+    assert sum(c.posts for c in stats.sources.values()) == stats.posts

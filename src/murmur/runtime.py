@@ -188,6 +188,10 @@ class Processed:
     normalized: dict[str, int] = field(default_factory=dict)
     """Events per source that normalized (the rest of the batch's events were quarantined)."""
     quarantined: dict[str, int] = field(default_factory=dict)
+    posted: dict[str, int] = field(default_factory=dict)
+    """Posts per source that passed the privacy gate (what the source's ``posts`` counter adds)."""
+    deleted: dict[str, int] = field(default_factory=dict)
+    """Deletions per source."""
     timings: dict[str, ComponentTiming] = field(default_factory=dict)
     backfilled: bool = False
     """A backfill chunk: stored posts upgraded, not new input (no ordered stage, no batch counted)."""
@@ -203,7 +207,7 @@ class Processor:
 
     def process(self, events: Sequence[RawEvent], *, now: datetime | None = None) -> Processed:
         now = now or datetime.now(UTC)
-        drafts: list[Draft] = []
+        drafts: list[tuple[str, Draft]] = []
         posts: list[Post] = []
         out = Processed(PostBatch(posts), [], [], {})
         for ev in events:
@@ -223,12 +227,14 @@ class Processor:
             for item in items:
                 if isinstance(item, Deletion):
                     out.deletions.append(self.gate.delete(item, now=now))
+                    out.deleted[ev.source_id] = out.deleted.get(ev.source_id, 0) + 1
                 else:
-                    drafts.append(item)
+                    drafts.append((ev.source_id, item))
             out.normalized[ev.source_id] = out.normalized.get(ev.source_id, 0) + 1
-        for draft in drafts:
+        for source_id, draft in drafts:
             try:
                 posts.append(self.gate.apply(draft, now=now))
+                out.posted[source_id] = out.posted.get(source_id, 0) + 1
             except Exception as exc:  # same rule: quarantine, never stop
                 log.exception("privacy gate failed on a %s post", draft.platform)
                 out.quarantine.append(
@@ -710,6 +716,10 @@ class Runtime:
             stats.sources.setdefault(sid, SourceCounters()).events += n
         for sid, n in out.quarantined.items():
             stats.sources.setdefault(sid, SourceCounters()).quarantined += n
+        for sid, n in out.posted.items():
+            stats.sources.setdefault(sid, SourceCounters()).posts += n
+        for sid, n in out.deleted.items():
+            stats.sources.setdefault(sid, SourceCounters()).deletions += n
         for sid, pos in out.cursors.items():
             stats.sources.setdefault(sid, SourceCounters()).position = pos
         for name, t in out.timings.items():
