@@ -102,8 +102,11 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
         parsed: Any = value
         if "list" in str(typ):
             parsed = [v.strip() for v in value.split(",") if v.strip()]
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):  # `store = "x"`: the validation below names it
+            continue
         try:
-            raw.setdefault(section, {})[key] = msgspec.convert(parsed, typ, strict=False)
+            table[key] = msgspec.convert(parsed, typ, strict=False)
         except msgspec.ValidationError as exc:
             msg = f"environment variable {name}={value!r}: {exc}"
             raise ConfigError(msg) from None
@@ -111,7 +114,10 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
 
 def _lift_source_options(raw: dict[str, Any]) -> None:
     """``[[sources]]`` tables keep their type-specific keys next to ``id``/``type``."""
-    for entry in raw.get("sources", []):
+    entries = raw.get("sources", [])
+    if not isinstance(entries, list):  # `sources = 3`: the validation below names it
+        return
+    for entry in entries:
         if isinstance(entry, dict):
             options = entry.setdefault("options", {})
             for key in [k for k in entry if k not in ("id", "type", "options")]:
