@@ -53,6 +53,11 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], needle: s
         ("[[sources]]\nid = 'a'\ntype = 'file'\n[[sources]]\nid = 'a'\ntype = 'file'\n", "used twice"),
         ("[store\n", "not valid TOML"),
         ("sources = 3\n", r"\$\.sources"),  # was a TypeError traceback
+        # were accepted and silently taken as 1 (workers: in-process), 1 and 0
+        ("[enrich]\nworkers = 0\n", "enrich.workers must be at least 1"),
+        ("[enrich]\nbackfill_chunk = -5\n", "enrich.backfill_chunk must be at least 1"),
+        ("[enrich]\nbackfill_idle_seconds = -1.0\n", "enrich.backfill_idle_seconds"),
+        ("[enrich]\nbackfill_idle_seconds = nan\n", "enrich.backfill_idle_seconds"),
     ],
 )
 def test_bad_config_files_say_what_and_where(tmp_path: Path, text: str, needle: str) -> None:

@@ -21,6 +21,7 @@ Any scalar key can be overridden from the environment as ``MURMUR_<SECTION>_<KEY
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -140,6 +141,16 @@ def parse_config(
         raise ConfigError(msg)
     if config.privacy.retention_days < 1:
         msg = f"{origin}: privacy.retention_days must be at least 1, got {config.privacy.retention_days}"
+        raise ConfigError(msg)
+    enrich = config.enrich
+    if enrich.workers is not None and enrich.workers < 1:
+        msg = f"{origin}: enrich.workers must be at least 1 (or unset), got {enrich.workers}"
+        raise ConfigError(msg)
+    if enrich.backfill_chunk < 1:
+        msg = f"{origin}: enrich.backfill_chunk must be at least 1, got {enrich.backfill_chunk}"
+        raise ConfigError(msg)
+    if not 0 <= (idle := enrich.backfill_idle_seconds) < math.inf:
+        msg = f"{origin}: enrich.backfill_idle_seconds must be a number >= 0, got {idle}"
         raise ConfigError(msg)
     seen: set[str] = set()
     for i, source in enumerate(config.sources):
