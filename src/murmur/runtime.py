@@ -96,6 +96,9 @@ class RuntimeStats:
     """Firehose-labelled posts still waiting for the backfill (None: no backfill in this pipeline,
     or not counted yet)."""
     sources: dict[str, SourceCounters] = field(default_factory=dict)
+    interrupted: bool = False
+    """Stopped (``stop``: SIGTERM, Ctrl-C) before every source had ended: a file source was not read
+    to its end."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -786,6 +789,7 @@ class Runtime:
                     self._backfilling = True
                     await self._put(inflight, asyncio.ensure_future(self._backfill()))
                 if stop.is_set():
+                    self.stats.interrupted = not all(p.done() for p in pumps)
                     break
                 if all(p.done() for p in pumps) and self.handoff.empty():
                     break

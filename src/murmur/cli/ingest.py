@@ -107,6 +107,9 @@ def register(app: typer.Typer) -> None:
                 name = sid.removeprefix("import:")
                 error(why if Path(name).name in why else f"{name}: {why}")
             raise typer.Exit(2)
+        if stats.interrupted:  # Ctrl-C / SIGTERM: what was read is stored, the rest was not read
+            error("interrupted before the end of the files; run the same command again to import the rest")
+            raise typer.Exit(130)
 
     @app.command("run")
     def run_cmd(config: ConfigOpt = None, db: DbOpt = None) -> None:
