@@ -52,6 +52,12 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], needle: s
         ("[store]\npth = 'x'\n", "pth"),
         ("[[sources]]\nid = 'a'\ntype = 'file'\n[[sources]]\nid = 'a'\ntype = 'file'\n", "used twice"),
         ("[store\n", "not valid TOML"),
+        ("sources = 3\n", r"\$\.sources"),  # was a TypeError traceback
+        # were accepted and silently taken as 1 (workers: in-process), 1 and 0
+        ("[enrich]\nworkers = 0\n", "enrich.workers must be at least 1"),
+        ("[enrich]\nbackfill_chunk = -5\n", "enrich.backfill_chunk must be at least 1"),
+        ("[enrich]\nbackfill_idle_seconds = -1.0\n", "enrich.backfill_idle_seconds"),
+        ("[enrich]\nbackfill_idle_seconds = nan\n", "enrich.backfill_idle_seconds"),
     ],
 )
 def test_bad_config_files_say_what_and_where(tmp_path: Path, text: str, needle: str) -> None:
@@ -65,3 +71,11 @@ def test_bad_config_files_say_what_and_where(tmp_path: Path, text: str, needle: 
 def test_source_options_are_lifted_into_options() -> None:
     cfg = parse_config({"sources": [{"id": "b", "type": "jetstream", "url": "ws://x"}]}, env={})
     assert cfg.sources[0].options == {"url": "ws://x"}
+
+
+def test_a_section_that_is_not_a_table_is_named_also_with_an_environment_override(tmp_path: Path) -> None:
+    path = tmp_path / "murmur.toml"
+    path.write_text("store = 'm.duckdb'\n")  # `[store]` forgotten: was a TypeError traceback
+    with pytest.raises(ConfigError, match=r"\$\.store") as info:
+        load_config(path, env={"MURMUR_STORE_PATH": "/data/m.duckdb"})
+    assert str(path) in str(info.value)

@@ -40,3 +40,12 @@ def test_demo_refuses_a_workdir_holding_other_files(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "holds other files (notes.txt)" in res.output
     assert (tmp_path / "notes.txt").read_text() == "mine"  # the demo deleted its workdir, whatever it held
+
+
+def test_demo_with_an_unknown_tier_fails_before_it_deletes_the_earlier_demo(tmp_path: Path) -> None:
+    earlier = tmp_path / "demo.duckdb"
+    earlier.write_bytes(b"an earlier demo's store")
+    res = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path), "--tier", "fast"])
+    assert res.exit_code == 2
+    assert "--tier" in res.output
+    assert earlier.read_bytes() == b"an earlier demo's store"  # it was deleted, then the run failed

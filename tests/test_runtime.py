@@ -197,6 +197,7 @@ def test_a_post_that_breaks_enrichment_is_quarantined_and_the_stream_goes_on(tmp
     with Store.open(tmp_path / "m.duckdb") as store:
         runtime = run_fragile(store, payloads, tmp_path, Fragile())
         assert runtime.stats.posts == 19
+        assert runtime.stats.sources["bsky"].posts == 19
         stored = store.conn.execute("SELECT DISTINCT sentiment_model FROM posts").fetchall()
         assert stored == [("fragile",)]
         rows = store.conn.execute("SELECT source_id, position, reason FROM quarantine").fetchall()
@@ -211,3 +212,22 @@ def test_an_enrichment_failure_of_every_post_stops_the_runtime(tmp_path: Path) -
             run_fragile(store, [jetstream(i) for i in range(5)], tmp_path, Fragile(always=True))
         assert store.cursor("bsky") is None
         assert store.conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+
+
+def test_status_counts_posts_and_deletions_per_source(tmp_path: Path) -> None:
+    # status.json ("counters per source", shown by `murmur stats --json`) said posts 0 and deletions
+    # 0 for every source, whatever they had stored.
+    payloads = [jetstream(i) for i in range(6)] + [jetstream(2, op="delete")]
+    with Store.open(tmp_path / "m.duckdb") as store:
+        runtime = Runtime(
+            store,
+            [ListSource("bsky", "jetstream", payloads), ListSource("more", "jetstream", payloads[:3])],
+            Processor(PrivacyGate(key_file=tmp_path / "keys")),
+            status_file=tmp_path / "status.json",
+            flush_seconds=0.01,
+        )
+        stats = asyncio.run(runtime.run())
+    sources = orjson.loads((tmp_path / "status.json").read_bytes())["sources"]
+    counts = {sid: (c["posts"], c["deletions"]) for sid, c in sources.items()}
+    assert counts == {"bsky": (6, 1), "more": (3, 0)}
+    assert sum(c.posts for c in stats.sources.values()) == stats.posts

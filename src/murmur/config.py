@@ -21,6 +21,7 @@ Any scalar key can be overridden from the environment as ``MURMUR_<SECTION>_<KEY
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -102,8 +103,11 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
         parsed: Any = value
         if "list" in str(typ):
             parsed = [v.strip() for v in value.split(",") if v.strip()]
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):  # `store = "x"`: the validation below names it
+            continue
         try:
-            raw.setdefault(section, {})[key] = msgspec.convert(parsed, typ, strict=False)
+            table[key] = msgspec.convert(parsed, typ, strict=False)
         except msgspec.ValidationError as exc:
             msg = f"environment variable {name}={value!r}: {exc}"
             raise ConfigError(msg) from None
@@ -111,7 +115,10 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
 
 def _lift_source_options(raw: dict[str, Any]) -> None:
     """``[[sources]]`` tables keep their type-specific keys next to ``id``/``type``."""
-    for entry in raw.get("sources", []):
+    entries = raw.get("sources", [])
+    if not isinstance(entries, list):  # `sources = 3`: the validation below names it
+        return
+    for entry in entries:
         if isinstance(entry, dict):
             options = entry.setdefault("options", {})
             for key in [k for k in entry if k not in ("id", "type", "options")]:
@@ -134,6 +141,16 @@ def parse_config(
         raise ConfigError(msg)
     if config.privacy.retention_days < 1:
         msg = f"{origin}: privacy.retention_days must be at least 1, got {config.privacy.retention_days}"
+        raise ConfigError(msg)
+    enrich = config.enrich
+    if enrich.workers is not None and enrich.workers < 1:
+        msg = f"{origin}: enrich.workers must be at least 1 (or unset), got {enrich.workers}"
+        raise ConfigError(msg)
+    if enrich.backfill_chunk < 1:
+        msg = f"{origin}: enrich.backfill_chunk must be at least 1, got {enrich.backfill_chunk}"
+        raise ConfigError(msg)
+    if not 0 <= (idle := enrich.backfill_idle_seconds) < math.inf:
+        msg = f"{origin}: enrich.backfill_idle_seconds must be a number >= 0, got {idle}"
         raise ConfigError(msg)
     seen: set[str] = set()
     for i, source in enumerate(config.sources):

@@ -96,6 +96,9 @@ class RuntimeStats:
     """Firehose-labelled posts still waiting for the backfill (None: no backfill in this pipeline,
     or not counted yet)."""
     sources: dict[str, SourceCounters] = field(default_factory=dict)
+    interrupted: bool = False
+    """Stopped (``stop``: SIGTERM, Ctrl-C) before every source had ended: a file source was not read
+    to its end."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -188,6 +191,10 @@ class Processed:
     normalized: dict[str, int] = field(default_factory=dict)
     """Events per source that normalized (the rest of the batch's events were quarantined)."""
     quarantined: dict[str, int] = field(default_factory=dict)
+    posted: dict[str, int] = field(default_factory=dict)
+    """Posts per source that passed the privacy gate (what the source's ``posts`` counter adds)."""
+    deleted: dict[str, int] = field(default_factory=dict)
+    """Deletions per source."""
     timings: dict[str, ComponentTiming] = field(default_factory=dict)
     backfilled: bool = False
     """A backfill chunk: stored posts upgraded, not new input (no ordered stage, no batch counted)."""
@@ -225,6 +232,7 @@ class Processor:
             for item in items:
                 if isinstance(item, Deletion):
                     out.deletions.append(self.gate.delete(item, now=now))
+                    out.deleted[ev.source_id] = out.deleted.get(ev.source_id, 0) + 1
                 else:
                     drafts.append(item)
                     origins.append(ev)
@@ -233,6 +241,7 @@ class Processor:
             try:
                 posts.append(self.gate.apply(draft, now=now))
                 posted.append(origin)
+                out.posted[origin.source_id] = out.posted.get(origin.source_id, 0) + 1
             except Exception as exc:  # same rule: quarantine, never stop
                 log.exception("privacy gate failed on a %s post", draft.platform)
                 out.quarantine.append(
@@ -283,6 +292,7 @@ class Processor:
             log.error("post from %s at %s quarantined: %s", origin.source_id, origin.position, reason)
             out.quarantine.append(_quarantine(origin, reason[:500], None))
             out.quarantined[origin.source_id] = out.quarantined.get(origin.source_id, 0) + 1
+            out.posted[origin.source_id] -= 1
         return kept
 
 
@@ -767,6 +777,10 @@ class Runtime:
             stats.sources.setdefault(sid, SourceCounters()).events += n
         for sid, n in out.quarantined.items():
             stats.sources.setdefault(sid, SourceCounters()).quarantined += n
+        for sid, n in out.posted.items():
+            stats.sources.setdefault(sid, SourceCounters()).posts += n
+        for sid, n in out.deleted.items():
+            stats.sources.setdefault(sid, SourceCounters()).deletions += n
         for sid, pos in out.cursors.items():
             stats.sources.setdefault(sid, SourceCounters()).position = pos
         for name, t in out.timings.items():
@@ -833,6 +847,7 @@ class Runtime:
                     self._backfilling = True
                     await self._put(inflight, asyncio.ensure_future(self._backfill()), writer)
                 if stop.is_set():
+                    self.stats.interrupted = not all(p.done() for p in pumps)
                     break
                 if all(p.done() for p in pumps) and self.handoff.empty():
                     break

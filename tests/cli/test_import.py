@@ -4,11 +4,19 @@ while the files that could be read are stored."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
 from typer.testing import CliRunner
 
+from murmur.cli import ingest
 from murmur.cli.main import app
+from murmur.config import Config
+from murmur.runtime import RuntimeStats
 
 
 def test_an_unreadable_file_fails_the_import_and_the_others_are_stored(tmp_path: Path) -> None:
@@ -34,3 +42,34 @@ def test_an_unreadable_file_fails_the_import_and_the_others_are_stored(tmp_path:
     ok = CliRunner().invoke(app, ["import", str(good), "-c", str(config), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["unread"] == {}
+
+
+def test_an_import_stopped_by_ctrl_c_says_so_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(
+        b"".join(
+            orjson.dumps({"id": str(i), "text": f"storm {i}", "created_at": "2026-12-01T10:00:00Z"}) + b"\n"
+            for i in range(3000)
+        )
+    )
+    from murmur.service import run_service as real
+
+    async def ctrl_c_after_the_first_batch(cfg: Config, **kw: Any) -> RuntimeStats:
+        kw["on_batch"] = lambda stats: os.kill(os.getpid(), signal.SIGINT)
+        kw["batch_size"] = 100  # a hand-off of 1,000 events: the file is not all read at the first batch
+        return await real(cfg, **kw)
+
+    monkeypatch.setattr(ingest, "run_service", ctrl_c_after_the_first_batch)
+    config = tmp_path / "murmur.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "m.duckdb"}"\n[enrich]\ntier = "none"\n')
+    res = CliRunner().invoke(app, ["import", str(rows), "-c", str(config), "--json"])
+    # It printed the partial count and exited 0, as if the whole file had been imported.
+    assert res.exit_code == 130
+    assert json.loads(res.stdout)["posts"] < 3000
+    assert "interrupted" in res.stderr
+    monkeypatch.setattr(ingest, "run_service", real)
+    rest = CliRunner().invoke(app, ["import", str(rows), "-c", str(config), "--json"])
+    assert rest.exit_code == 0, rest.output
+    assert json.loads(res.stdout)["posts"] + json.loads(rest.stdout)["posts"] == 3000

@@ -49,3 +49,11 @@ def test_purge_refuses_negative_days(tmp_path: Path) -> None:
         assert reader.query("SELECT count(*) AS n FROM posts").column("n").to_pylist() == [1]
     finally:
         reader.close()
+
+
+def test_purge_of_a_store_that_does_not_exist_fails_and_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "typo.duckdb"
+    res = CliRunner().invoke(app, ["purge", "--db", str(db)])
+    assert res.exit_code == 2  # it said "purged before ...: 0 posts" and left a new empty store
+    assert "does not exist" in res.output
+    assert not db.exists()

@@ -48,6 +48,23 @@ def test_store_stats_is_audited(tmp_path: Path) -> None:
     assert events == ["stats"]
 
 
+def test_grouped_counts_are_audited(tmp_path: Path) -> None:
+    # `murmur demo`'s top hashtags, domains and sentiments were queried without an audit event.
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def hook(action: str, details: Mapping[str, Any]) -> None:
+        events.append((action, dict(details)))
+
+    store = open_store(tmp_path, [post("p1", "storm", hashtags=("storm",))])
+    add_audit_hook(hook)
+    try:
+        grouped_counts(DirectReader(store.conn.cursor()), ["hashtag"], k=5)
+    finally:
+        remove_audit_hook(hook)
+        store.close()
+    assert events == [("counts", {"by": ["hashtag"], "table": "posts"})]
+
+
 def test_a_lone_suppressed_cell_takes_the_smallest_shown_one_with_it() -> None:
     cells = [
         Cell({"lang": "en"}, 40, False),

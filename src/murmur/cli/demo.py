@@ -18,7 +18,7 @@ from rich.table import Table
 
 from murmur.cli.common import err, fail, out
 from murmur.config import Config, parse_config
-from murmur.errors import MurmurError, StoreError
+from murmur.errors import ConfigError, MurmurError, StoreError
 from murmur.query.aggregate import grouped_counts, store_stats
 from murmur.query.monitors import add_monitor, list_monitors
 from murmur.runtime import RuntimeStats
@@ -43,6 +43,7 @@ DEMO_MONITORS = {
     "video-links": "site:youtube.com OR site:youtu.be",
 }
 """Saved before the sources start, so they are matched live, as posts arrive."""
+TIERS = ("firehose", "neural", "none")
 IDLE_SECONDS = 2.0
 MAX_SECONDS = 120.0
 
@@ -146,6 +147,9 @@ def check_workdir(workdir: Path) -> None:
 
 def run_demo(workdir: Path, tier: str, *, quiet: bool) -> dict[str, Any]:
     assets = demo_assets()
+    if tier not in TIERS:  # before the earlier demo's store is deleted
+        msg = f"--tier must be one of {', '.join(TIERS)}, got {tier!r}"
+        raise ConfigError(msg)
     check_workdir(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)

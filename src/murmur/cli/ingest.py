@@ -107,6 +107,9 @@ def register(app: typer.Typer) -> None:
                 name = sid.removeprefix("import:")
                 error(why if Path(name).name in why else f"{name}: {why}")
             raise typer.Exit(2)
+        if stats.interrupted:  # Ctrl-C / SIGTERM: what was read is stored, the rest was not read
+            error("interrupted before the end of the files; run the same command again to import the rest")
+            raise typer.Exit(130)
 
     @app.command("run")
     def run_cmd(config: ConfigOpt = None, db: DbOpt = None) -> None:
@@ -153,6 +156,9 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load(config, db)
             days = older_than_days if older_than_days is not None else cfg.privacy.retention_days
+            if not Path(cfg.store.path).exists():  # Store.open would create an empty store
+                msg = f"store {cfg.store.path} does not exist: nothing to purge"
+                raise fail(msg)
             with Store.open(cfg.store.path) as store:
                 removed = purge_expired(store, days)
         except StoreLockedError as exc:

@@ -30,8 +30,8 @@ def remove_audit_hook(hook: AuditHook) -> None:
 
 
 def audit(action: str, details: Mapping[str, Any]) -> None:
-    """Record one event (called by ``search``, ``store_stats``, ``add_monitor``, ``remove_monitor``
-    and ``list_monitors``)."""
+    """Record one event (called by ``search``, ``store_stats``, ``grouped_counts``, ``add_monitor``,
+    ``remove_monitor`` and ``list_monitors``)."""
     log.info("audit %s %s", action, dict(details))
     for hook in list(_HOOKS):
         hook(action, details)
