@@ -55,9 +55,15 @@ def test_counts_by_platform_and_language_with_k_anonymity(reader: DirectReader) 
     # with k = 2 nothing is under k, and every count shows
     shown = {c.key["platform"]: c.posts for c in search(reader, "storm", k=2).by_platform}
     assert shown == {"reddit": 6, "mastodon": 2}
-    # Examples: newest first, redacted text only.
-    assert [p["post_id"] for p in result.posts][:2] == ["m1", "m0"]
-    assert len(result.posts) == 8
+    # Examples come only from cells of k authors, and not from reddit's hidden cell while 20 of them
+    # would list its 6 posts whole (counting them would give 6, and 8 - 6 mastodon's count).
+    assert result.posts == []
+    few = search(reader, "storm", k=5, limit=3)
+    assert [p["post_id"] for p in few.posts] == ["r5", "r4", "r3"]
+    # With every cell shown: newest first, redacted text only.
+    both = search(reader, "storm", k=2)
+    assert [p["post_id"] for p in both.posts][:2] == ["m1", "m0"]
+    assert len(both.posts) == 8
 
 
 def test_a_group_under_k_authors_shows_no_count_and_no_examples(reader: DirectReader) -> None:
@@ -145,13 +151,13 @@ def run(*args: str) -> Any:
 def test_cli_search_json(tmp_path: Path) -> None:
     open_store(tmp_path, corpus()).close()
     db = str(tmp_path / "store.duckdb")
-    res = run("search", "storm -calm", "--db", db, "--json", "--since", "2026-03-01")
+    res = run("search", "storm -calm", "--db", db, "--json", "--since", "2026-03-01", "--limit", "3")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["query"] == "storm AND (NOT calm)"
     assert out["total"] == {"posts": 8, "suppressed": False}
     assert out["k"] == 5
-    assert out["posts"][0]["text"] == "storm again 1"
+    assert out["posts"][0]["text"] == "Storm number 5 over Hamburg"  # mastodon's cell is under k
 
 
 def test_cli_search_table_and_errors(tmp_path: Path) -> None:
@@ -212,3 +218,14 @@ def test_cli_monitor_add_without_backfill_does_not_claim_no_stored_post_matches(
     assert added.exit_code == 0, added.output
     assert "stored posts matching: 0" not in added.stdout  # 8 stored posts match; none were looked at
     assert "stored posts not matched (--no-backfill)" in added.stdout
+
+
+def test_examples_skip_cells_under_k_even_when_they_are_the_newest(tmp_path: Path) -> None:
+    posts = [post(f"e{i}", f"wave {i}", author=f"a{i % 10}", minutes=i, lang="en") for i in range(30)]
+    posts += [post(f"t{i}", f"wave t{i}", author="one", minutes=100 + i, lang="et") for i in range(5)]
+    with open_store(tmp_path, posts) as store:
+        result = search(DirectReader(store.conn.cursor()), "wave", k=5, limit=5)
+    assert result.total.posts == 35
+    # et (one author) is under k; en is hidden with it, but 5 examples cannot list its 30 posts
+    assert {c.key["lang"]: c.posts for c in result.by_lang} == {"en": None, "et": None}
+    assert [p["post_id"] for p in result.posts] == ["e29", "e28", "e27", "e26", "e25"]

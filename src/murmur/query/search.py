@@ -145,17 +145,20 @@ def search(
                    NULL::VARCHAR AS post_id, NULL::TIMESTAMPTZ AS created_at, NULL::TIMESTAMPTZ AS ingested_at
             FROM m GROUP BY GROUPING SETS ((), (platform), (lang))
             UNION ALL
-            SELECT 'example', 1, 1, s.platform, NULL, 0, 0, s.post_id, s.created_at, s.ingested_at
+            SELECT 'example', 1, 1, s.platform, coalesce(s.lang, 'und'), 0, 0, s.post_id, s.created_at,
+                   s.ingested_at
             FROM post_search s WHERE s.rowid IN (SELECT r FROM newest)""",
         params,
     ).to_pylist()
     total = Cell({}, 0, False)
     by_platform: list[Cell] = []
     by_lang: list[Cell] = []
-    found: list[tuple[datetime, str, str, datetime]] = []
+    found: list[tuple[datetime, str, str, datetime, str]] = []
     for row in rows:
         if row["kind"] == "example":
-            found.append((row["created_at"], row["platform"], row["post_id"], row["ingested_at"]))
+            found.append(
+                (row["created_at"], row["platform"], row["post_id"], row["ingested_at"], row["lang"])
+            )
             continue
         posts, authors = int(row["posts"]), int(row["authors"])
         if row["gp"] and row["gl"]:
@@ -164,13 +167,59 @@ def search(
             by_platform.append(_cell({"platform": row["platform"]}, posts, authors, k))
         else:
             by_lang.append(_cell({"lang": row["lang"]}, posts, authors, k))
-    found.sort(key=lambda e: (e[0], e[1], e[2]), reverse=True)
-    examples = [(platform, post_id, ingested) for _, platform, post_id, ingested in found]
+    # Examples come only from cells of k authors or more (PRODUCT.md), and not from a cell hidden by
+    # complementary suppression that they could list whole: with a large --limit, counting them
+    # would give its count, and subtracting the lone cell's.
+    platforms = _example_cells(by_platform, "platform", n)
+    langs = _example_cells(by_lang, "lang", n)
     by_platform = sorted(complement(by_platform), key=lambda c: (-(c.posts or 0), str(c.key["platform"])))
     by_lang = sorted(complement(by_lang), key=lambda c: (-(c.posts or 0), str(c.key["lang"])))
     withheld = total.suppressed
+    examples = [
+        (platform, post_id, ingested)
+        for _, platform, post_id, ingested, lang in sorted(found, key=lambda e: e[:3], reverse=True)
+        if platform in platforms and lang in langs
+    ]
+    if not withheld and len(examples) < len(found):  # some of the newest were in suppressed cells
+        examples = _newest_shown(reader, q, tf, params, sorted(platforms), sorted(langs), n)
     shown = [] if withheld or not examples else fetch_posts(reader, examples)
     return SearchResult(str(q), k, total, by_platform, by_lang, shown, withheld, since, until)
+
+
+def _example_cells(cells: list[Cell], dim: str, limit: int) -> set[str]:
+    """The keys of the cells examples may come from: those of ``k`` authors or more, less the one
+    ``complement`` hides when the examples could list it whole (``limit`` or fewer posts)."""
+    hidden = [d.suppressed and not c.suppressed for c, d in zip(cells, complement(cells), strict=True)]
+    return {
+        c.key[dim]
+        for c, h in zip(cells, hidden, strict=True)
+        if not c.suppressed and (not h or (c.posts or 0) > limit)
+    }
+
+
+def _newest_shown(
+    reader: Reader,
+    q: Query,
+    tf: str,
+    params: list[Any],
+    platforms: list[str],
+    langs: list[str],
+    limit: int,
+) -> list[tuple[str, str, datetime]]:
+    """The newest ``limit`` matches in the given platform and language cells (a second scan, only
+    when the newest matches included posts of suppressed cells)."""
+    if not platforms or not langs or limit <= 0:
+        return []
+    p_marks = ", ".join("?" for _ in platforms)
+    l_marks = ", ".join("?" for _ in langs)
+    rows = reader.query(
+        f"""SELECT platform, post_id, ingested_at FROM post_search
+            WHERE {tf} AND {compile_where(q)}
+              AND platform IN ({p_marks}) AND coalesce(lang, 'und') IN ({l_marks})
+            ORDER BY created_at DESC, platform DESC, post_id DESC LIMIT {int(limit)}""",
+        [*params, *platforms, *langs],
+    ).to_pylist()
+    return [(r["platform"], r["post_id"], r["ingested_at"]) for r in rows]
 
 
 POINT_QUERIES_UP_TO = 64
