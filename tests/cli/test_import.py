@@ -17,6 +17,7 @@ from murmur.cli import ingest
 from murmur.cli.main import app
 from murmur.config import Config
 from murmur.runtime import RuntimeStats
+from murmur.store import Store
 
 
 def test_an_unreadable_file_fails_the_import_and_the_others_are_stored(tmp_path: Path) -> None:
@@ -35,8 +36,8 @@ def test_an_unreadable_file_fails_the_import_and_the_others_are_stored(tmp_path:
     assert res.exit_code == 2
     summary = json.loads(res.stdout)
     assert summary["posts"] == 1
-    assert list(summary["unread"]) == [f"import:{bad.resolve()}"]
-    assert "cannot be read as Parquet" in summary["unread"][f"import:{bad.resolve()}"]
+    assert list(summary["unread"]) == [str(bad.resolve())]
+    assert "cannot be read as Parquet" in summary["unread"][str(bad.resolve())]
     assert f"error: {bad} cannot be read as Parquet" in " ".join(res.stderr.split())
 
     ok = CliRunner().invoke(app, ["import", str(good), "-c", str(config), "--json"])
@@ -73,3 +74,24 @@ def test_an_import_stopped_by_ctrl_c_says_so_and_fails(
     rest = CliRunner().invoke(app, ["import", str(rows), "-c", str(config), "--json"])
     assert rest.exit_code == 0, rest.output
     assert json.loads(res.stdout)["posts"] + json.loads(rest.stdout)["posts"] == 3000
+
+
+def test_an_edited_file_is_read_again_and_an_unchanged_one_resumes(tmp_path: Path) -> None:
+    # The cursor used to be keyed by the path alone: a file fixed after a first import (or read
+    # again with another --format) imported nothing, and said "0 posts" with exit 0.
+    config = tmp_path / "murmur.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "m.duckdb"}"\n[enrich]\ntier = "none"\n')
+    rows = tmp_path / "rows.jsonl"
+    row = '{{"id": "{0}", "text": "flood warning {0}", "created_at": "2026-12-01T10:00:00Z"}}\n'
+    rows.write_text(row.format(1) + '{"id": "2", "txet": "a typo"}\n')
+
+    def imported() -> dict[str, object]:
+        res = CliRunner().invoke(app, ["import", str(rows), "-c", str(config), "--json"])
+        assert res.exit_code == 0, res.output
+        return dict(json.loads(res.stdout))
+
+    assert (imported()["posts"], imported()["posts"]) == (1, 0)  # the same file again: nothing new
+    rows.write_text(row.format(1) + row.format(2) + row.format(3))  # the typo fixed, a row added
+    assert imported()["posts"] == 3  # read from the start; row 1 is upserted, not doubled
+    with Store.open(tmp_path / "m.duckdb") as store:
+        assert store.conn.execute("SELECT count(*) FROM posts").fetchone() == (3,)

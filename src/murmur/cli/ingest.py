@@ -43,9 +43,26 @@ def count_rows(path: Path) -> int | None:
     return None
 
 
+def import_id(path: Path, fmt: str) -> str:
+    """The source id (and so the cursor) of importing ``path``: the file's size and modification time
+    and the format are part of it, so that the same command after an interruption resumes where it
+    stopped, while an edited or replaced file, or another ``--format``, is read from its start
+    (rows stored already are upserted, not doubled)."""
+    try:
+        st = path.stat()
+    except OSError:  # the file source names the problem
+        return f"import:{path.resolve()}"
+    return f"import:{path.resolve()}#{fmt}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def imported_path(source_id: str) -> str:
+    """The file a source id of ``import_id`` reads."""
+    return source_id.removeprefix("import:").rsplit("#", 1)[0]
+
+
 def import_files(cfg: Config, paths: list[Path], fmt: str, *, show_progress: bool) -> RuntimeStats:
     sources = [
-        SourceConfig(id=f"import:{p.resolve()}", type="file", options={"path": str(p), "format": fmt})
+        SourceConfig(id=import_id(p, fmt), type="file", options={"path": str(p), "format": fmt})
         for p in paths
     ]
     from murmur.service import build_sources
@@ -93,7 +110,7 @@ def register(app: typer.Typer) -> None:
             stats = import_files(cfg, paths, fmt, show_progress=not json_out and sys.stderr.isatty())
         except MurmurError as exc:
             raise fail(exc) from None
-        unread = {sid: c.stopped_by for sid, c in stats.sources.items() if c.stopped_by}
+        unread = {imported_path(sid): c.stopped_by for sid, c in stats.sources.items() if c.stopped_by}
         summary = {"posts": stats.posts, "deletions": stats.deletions, "quarantined": stats.quarantined}
         if json_out:
             sys.stdout.write(orjson.dumps({**summary, "unread": unread}).decode() + "\n")
@@ -103,8 +120,7 @@ def register(app: typer.Typer) -> None:
                 f"{stats.quarantined} quarantined into {cfg.store.path}"
             )
         if unread:  # what was read is stored (and resumes from its cursor); the rest failed
-            for sid, why in unread.items():
-                name = sid.removeprefix("import:")
+            for name, why in unread.items():
                 error(why if Path(name).name in why else f"{name}: {why}")
             raise typer.Exit(2)
         if stats.interrupted:  # Ctrl-C / SIGTERM: what was read is stored, the rest was not read
