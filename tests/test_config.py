@@ -37,6 +37,9 @@ def test_environment_overrides_are_typed() -> None:
     [
         ({"MURMUR_PRIVACY_K": "many"}, "MURMUR_PRIVACY_K"),
         ({"MURMUR_PRIVACY_KAY": "5"}, "no key 'kay'"),
+        # a value of the right type out of bounds names the variable too, not the config file
+        ({"MURMUR_PRIVACY_K": "1"}, "environment variable MURMUR_PRIVACY_K must be at least 2"),
+        ({"MURMUR_ENRICH_WORKERS": "0"}, "environment variable MURMUR_ENRICH_WORKERS must be at least 1"),
     ],
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], needle: str) -> None:

@@ -86,8 +86,10 @@ _SECTION_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
-    """``MURMUR_<SECTION>_<KEY>=value``: converted to the key's type (lists are comma-separated)."""
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> dict[str, str]:
+    """``MURMUR_<SECTION>_<KEY>=value``: converted to the key's type (lists are comma-separated).
+    Returns the variable that set each ``section.key``, for the errors to name it."""
+    applied: dict[str, str] = {}
     for name, value in env.items():
         if not name.startswith("MURMUR_"):
             continue
@@ -111,6 +113,8 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
         except msgspec.ValidationError as exc:
             msg = f"environment variable {name}={value!r}: {exc}"
             raise ConfigError(msg) from None
+        applied[f"{section}.{key}"] = name
+    return applied
 
 
 def _lift_source_options(raw: dict[str, Any]) -> None:
@@ -129,29 +133,37 @@ def parse_config(
     raw: dict[str, Any], *, origin: str = "<config>", env: dict[str, str] | None = None
 ) -> Config:
     raw = dict(raw)
-    _apply_env(raw, dict(os.environ) if env is None else env)
+    from_env = _apply_env(raw, dict(os.environ) if env is None else env)
     _lift_source_options(raw)
     try:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
         msg = f"{origin}: {exc}"
         raise ConfigError(msg) from None
-    if config.privacy.k < 2:
-        msg = f"{origin}: privacy.k must be at least 2 (k-anonymity), got {config.privacy.k}"
-        raise ConfigError(msg)
-    if config.privacy.retention_days < 1:
-        msg = f"{origin}: privacy.retention_days must be at least 1, got {config.privacy.retention_days}"
-        raise ConfigError(msg)
     enrich = config.enrich
-    if enrich.workers is not None and enrich.workers < 1:
-        msg = f"{origin}: enrich.workers must be at least 1 (or unset), got {enrich.workers}"
-        raise ConfigError(msg)
-    if enrich.backfill_chunk < 1:
-        msg = f"{origin}: enrich.backfill_chunk must be at least 1, got {enrich.backfill_chunk}"
-        raise ConfigError(msg)
-    if not 0 <= (idle := enrich.backfill_idle_seconds) < math.inf:
-        msg = f"{origin}: enrich.backfill_idle_seconds must be a number >= 0, got {idle}"
-        raise ConfigError(msg)
+    idle = enrich.backfill_idle_seconds
+    bounds: tuple[tuple[str, object, bool, str], ...] = (
+        ("privacy.k", config.privacy.k, config.privacy.k >= 2, "at least 2 (k-anonymity)"),
+        (
+            "privacy.retention_days",
+            config.privacy.retention_days,
+            config.privacy.retention_days >= 1,
+            "at least 1",
+        ),
+        (
+            "enrich.workers",
+            enrich.workers,
+            enrich.workers is None or enrich.workers >= 1,
+            "at least 1 (or unset)",
+        ),
+        ("enrich.backfill_chunk", enrich.backfill_chunk, enrich.backfill_chunk >= 1, "at least 1"),
+        ("enrich.backfill_idle_seconds", idle, 0 <= idle < math.inf, "a number >= 0"),
+    )
+    for key, value, ok, rule in bounds:
+        if not ok:
+            where = f"environment variable {from_env[key]}" if key in from_env else f"{origin}: {key}"
+            msg = f"{where} must be {rule}, got {value}"
+            raise ConfigError(msg)
     seen: set[str] = set()
     for i, source in enumerate(config.sources):
         if source.id in seen:

@@ -63,7 +63,8 @@ class FileSource:
         if value < 0:
             msg = (
                 f"file source {self.id!r}: stored cursor {cursor!r} is not a row number; "
-                "reset this source's cursor to import the file from the start"
+                "give the source another id to read the file from the start (murmur import does so "
+                "by itself for a file that has changed)"
             )
             raise SourceError(msg)
         return value
