@@ -60,6 +60,7 @@ from murmur.sources.base import Source
 from murmur.sources.normalize import normalize
 from murmur.store import QuarantineRecord, Store
 from murmur.types import Deletion, Draft, Post, RawEvent
+from murmur.urls import scrub_secrets
 
 log = logging.getLogger(__name__)
 
@@ -618,9 +619,10 @@ class Runtime:
                 counters.lag_seconds = source.stats.lag_seconds
                 counters.errors = source.stats.errors
                 counters.reconnects = source.stats.reconnects
-                counters.last_error = source.stats.last_error
+                last = source.stats.last_error
+                counters.last_error = scrub_secrets(last) if last else None
         except Exception as exc:  # logged now, not when every other source has stopped too
-            counters.stopped_by = str(exc) or type(exc).__name__
+            counters.stopped_by = scrub_secrets(str(exc) or type(exc).__name__)
             log.error("source %s stopped: %s", source.id, counters.stopped_by)
             raise
 

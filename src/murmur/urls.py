@@ -28,3 +28,16 @@ def domain_of(url: str | None) -> str | None:
         return None
     host = host.rstrip(".").lower()
     return host.removeprefix("www.") or None
+
+
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"<>]+@")
+_QUERY_VALUE = re.compile(r"([?&][^=&\s#'\"<>]+=)[^&\s#'\"<>]+")
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` (an error message, a log line) with the credentials and query-string values of the URLs
+    in it masked: ``https://user:pw@host/feed?token=abc`` → ``https://***@host/feed?token=***``. A token
+    in a feed URL must not reach the logs or the status file."""
+    if "://" not in text:
+        return text
+    return _QUERY_VALUE.sub(r"\1***", _USERINFO.sub(r"\1***@", text))

@@ -163,3 +163,19 @@ def test_a_feed_larger_than_the_limit_is_not_read_into_memory(docs: dict[str, by
     assert len(got) == 2
     assert src.stats.errors == 1
     assert "larger than 8,388,608 bytes" in (src.stats.last_error or "")
+
+
+def test_a_token_in_a_feed_url_stays_out_of_the_logs_and_the_status(
+    docs: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    with FeedServer(docs) as server:
+        server.inject(404, path="/feeds/heise.atom")
+        urls = [u + "?token=s3cret-value" if u.endswith("heise.atom") else u for u in server.urls]
+        src = source(urls)
+        with caplog.at_level("WARNING"):
+            run(src)
+    assert src.stats.errors == 1
+    assert "token=***" in (src.stats.last_error or "")
+    assert "s3cret" not in (src.stats.last_error or "")
+    assert "s3cret" not in caplog.text
+    assert "token=***" in caplog.text

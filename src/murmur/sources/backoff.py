@@ -27,6 +27,7 @@ import msgspec
 
 from murmur.config import SourceConfig
 from murmur.errors import ConfigError, SourceError
+from murmur.urls import scrub_secrets
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +89,18 @@ class Backoff:
         Raises ``SourceError`` (chained to ``error`` when it is an exception) once ``max_attempts``
         failures in a row have happened.
         """
+        where, why = scrub_secrets(where), scrub_secrets(str(error))
         if self.max_attempts is not None and self.failures + 1 >= self.max_attempts:
             self.failures += 1
             msg = (
-                f"{where}: gave up after {self.failures} failed attempts in a row; last error: {error}. "
+                f"{where}: gave up after {self.failures} failed attempts in a row; last error: {why}. "
                 "Check that the server is reachable, or raise max_attempts."
             )
             if isinstance(error, BaseException):
                 raise SourceError(msg) from error
             raise SourceError(msg)
         delay = self.next_delay()
-        log.warning("%s: %s; retrying in %.2f s (attempt %d)", where, error, delay, self.failures + 1)
+        log.warning("%s: %s; retrying in %.2f s (attempt %d)", where, why, delay, self.failures + 1)
         await asyncio.sleep(delay)
         return delay
 

@@ -44,6 +44,7 @@ from murmur.sources.base import SourceStats
 from murmur.sources.normalize._common import MAX_FEED_BYTES
 from murmur.sources.normalize.feed import normalize_feed
 from murmur.types import Draft, RawEvent
+from murmur.urls import scrub_secrets
 
 log = logging.getLogger(__name__)
 
@@ -240,12 +241,12 @@ class FeedSource:
             self.stats.extra[key] += n
         if fetched.error is not None:
             self.stats.errors += 1
-            self.stats.last_error = f"{fetched.url}: {fetched.error}"
+            self.stats.last_error = scrub_secrets(f"{fetched.url}: {fetched.error}")
             delay = schedule.backoff.next_delay()
             # A server that said how long to wait is not asked sooner (at most backoff_max).
             delay = max(delay, min(fetched.retry_after, schedule.backoff.maximum))
             schedule.next_try = time.monotonic() + delay
-            log.warning("feed %s: %s; next try in %.1f s", fetched.url, fetched.error, delay)
+            log.warning("feed %s; next try in %.1f s", self.stats.last_error, delay)
             return None
         schedule.backoff.reset()
         schedule.next_try = 0.0
