@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from murmur.config import SourceConfig
-from murmur.sources.feeds import FeedSource, feed_source, retry_after
+from murmur.sources.backoff import retry_after
+from murmur.sources.feeds import FeedSource, feed_source
 from murmur.sources.normalize import normalize
 from murmur.testing import has_shared_data
 from murmur.testing_servers import FeedServer, real_feed_documents

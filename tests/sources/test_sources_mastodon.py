@@ -104,6 +104,34 @@ def test_429_waits_until_the_announced_reset_then_retries() -> None:
     assert src.stats.extra["throttled"] == 1
 
 
+@pytest.mark.parametrize("kind", ["retry-after", "naive-reset"])
+def test_429_from_a_proxy_or_with_a_bare_reset_time_is_waited_out(kind: str) -> None:
+    # A proxy's 429 says Retry-After, not X-RateLimit-Reset (the source retried after its short
+    # backoff); a reset time without a zone raised TypeError and stopped the source.
+    calls: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(time.perf_counter())
+        if len(calls) == 1:
+            if kind == "retry-after":
+                return httpx.Response(429, headers={"Retry-After": "1"}, json={})
+            reset = (datetime.now(UTC) + timedelta(seconds=0.4)).replace(tzinfo=None).isoformat()
+            return httpx.Response(
+                429, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}, json={}
+            )
+        return httpx.Response(200, headers={"X-RateLimit-Remaining": "299"}, json=[])
+
+    src = source("https://mastodon.example")
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await src._get_page(client, "https://mastodon.example/api/v1/timelines/public", {})
+
+    assert asyncio.run(go()).status_code == 200
+    assert len(calls) == 2
+    assert calls[1] - calls[0] >= (0.95 if kind == "retry-after" else 0.35)
+
+
 def test_deletes_carry_the_uri_and_edits_pass_through_to_the_normalizer() -> None:
     statuses = mastodon_statuses_from_real_payloads()
     by_id = {str(s["id"]): s for s in statuses}

@@ -117,6 +117,31 @@ def test_429_is_waited_out_and_retried() -> None:
     assert src.stats.extra["throttled"] == 1
 
 
+def test_429_with_only_retry_after_is_waited_out() -> None:
+    calls: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/access_token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        calls.append(time.perf_counter())
+        if len(calls) == 1:  # a proxy's 429: no X-Ratelimit-* headers
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={})
+        return httpx.Response(
+            200, headers={"X-Ratelimit-Remaining": "99"}, json={"kind": "Listing", "data": {}}
+        )
+
+    with RedditServer([]) as server:
+        src = source(server)
+
+    async def go() -> bytes:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await src._get(client, "/r/MapPorn/new", {"limit": "1"})
+
+    assert orjson.loads(asyncio.run(go()))["kind"] == "Listing"
+    assert len(calls) == 2
+    assert calls[1] - calls[0] >= 0.95
+
+
 def test_a_revoked_token_is_renewed_once(things: list[dict[str, Any]]) -> None:
     with RedditServer(things, visible=30, reveal_per_poll=10) as server:
         src = source(server, initial_pages=50, max_polls=3)

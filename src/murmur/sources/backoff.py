@@ -21,6 +21,8 @@ import logging
 import random
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import msgspec
@@ -176,3 +178,20 @@ def check_http_url(
         wanted = " or ".join(f"{s}://" for s in schemes)
         raise config_error(config, key, f"must be a URL starting with {wanted}, got {url!r}")
     return url.rstrip("/") if strip else url
+
+
+def retry_after(value: str | None, *, now: datetime | None = None) -> float:
+    """The seconds of a ``Retry-After`` header (delay-seconds or an HTTP date); 0 when absent or
+    unreadable."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)

@@ -30,8 +30,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -39,7 +37,7 @@ import msgspec
 
 from murmur.config import SourceConfig
 from murmur.errors import PayloadError, SourceError
-from murmur.sources.backoff import Backoff, check_http_url, config_error, parse_options, positive
+from murmur.sources.backoff import Backoff, check_http_url, config_error, parse_options, positive, retry_after
 from murmur.sources.base import SourceStats
 from murmur.sources.normalize._common import MAX_FEED_BYTES
 from murmur.sources.normalize.feed import normalize_feed
@@ -112,23 +110,6 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
 
 def _digest(data: bytes, size: int = 8) -> str:
     return hashlib.blake2b(data, digest_size=size).hexdigest()
-
-
-def retry_after(value: str | None, *, now: datetime | None = None) -> float:
-    """The seconds of a ``Retry-After`` header (delay-seconds or an HTTP date); 0 when absent or
-    unreadable."""
-    if not value:
-        return 0.0
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return 0.0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 def _split(seen: str) -> set[str]:

@@ -54,6 +54,7 @@ from murmur.sources.backoff import (
     config_error,
     parse_options,
     positive,
+    retry_after,
     sleep_for_rate_limit,
 )
 from murmur.sources.base import SourceStats
@@ -224,12 +225,15 @@ class MastodonSource:
         self.stats.extra["ratelimit_remaining"] = left
         if response.status_code != 429 and (left is None or left > 0):
             return 0.0
-        if reset is None:
-            return -1.0  # exhausted, but no reset time: let the backoff decide
         try:
-            reset_at = datetime.fromisoformat(reset)
+            reset_at = datetime.fromisoformat(reset) if reset is not None else None
         except ValueError:
-            return -1.0
+            reset_at = None
+        if reset_at is None:  # a proxy's 429 may say Retry-After instead; else the backoff decides
+            after = retry_after(response.headers.get("Retry-After"))
+            return after + 0.05 if after > 0 else -1.0
+        if reset_at.tzinfo is None:  # Mastodon writes "Z"; a bare time is read as UTC, not a crash
+            reset_at = reset_at.replace(tzinfo=UTC)
         return max((reset_at - datetime.now(UTC)).total_seconds(), 0.0) + 0.05
 
     async def _get_page(

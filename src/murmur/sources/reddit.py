@@ -50,6 +50,7 @@ from murmur.sources.backoff import (
     config_error,
     parse_options,
     positive,
+    retry_after,
     sleep_for_rate_limit,
 )
 from murmur.sources.base import SourceStats
@@ -222,9 +223,12 @@ class RedditSource:
             exhausted = response.status_code == 429 or (remaining is not None and float(remaining) < 1)
             if not exhausted:
                 return 0.0
-            return -1.0 if reset is None else float(reset) + 0.05
+            if reset is not None:
+                return float(reset) + 0.05
         except ValueError:
-            return -1.0
+            pass
+        after = retry_after(response.headers.get("Retry-After"))  # a proxy's 429 may say this instead
+        return after + 0.05 if after > 0 else -1.0
 
     async def _poll(self, client: httpx.AsyncClient, listing: str) -> list[tuple[int, bytes, _Thing]]:
         """The things of ``listing`` newer than the cursor, oldest first."""
