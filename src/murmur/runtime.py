@@ -613,14 +613,16 @@ class Runtime:
     async def _pump(self, source: Source) -> None:
         cursor = self.store.cursor(source.id)
         counters = self.stats.sources.setdefault(source.id, SourceCounters(position=cursor))
+        raw_error: str | None = None
         try:
             async for event in source.events(cursor):
                 await self.handoff.put(event)
                 counters.lag_seconds = source.stats.lag_seconds
                 counters.errors = source.stats.errors
                 counters.reconnects = source.stats.reconnects
-                last = source.stats.last_error
-                counters.last_error = scrub_secrets(last) if last else None
+                if source.stats.last_error is not raw_error:  # scrubbed once per new error
+                    raw_error = source.stats.last_error
+                    counters.last_error = scrub_secrets(raw_error) if raw_error else None
         except Exception as exc:  # logged now, not when every other source has stopped too
             counters.stopped_by = scrub_secrets(str(exc) or type(exc).__name__)
             log.error("source %s stopped: %s", source.id, counters.stopped_by)
