@@ -212,3 +212,18 @@ def test_no_redditor_is_left_in_the_real_reddit_feeds() -> None:
             text = Redactor().redact(draft.text).text
             assert not any(n.lower() in text.lower() for n in names), text
     assert found == names  # the payloads do hold them
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["https://mastodon.social/@Gargron", "https://www.reddit.com/user/spez/", "https://bsky.app/profile/a.b"],
+)
+def test_a_profile_feed_title_is_not_kept_as_its_community(link: str) -> None:
+    # A Mastodon account's feed (/@name.rss) is titled with the person's display name.
+    rss = f"""<rss version="2.0"><channel><title>Eugen Rochko</title><link>{link}</link>
+    <item><guid>{link}/1</guid><title>Hi</title></item></channel></rss>""".encode()
+    (draft,) = drafts(rss)
+    assert draft.community is None
+    assert draft.site is not None
+    (other,) = drafts(rss.replace(link.encode(), b"https://news.example.com/"))
+    assert other.community == "Eugen Rochko"

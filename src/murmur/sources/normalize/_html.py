@@ -266,7 +266,7 @@ def _shortened(visible: str, href: str) -> bool:
     return len(shown) >= 4 and (target.startswith(shown) or target.removeprefix("www.").startswith(shown))
 
 
-def _profile_mention(href: str) -> str | None:
+def profile_mention(href: str) -> str | None:
     """The mention a link to a person's profile stands for (``u/name``, ``@name@instance``,
     ``@handle``, or a Bluesky DID as it is), or None for any other link."""
     m = _PROFILE.fullmatch(href)
@@ -290,7 +290,7 @@ def _close_anchor(frame: _Frame, out: list[str], links: list[str], accts: dict[s
     if frame.kind == "link":
         if frame.hidden or not visible or _shortened(visible, frame.href):
             out[frame.start :] = [frame.href]
-        elif profile := _profile_mention(frame.href):
+        elif profile := profile_mention(frame.href):
             before = "".join(out[max(0, frame.start - 1) : frame.start])[-1:]
             # apart from the text around it ("by<a>x</a>to"), or it would read as part of a word
             out[frame.start :] = [("" if not before or before.isspace() else " ") + profile + " "]
