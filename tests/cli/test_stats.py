@@ -35,7 +35,24 @@ def test_stats_counts_crowds_and_says_when_the_total_is_suppressed(tmp_path: Pat
     posts = [post(f"p{i}", "storm over the city", author=f"a{i}") for i in range(6)]
     open_store(crowd, posts).close()
     assert stats(crowd / "store.duckdb").splitlines()[0].startswith("6 posts (k=5)")
-    assert json.loads(stats(crowd / "store.duckdb", "--json"))["first_post_at"] == "2026-03-01T12:00:00+00:00"
+    assert json.loads(stats(crowd / "store.duckdb", "--json"))["first_post_at"] == "2026-03-01T00:00:00+00:00"
+
+
+def test_stats_span_is_the_first_and_last_day_that_meets_k(tmp_path: Path) -> None:
+    # The oldest and newest posts are one person's each: their times (to the second) said when that
+    # person posted. Only days backed by k authors bound the span.
+    crowd = [post(f"p{i}", "storm", author=f"a{i}", minutes=i) for i in range(5)]
+    lone = [
+        post("early", "storm", author="x", minutes=-30 * 24 * 60 + 7),
+        post("late", "storm", author="y", minutes=5 * 24 * 60 + 7),
+    ]
+    open_store(tmp_path, [*crowd, *lone]).close()
+    out = json.loads(stats(tmp_path / "store.duckdb", "--json"))
+    assert out["posts"] == 7
+    assert (out["first_post_at"], out["last_post_at"]) == (
+        "2026-03-01T00:00:00+00:00",
+        "2026-03-01T00:00:00+00:00",
+    )
 
 
 def test_purge_refuses_negative_days(tmp_path: Path) -> None:

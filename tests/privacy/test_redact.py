@@ -116,6 +116,12 @@ def test_reddit_user_mentions(redactor: Redactor) -> None:
     assert redactor.redact("thanks /u/spez and u/Some_User!").text == "thanks u/user and u/user!"
 
 
+def test_reddit_user_mention_longer_than_reddit_allows(redactor: Redactor) -> None:
+    # Seen in the shared Reddit comments: a 21-character name, one past Reddit's limit, stayed whole.
+    text = "Where's u/a_poem_for_your_sprog when you need him"
+    assert redactor.redact(text).text == "Where's u/user when you need him"
+
+
 def test_account_ids_quoted_in_text(redactor: Redactor) -> None:
     text = "{'id': 't2_1w3o', 'did': 'did:plc:kvwvcn5iqfooopmyzvb4qzba'}"
     assert redactor.redact(text).text == "{'id': '<ACCOUNT>', 'did': '<ACCOUNT>'}"

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from murmur.errors import PayloadError
+from murmur.privacy.redact import Redactor
 from murmur.sources.normalize import normalize_feed
 from murmur.testing import shared_data
 from murmur.types import Draft
@@ -176,3 +177,53 @@ def test_hostile_markup_is_bounded() -> None:
         for d in drafts(payload):
             assert len(d.text) <= 10_000
         assert time.process_time() - start < 5.0
+
+
+def test_links_to_a_profile_become_mentions_the_gate_redacts() -> None:
+    # Reddit's feeds name the poster in a link's text: "submitted by <a href=.../user/name>name</a>".
+    rss = b"""<rss version="2.0"><channel><title>r</title><link>https://www.reddit.com/</link>
+    <item><guid>https://www.reddit.com/r/space/comments/42babr/x/</guid><title>T</title>
+    <description>submitted by&lt;a href="https://www.reddit.com/user/benjaab123"&gt;benjaab123&lt;/a&gt;to
+    &lt;a href="https://www.reddit.com/r/space/"&gt;space&lt;/a&gt; cc
+    &lt;a href="https://mastodon.social/@alice"&gt;Alice Liddell&lt;/a&gt;,
+    &lt;a href="https://bsky.app/profile/bob.bsky.social"&gt;Bob&lt;/a&gt;,
+    &lt;a href="https://bsky.app/profile/bob.bsky.social/post/3k"&gt;his post&lt;/a&gt;</description>
+    </item></channel></rss>"""
+    (draft,) = drafts(rss)
+    for name in ("Alice", "Bob"):
+        assert name not in draft.text
+    for mention in (" u/benjaab123 ", "@alice@mastodon.social", "@bob.bsky.social"):
+        assert mention in draft.text
+    assert "his post" in draft.text  # a post's link keeps its text
+    redacted = Redactor().redact(draft.text).text
+    assert redacted == "T\n\nsubmitted by u/user to space cc @user , @user , his post"
+
+
+def test_no_redditor_is_left_in_the_real_reddit_feeds() -> None:
+    names = {"benjaab123", "eskimio", "yungscott", "cakebeerandmorebeer", "azizansariAMA", "chouryujin"}
+    found: set[str] = set()
+    for name in ("reddit.rss", "reddit-home.rss", "reddit-atom.rss"):
+        path = RSS_DIR / name
+        if not path.is_file():
+            pytest.skip(f"real feed payloads not found at {path}")
+        raw = path.read_text(encoding="utf-8")
+        found |= {n for n in names if n in raw}
+        for draft in drafts(path.read_bytes()):
+            text = Redactor().redact(draft.text).text
+            assert not any(n.lower() in text.lower() for n in names), text
+    assert found == names  # the payloads do hold them
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["https://mastodon.social/@Gargron", "https://www.reddit.com/user/spez/", "https://bsky.app/profile/a.b"],
+)
+def test_a_profile_feed_title_is_not_kept_as_its_community(link: str) -> None:
+    # A Mastodon account's feed (/@name.rss) is titled with the person's display name.
+    rss = f"""<rss version="2.0"><channel><title>Eugen Rochko</title><link>{link}</link>
+    <item><guid>{link}/1</guid><title>Hi</title></item></channel></rss>""".encode()
+    (draft,) = drafts(rss)
+    assert draft.community is None
+    assert draft.site is not None
+    (other,) = drafts(rss.replace(link.encode(), b"https://news.example.com/"))
+    assert other.community == "Eugen Rochko"

@@ -53,7 +53,9 @@ _MENTION = re.compile(_MENTION_RX)
 """``_AT`` where no e-mail address can match: the same matches, without trying one at every letter."""
 _EMAIL_AT = re.compile(r"[\w.+-]@")
 """An e-mail address has one of these characters right before its "@"; most texts' "@"s do not."""
-_REDDIT_USER = re.compile(r"(?<![\w/])/?u/[\w-]{2,20}\b", re.IGNORECASE)
+_REDDIT_USER = re.compile(r"(?<![\w/])/?u/[\w-]{2,}\b", re.IGNORECASE)
+"""No upper bound on the name: Reddit's is 20 characters, but a mention of a longer (misspelt, or
+older) name names a person just the same, and a bound would leave all of it."""
 _ACCOUNT_ID = re.compile(r"\bdid:(?:plc|web):[\w.%:-]+|\bt2_[a-z0-9]{2,12}\b", re.IGNORECASE)
 _URL = re.compile(
     r"""

@@ -135,9 +135,13 @@ def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
         "SELECT source_id, position, updated_at FROM cursors ORDER BY source_id"
     ).to_pylist()
     suppressed = bool(total and total[0].suppressed)
-    span = reader.query("SELECT min(created_at) AS first, max(created_at) AS last FROM posts").to_pylist()[0]
-    if suppressed:  # the first and last post of fewer than k authors: when those people posted
-        span = {"first": None, "last": None}
+    # The first and last days that meet k: the first and last post's own times are each one
+    # person's (when they posted, to the second), like a day with fewer than k authors.
+    span = reader.query(
+        "SELECT min(day) AS first, max(day) AS last FROM (SELECT date_trunc('day', created_at) AS day "
+        "FROM posts GROUP BY 1 HAVING count(DISTINCT author_key) >= ?)",
+        [k],
+    ).to_pylist()[0]
     return {
         "k": k,
         "posts": total[0].posts if total else 0,

@@ -7,6 +7,11 @@ breaks (``<p>``, ``<br>``, list items), the links, and Mastodon's conventions un
   out as its full ``href`` (so the privacy gate sees a real URL and keeps its domain); so is a link
   whose text is just the start of its address (``bsky.app/profile/h4lc...``);
 * a mention link becomes ``@acct`` when the status lists that account (``mention_accts``);
+* any other link to a person's profile (``reddit.com/user/name``, ``instance/@name``,
+  ``instance/users/name``, ``bsky.app/profile/handle``) becomes that mention (``u/name``,
+  ``@name@instance``, ``@handle``) in place of its text, so the privacy gate redacts it like any
+  mention: the text of such a link is the person's name (Reddit's feeds write "submitted by
+  <a href=".../user/name">name</a>");
 * ``quote-inline`` fallbacks ("RE: <link>") of quote posts are dropped;
 * ``<script>``, ``<style>`` and similar never contribute text.
 
@@ -51,6 +56,13 @@ _SKIP_TAGS = frozenset({"script", "style", "template", "noscript", "iframe", "ob
 _PARAGRAPH = frozenset({"p", "div", "blockquote", "pre", "section", "article", "header", "footer", "table"})
 _LINE = frozenset({"li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "dt", "dd", "figcaption"})
 _HIDDEN_CLASSES = frozenset({"invisible", "quote-inline"})
+_PROFILE = re.compile(
+    r"https?://(?:(?:www|old|new)\.)?reddit\.com/(?:user|u)/(?P<redditor>[\w-]+)/?(?:[?#].*)?"
+    r"|https?://(?:www\.)?bsky\.app/profile/(?P<handle>[\w.:-]+)/?(?:[?#].*)?"
+    r"|https?://(?P<instance>[\w-]+(?:\.[\w-]+)+)/(?:@|users/)(?P<name>[\w.-]+)/?(?:[?#].*)?",
+    re.IGNORECASE,
+)
+"""The address of a person's profile, no more (a post's address below it is not one)."""
 _MAX_OPEN = 256
 
 
@@ -254,6 +266,20 @@ def _shortened(visible: str, href: str) -> bool:
     return len(shown) >= 4 and (target.startswith(shown) or target.removeprefix("www.").startswith(shown))
 
 
+def profile_mention(href: str) -> str | None:
+    """The mention a link to a person's profile stands for (``u/name``, ``@name@instance``,
+    ``@handle``, or a Bluesky DID as it is), or None for any other link."""
+    m = _PROFILE.fullmatch(href)
+    if m is None:
+        return None
+    if m["redditor"]:
+        return "u/" + m["redditor"]
+    if m["handle"]:
+        handle: str = m["handle"]
+        return handle if handle.lower().startswith("did:") else "@" + handle
+    return f"@{m['name']}@{m['instance']}"
+
+
 def _close_anchor(frame: _Frame, out: list[str], links: list[str], accts: dict[str, str] | None) -> None:
     visible = "".join(out[frame.start :]).strip()
     if accts and (frame.kind == "mention" or visible.startswith("@")):
@@ -264,5 +290,9 @@ def _close_anchor(frame: _Frame, out: list[str], links: list[str], accts: dict[s
     if frame.kind == "link":
         if frame.hidden or not visible or _shortened(visible, frame.href):
             out[frame.start :] = [frame.href]
+        elif profile := profile_mention(frame.href):
+            before = "".join(out[max(0, frame.start - 1) : frame.start])[-1:]
+            # apart from the text around it ("by<a>x</a>to"), or it would read as part of a word
+            out[frame.start :] = [("" if not before or before.isspace() else " ") + profile + " "]
         if len(links) < MAX_LIST_ITEMS:
             links.append(frame.href)

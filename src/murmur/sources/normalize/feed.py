@@ -5,8 +5,10 @@
 * ``post_id`` = the item's id / guid, else its link, else a hash of title and text. Ids that are not
   URIs (a bare ``1234`` guid) are prefixed with the feed's host, so two feeds cannot collide.
 * ``author_raw_id`` = the item's author, else the feed's link (a feed without bylines counts as one
-  author); ``community`` = the feed's title; ``site`` = the host of the feed's link; ``urls`` = the item
-  link; enclosures and Media RSS content set ``has_media``.
+  author); ``community`` = the feed's title, unless the feed's link is a person's profile (a Mastodon
+  account's ``/@name.rss``, a Reddit user's feed): its title is that person's display name;
+  ``site`` = the host of the feed's link; ``urls`` = the item link; enclosures and Media RSS content
+  set ``has_media``.
 * ``created_at`` = the item's published (else updated) date. Feeds often omit dates, so a missing one
   is not an error: the feed's own updated date is used, else the time of ingest. Such an item is
   stamped again whenever its feed brings a new item (the whole document is normalized again), so
@@ -47,7 +49,7 @@ from murmur.sources.normalize._common import (
     json_error,
     parse_iso,
 )
-from murmur.sources.normalize._html import html_to_text
+from murmur.sources.normalize._html import html_to_text, profile_mention
 from murmur.types import Draft, Event
 from murmur.urls import domain_of
 
@@ -101,8 +103,9 @@ class _FeedInfo:
     __slots__ = ("author", "community", "lang", "link", "site", "updated")
 
     def __init__(self, feed: object) -> None:
-        self.community = clean_text(_plain(_str(feed, "title"), "text/html"), limit=200) or None
         self.link = _str(feed, "link")
+        title = "" if profile_mention(self.link) else _str(feed, "title")  # a person's name
+        self.community = clean_text(_plain(title, "text/html"), limit=200) or None
         self.site = domain_of(self.link)
         self.lang = clean_lang(_get(feed, "language"))
         self.updated = _struct_time(_get(feed, "updated_parsed")) or _struct_time(
