@@ -125,3 +125,16 @@ def test_reddit_user_mention_longer_than_reddit_allows(redactor: Redactor) -> No
 def test_account_ids_quoted_in_text(redactor: Redactor) -> None:
     text = "{'id': 't2_1w3o', 'did': 'did:plc:kvwvcn5iqfooopmyzvb4qzba'}"
     assert redactor.redact(text).text == "{'id': '<ACCOUNT>', 'did': '<ACCOUNT>'}"
+
+
+def test_a_markdown_link_target_goes_whole_even_with_spaces(redactor: Redactor) -> None:
+    # a real AskReddit bot comment: the link target holds spaces, and its query string was stored
+    # from the first space on ("reddit.com Related Post Review Request&message=...")
+    text = (
+        "Please [contact the mods](http://www.reddit.com/message/compose?to=%2Fr%2FAskReddit"
+        "&subject=Help Related Post Review Request&message=My post was removed) if you have questions."
+    )
+    result = redactor.redact(text)
+    assert result.text == "Please [contact the mods](reddit.com) if you have questions."
+    assert result.domains == ("reddit.com",)
+

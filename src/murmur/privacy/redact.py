@@ -59,7 +59,8 @@ older) name names a person just the same, and a bound would leave all of it."""
 _ACCOUNT_ID = re.compile(r"\bdid:(?:plc|web):[\w.%:-]+|\bt2_[a-z0-9]{2,12}\b", re.IGNORECASE)
 _URL = re.compile(
     r"""
-    (?P<url>(?:https?://|www\.)[^\s<>"'\]\[)]+)
+    (?P<mdurl>(?<=\]\()(?:https?://|www\.)[^)\n]*(?=\)))
+  | (?P<url>(?:https?://|www\.)[^\s<>"'\]\[)]+)
   | (?P<bareurl>\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/[^\s<>"'\]\[)]*)
     """,
     re.VERBOSE | re.IGNORECASE,
@@ -246,7 +247,7 @@ class Redactor:
             out: str | None
             if kind == "email":
                 out = EMAIL
-            elif kind in ("url", "bareurl"):
+            elif kind in ("url", "bareurl", "mdurl"):  # mdurl: a Markdown link's target, spaces and all
                 trail = ""
                 while span and span[-1] in ".,;:!?":
                     trail = span[-1] + trail
