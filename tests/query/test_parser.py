@@ -123,6 +123,16 @@ def test_nesting_is_bounded_with_a_position_not_a_crash() -> None:
     assert isinstance(root("a " + "NOT (" * 30 + "b" + ")" * 30), And)  # 60 levels: within the bound
 
 
+@pytest.mark.parametrize("space", ["\u3000", "\u00a0", "\u2003", "\u202f", "\v", "\f"])
+def test_any_whitespace_separates_words_and_operators(space: str) -> None:
+    """A Japanese IME types an ideographic space, a pasted query often has no-break spaces: they
+    separate like a space (``flood\u00a0-warning`` was the phrase "flood warning")."""
+    assert root(f"東京{space}OR{space}大阪") == Or((t("東", "京"), t("大", "阪")))
+    assert root(f"flood{space}-warning") == And((t("flood"), Not(t("warning"))))
+    near = Near((t("a"),), (t("b"),), 2)
+    assert root(f"a{space}NEAR/2{space}b{space}lang:de") == And((near, Field("lang", "de")))
+
+
 def test_or_branch_with_exclusion_inside_a_positive_group_is_fine() -> None:
     assert root("a OR (b -c)") == Or((t("a"), And((t("b"), Not(t("c"))))))
 
