@@ -87,6 +87,7 @@ def test_the_index_of_required_terms_loses_nothing(real_store: RealStore, texts:
         ("#café OR #CAFE", 2),
         ("#COP30 -lang:xx", 2),
         ("site:nytimes.com", 3),
+        ("site:www.nytimes.com", 3),
         ("site:bbc.co.uk", 3),
         ("site:co.uk -site:bbc.co.uk", 0),
         ("lang:de", 100),

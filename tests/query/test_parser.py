@@ -60,6 +60,7 @@ def root(q: str) -> Node:
         ("LANG:PT-BR", Field("lang", "pt-br")),
         ("platform:bluesky", Field("platform", "bluesky")),
         ("site:NYTimes.com", Field("site", "nytimes.com")),
+        ("site:WWW.NYTimes.com", Field("site", "nytimes.com")),  # stored hosts have no www.
         ("hashtag:COP30", Field("hashtag", "cop30")),
         ("#COP30", Field("hashtag", "cop30")),
         ("#Café", Field("hashtag", "cafe")),

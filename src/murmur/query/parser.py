@@ -311,7 +311,8 @@ class _Parser:
             msg = f"'{tok.text}:' takes a two-letter ISO 3166 country code such as DE or BR, not {raw!r}"
             raise self.error(msg, value_pos)
         elif name == "site":
-            value = value.strip(".")
+            # stored sites and domains are hosts without "www." (urls.domain_of): so is the value
+            value = value.strip(".").removeprefix("www.")
             if not value or not _DOMAIN.match(value):
                 msg = f"'{tok.text}:' takes a domain such as nytimes.com, not a URL or address ({raw!r})"
                 raise self.error(msg, value_pos)
