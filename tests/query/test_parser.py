@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from murmur.errors import PrivacyError, QuerySyntaxError
 from murmur.query.ast import MAX_DEPTH, And, Field, Near, Node, Not, Or, Term, to_string
 from murmur.query.parser import AuthorFieldError, parse
-from tests.query.strategies import Vocabulary, queries
+from tests.query.strategies import SPACES, Vocabulary, queries
 
 
 def t(*tokens: str, prefix: bool = False) -> Term:
@@ -244,3 +245,9 @@ def test_printed_queries_parse_back_to_the_same_tree(tree: Node) -> None:
     text = to_string(tree)
     assert parse(text).root == tree
     assert to_string(parse(text).root) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(queries(VOCAB), st.sampled_from(SPACES))
+def test_any_whitespace_between_words_gives_the_same_tree(tree: Node, space: str) -> None:
+    assert parse(to_string(tree).replace(" ", space)).root == tree
