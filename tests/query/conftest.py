@@ -15,6 +15,7 @@ from murmur.query.index import Doc, doc_of
 from murmur.query.live import batch_hooks
 from murmur.store import Store
 from murmur.testing import has_shared_data
+from murmur.text import tokenize
 from murmur.types import Post
 from tests.query.strategies import Vocabulary
 
@@ -46,11 +47,15 @@ def _vocabulary(docs: list[Doc]) -> Vocabulary:
     # Common, mid-frequency and rare words, plus every word of the posts made for folding.
     words = ranked[:40] + ranked[40:3000:15] + ranked[-400::8]
     words += [w for w in ("cafe", "creme", "strasse", "koln", "nino", "istanbul", "οδοσ") if w in counts]
+    from tests.query.realdata import MADE_UP
+
+    words += sorted({w for _, text in MADE_UP[6:] for w in tokenize(text)})  # marks, ZWNJ, IVS
     phrases = [g for g, n in grams.most_common(4000)[::10] if n >= 2] + [
         g for g, n in grams.items() if n == 1
     ][:150:3]
     keys = Counter(k for d in docs for k in d.keys)
     fields = sorted({tuple(k.split("=", 1)) for k, _ in keys.most_common(400)})
+    fields += sorted({tuple(k.split("=", 1)) for k in keys if k.startswith("hashtag=") and not k.isascii()})
     fields += [("lang", "xx"), ("site", "example.invalid"), ("hashtag", "nothingmatches")]
     return Vocabulary(words=words, phrases=phrases, fields=[(f[0], f[1]) for f in fields])
 

@@ -19,13 +19,18 @@ from murmur.types import Draft, Post, SentimentLabel
 _SENTIMENTS: tuple[SentimentLabel, ...] = ("negative", "neutral", "positive")
 _COUNTRIES = ("DE", "US", "FR", "BR", "JP")
 _LINGUA = ("ja", "zh", "th", "ko", "hi", "ar", "el", "ru", "de", "fr", "tr", "vi")
-_MADE_UP = (
+MADE_UP = (
     ("en", "Café au lait in the Straße, CAFÉ crème at the ＣＡＦＥ"),
     ("fr", "un cafe noir et une crème brûlée, s'il vous plaît"),
     ("de", "Die STRASSE ist gesperrt: Hochwasser-Warnung für Köln und Düsseldorf"),
     ("es", "Niño y NIÑA en la estación; ¡qué día!"),
     ("tr", "İstanbul'da DEPREM uyarısı; ıslak yollar"),
     ("el", "ΟΔΟΣ κλειστή στην Αθήνα, πλημμύρα"),
+    # hashtags written in the text only (marks, ZWNJ/ZWJ, case and accents), variation selectors
+    ("hi", "बाढ़ की चेतावनी #बाढ़ #Bāḍh_२०२५ #क्\u200dष"),
+    ("th", "น้ำท่วม กรุงเทพ #น้ำท่วม #ThaiFlood"),
+    ("fa", "من می\u200cخواهم بروم #می\u200cخواهم #ایران"),
+    ("ja", "葛\U000e0100飾区 で 祭り #東京タワー 1\ufe0f\u20e3 番"),
 )
 
 
@@ -78,7 +83,7 @@ def _sentence_drafts(per_language: int) -> list[Draft]:
                     site="bsky.app",
                 )
             )
-    for i, (lang, text) in enumerate(_MADE_UP):
+    for i, (lang, text) in enumerate(MADE_UP):
         drafts.append(
             Draft(
                 platform="mastodon",
@@ -88,7 +93,7 @@ def _sentence_drafts(per_language: int) -> list[Draft]:
                 author_raw_id=f"acct{i}",
                 lang_declared=lang,
                 site="mastodon.social",
-                hashtags=["Café", "COP30"] if i % 2 else ["Köln"],
+                hashtags=[] if i >= 6 else ["Café", "COP30"] if i % 2 else ["Köln"],
                 urls=["https://www.nytimes.com/2025/x"] if i % 2 == 0 else ["https://news.bbc.co.uk/a"],
             )
         )

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from hypothesis import strategies as st
 
-from murmur.query.ast import And, Field, Near, Node, Not, Or, Term
+from murmur.query.ast import And, Field, Near, Node, Not, Or, Term, to_string
 from murmur.query.parser import MIN_PREFIX
 from murmur.text import is_segmented_char
 
@@ -93,3 +93,13 @@ def queries(v: Vocabulary, max_leaves: int = 8) -> st.SearchStrategy[Node]:
         return st.one_of(conj, disj)
 
     return st.recursive(leaf, extend, max_leaves=max_leaves)
+
+
+SPACES: tuple[str, ...] = (" ", " ", " ", "\u3000", "\u00a0", "\t", "\u2003")
+"""What separates the words of a printed query: mostly a space, sometimes the ideographic space of a
+Japanese IME, a pasted no-break space, a tab or an em space."""
+
+
+def printed(trees: st.SearchStrategy[Node]) -> st.SearchStrategy[str]:
+    """Trees printed as a user would type them (``to_string``), with any of ``SPACES`` between words."""
+    return st.tuples(trees, st.sampled_from(SPACES)).map(lambda p: to_string(p[0]).replace(" ", p[1]))

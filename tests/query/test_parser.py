@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from murmur.errors import PrivacyError, QuerySyntaxError
 from murmur.query.ast import MAX_DEPTH, And, Field, Near, Node, Not, Or, Term, to_string
 from murmur.query.parser import AuthorFieldError, parse
-from tests.query.strategies import Vocabulary, queries
+from tests.query.strategies import SPACES, Vocabulary, queries
 
 
 def t(*tokens: str, prefix: bool = False) -> Term:
@@ -60,6 +61,7 @@ def root(q: str) -> Node:
         ("LANG:PT-BR", Field("lang", "pt-br")),
         ("platform:bluesky", Field("platform", "bluesky")),
         ("site:NYTimes.com", Field("site", "nytimes.com")),
+        ("site:WWW.NYTimes.com", Field("site", "nytimes.com")),  # stored hosts have no www.
         ("hashtag:COP30", Field("hashtag", "cop30")),
         ("#COP30", Field("hashtag", "cop30")),
         ("#Café", Field("hashtag", "cafe")),
@@ -121,6 +123,16 @@ def test_nesting_is_bounded_with_a_position_not_a_crash() -> None:
             parse(deep)
         assert info.value.position == pos
     assert isinstance(root("a " + "NOT (" * 30 + "b" + ")" * 30), And)  # 60 levels: within the bound
+
+
+@pytest.mark.parametrize("space", ["\u3000", "\u00a0", "\u2003", "\u202f", "\v", "\f"])
+def test_any_whitespace_separates_words_and_operators(space: str) -> None:
+    """A Japanese IME types an ideographic space, a pasted query often has no-break spaces: they
+    separate like a space (``flood\u00a0-warning`` was the phrase "flood warning")."""
+    assert root(f"東京{space}OR{space}大阪") == Or((t("東", "京"), t("大", "阪")))
+    assert root(f"flood{space}-warning") == And((t("flood"), Not(t("warning"))))
+    near = Near((t("a"),), (t("b"),), 2)
+    assert root(f"a{space}NEAR/2{space}b{space}lang:de") == And((near, Field("lang", "de")))
 
 
 def test_or_branch_with_exclusion_inside_a_positive_group_is_fine() -> None:
@@ -233,3 +245,9 @@ def test_printed_queries_parse_back_to_the_same_tree(tree: Node) -> None:
     text = to_string(tree)
     assert parse(text).root == tree
     assert to_string(parse(text).root) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(queries(VOCAB), st.sampled_from(SPACES))
+def test_any_whitespace_between_words_gives_the_same_tree(tree: Node, space: str) -> None:
+    assert parse(to_string(tree).replace(" ", space)).root == tree

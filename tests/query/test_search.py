@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from murmur.cli.main import app
 from murmur.errors import QueryError
+from murmur.query import matches, parse
 from murmur.query.audit import add_audit_hook, remove_audit_hook
 from murmur.query.search import POINT_QUERIES_UP_TO, parse_time, search
 from murmur.store import DirectReader, Store
@@ -229,3 +230,15 @@ def test_examples_skip_cells_under_k_even_when_they_are_the_newest(tmp_path: Pat
     # et (one author) is under k; en is hidden with it, but 5 examples cannot list its 30 posts
     assert {c.key["lang"]: c.posts for c in result.by_lang} == {"en": None, "et": None}
     assert [p["post_id"] for p in result.posts] == ["e29", "e28", "e27", "e26", "e25"]
+
+
+def test_lang_und_finds_the_posts_search_counts_as_und(tmp_path: Path) -> None:
+    # no detected and no declared language: search's breakdown says "und", and so must lang:und
+    posts = [post(f"n{i}", "storm", author=f"a{i}", minutes=i) for i in range(5)]
+    posts += [post("u", "storm", author="b", lang="und"), post("e", "storm", author="c", lang="en")]
+    with open_store(tmp_path, posts) as store:
+        reader = DirectReader(store.conn.cursor())
+        assert {c.key["lang"]: c.posts for c in search(reader, "storm", k=1).by_lang} == {"und": 6, "en": 1}
+        assert search(reader, "lang:und", k=1).total.posts == 6
+    q = parse("lang:und")
+    assert [p.post_id for p in posts if matches(q, p)] == [f"n{i}" for i in range(5)] + ["u"]

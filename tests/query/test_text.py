@@ -101,3 +101,10 @@ def test_variation_selectors_are_folded_away() -> None:
     # the keycap "1️⃣" is 1 + U+FE0F + U+20E3: the number 1, not a word "1\ufe0f"
     assert tokenize("press 1\ufe0f\u20e3 now") == ["press", "1", "now"]
     assert fold("\u2764\ufe0f") == "\u2764"
+
+
+def test_ideographic_and_mongolian_variation_selectors_are_folded_away() -> None:
+    # 葛 + U+E0100 (an ideographic variation sequence, as in the Japanese place name 葛󠄀飾) is 葛:
+    # the query 葛飾 finds it; a Mongolian free variation selector goes the same way
+    assert tokenize("葛\U000e0100飾区") == ["葛", "飾", "区"]
+    assert tokenize("\u182e\u180b\u1823") == ["\u182e\u1823"]

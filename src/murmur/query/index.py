@@ -105,8 +105,7 @@ def field_keys(post: Post) -> frozenset[str]:
     """Every ``field=value`` a query can ask of ``post`` (see docs/query-language.md, "Fields")."""
     keys = ["platform=" + key_value(post.platform)]
     lang = post_lang(post)
-    if lang:
-        keys += _lang_keys(lang)
+    keys += _lang_keys(lang) if lang else ["lang=und"]  # no language is undetermined, as search counts it
     if post.sentiment:
         keys.append("sentiment=" + key_value(post.sentiment))
     if post.country:

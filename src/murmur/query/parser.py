@@ -58,8 +58,10 @@ _FIELD_WORD = re.compile(r"^([A-Za-z_]+):")
 _NEAR = re.compile(r"^NEAR/(\d+)(f?)$")
 _OPEN_QUOTES = ('"', "“", "„", "”")
 _CLOSE_QUOTES = {'"': '"', "“": "”", "„": "“", "”": "”"}  # ”…”: Swedish, Finnish
-_WORD_STOP = set(' \t\r\n()"“”„')
-"""Characters that end a word: each must start a token of its own in ``_lex`` (or it loops)."""
+_WORD_STOP = set('()"“”„')
+"""Characters that end a word besides whitespace (any, as ``str.isspace`` says: an ideographic space
+or a no-break space separates like a space): each must start a token of its own in ``_lex`` (or it
+loops)."""
 MIN_PREFIX = 2
 """Letters a wildcard needs before ``*`` (one is enough in scripts segmented per character)."""
 
@@ -309,7 +311,8 @@ class _Parser:
             msg = f"'{tok.text}:' takes a two-letter ISO 3166 country code such as DE or BR, not {raw!r}"
             raise self.error(msg, value_pos)
         elif name == "site":
-            value = value.strip(".")
+            # stored sites and domains are hosts without "www." (urls.domain_of): so is the value
+            value = value.strip(".").removeprefix("www.")
             if not value or not _DOMAIN.match(value):
                 msg = f"'{tok.text}:' takes a domain such as nytimes.com, not a URL or address ({raw!r})"
                 raise self.error(msg, value_pos)
@@ -391,7 +394,7 @@ def _lex(text: str) -> list[_Tok]:
             i += 1
         else:
             j = i
-            while j < n and text[j] not in _WORD_STOP:
+            while j < n and not text[j].isspace() and text[j] not in _WORD_STOP:
                 j += 1
             toks.append(_word(text, text[i:j], i))
             i = j
