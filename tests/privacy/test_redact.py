@@ -137,4 +137,3 @@ def test_a_markdown_link_target_goes_whole_even_with_spaces(redactor: Redactor) 
     result = redactor.redact(text)
     assert result.text == "Please [contact the mods](reddit.com) if you have questions."
     assert result.domains == ("reddit.com",)
-
