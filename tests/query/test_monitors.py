@@ -147,6 +147,29 @@ def test_reindex_covers_posts_stored_without_the_hook(tmp_path: Path) -> None:
     store.close()
 
 
+def test_an_index_built_by_an_older_tokenizer_is_rebuilt_when_a_writer_opens_the_store(
+    tmp_path: Path,
+) -> None:
+    # A fold or field-key change would leave old rows with old words: history and live matching
+    # would then read the same query differently.
+    from murmur.query.index import INDEX_VERSION
+    from murmur.query.live import batch_hooks
+
+    store = Store.open(tmp_path / "old.duckdb")
+    store.write(posts=[post("1", "keycap 1\ufe0f\u20e3 flood"), post("2", "drought")])
+    assert reindex(store.conn) == 2
+    store.conn.execute("UPDATE post_search SET st = ' stale words '")  # as an older tokenizer wrote
+    store.conn.execute("INSERT OR REPLACE INTO meta VALUES ('post_search_version', 'older')")
+    batch_hooks(store)
+    st = store.conn.execute("SELECT st FROM post_search WHERE post_id = '1'").fetchall()[0][0]
+    assert st.startswith(" keycap 1 flood ")  # then the field keys
+    version = store.conn.execute("SELECT value FROM meta WHERE key = 'post_search_version'").fetchall()
+    assert version == [(INDEX_VERSION,)]
+    batch_hooks(store)  # current: nothing rebuilt
+    assert store.conn.execute("SELECT count(*) FROM post_search").fetchall() == [(2,)]
+    store.close()
+
+
 def test_monitor_changes_are_audited(store: Store) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
 

@@ -22,6 +22,7 @@ k-anonymity (a collision can only undercount, which suppresses more), cheap to s
 from __future__ import annotations
 
 import hashlib
+import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ _MASK64: Final = (1 << 64) - 1
 KEY_MARK: Final = "\x01"
 """Marks a field key in ``post_search.st``: not a word character, so never inside a token."""
 _CACHE_MAX: Final = 200_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +277,33 @@ def write_index_table(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
 def write_token_index(conn: duckdb.DuckDBPyConnection, posts: Sequence[Post]) -> None:
     """Index ``posts`` for historical search (inside the transaction that stores them)."""
     write_index_table(conn, index_rows(posts))
+
+
+INDEX_VERSION = "2026-12-02"
+"""The tokenizer and field keys ``post_search`` rows were built with. Bump it with any change to
+``murmur.text`` (folding, words, hashtags) or to ``field_keys``: a store whose index carries another
+version is rebuilt when a writer opens it (``ensure_current_index``), or history and live matching
+would read the same query differently."""
+_INDEX_VERSION_KEY = "post_search_version"
+
+
+def ensure_current_index(conn: duckdb.DuckDBPyConnection) -> int:
+    """Rebuild ``post_search`` if it was built with another ``INDEX_VERSION`` (and index the posts it
+    lacks either way). Returns how many posts were (re)indexed."""
+    rows = conn.execute("SELECT value FROM meta WHERE key = ?", [_INDEX_VERSION_KEY]).fetchall()
+    built = str(rows[0][0]) if rows else None
+    if built != INDEX_VERSION:
+        stale = int(conn.execute("SELECT count(*) FROM post_search").fetchall()[0][0])
+        if stale:
+            log.warning(
+                "the search index of %d posts was built by an older tokenizer (%s): rebuilding it",
+                stale,
+                built or "before versions",
+            )
+            conn.execute("DELETE FROM post_search")
+    done = reindex(conn)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_INDEX_VERSION_KEY, INDEX_VERSION])
+    return done
 
 
 def reindex(conn: duckdb.DuckDBPyConnection, *, batch: int = 20_000) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-from murmur.query.index import doc_of, index_rows, write_index_table
+from murmur.query.index import doc_of, ensure_current_index, index_rows, write_index_table
 from murmur.query.monitors import MonitorStage, write_match_rows
 from murmur.store import Store
 from murmur.types import Post
@@ -42,5 +42,7 @@ class QueryLayerHook:
 
 
 def batch_hooks(store: Store) -> list[Callable[[Sequence[Post]], Writer | None]]:
-    """The hooks ``murmur.service`` passes to the runtime for ``store``."""
+    """The hooks ``murmur.service`` passes to the runtime for ``store``; first the search index is
+    brought up to date (rebuilt after a tokenizer change, filled where posts lack it)."""
+    ensure_current_index(store.conn)
     return [QueryLayerHook(store.conn)]
