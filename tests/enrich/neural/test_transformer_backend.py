@@ -140,3 +140,14 @@ def test_hub_name_resolves_from_local_cache_only(tiny: Path, tmp_path: Path) -> 
     assert model.predict_proba(["good"]).shape == (1, 3)
     with pytest.raises(ModelError, match="never downloads"):
         TransformerSentimentModel("someorg/not-here", backend="onnx", hf_cache_dir=hub)
+
+
+def test_lone_surrogates_do_not_fail_the_batch(tiny: Path, tmp_path: Path) -> None:
+    # the Rust tokenizer rejects a str that is not valid UTF-8: the whole batch used to fail (TypeError)
+    model = TransformerSentimentModel(tiny, backend="onnx", cache_dir=tmp_path / "cache")
+    texts = ["good movie", "lone \ud800 surrogate", "split pair \ud83d\ude00", "awful"]
+    proba = model.predict_proba(texts)
+    assert proba.shape == (4, 3)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba[[0, 3]], model.predict_proba(["good movie", "awful"]), atol=1e-5)
+    np.testing.assert_allclose(proba[2], model.predict_proba(["split pair 😀"])[0], atol=1e-5)
