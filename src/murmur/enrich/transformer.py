@@ -156,6 +156,16 @@ class TransformerSentimentModel:
         max_length: int = 128,
         max_batch_tokens: int | None = None,
     ) -> None:
+        self.options: dict[str, Any] = {
+            "backend": backend,
+            "device": device,
+            "hf_cache_dir": hf_cache_dir,
+            "cache_dir": cache_dir,
+            "label_map": dict(label_map) if label_map is not None else None,
+            "max_length": max_length,
+            "max_batch_tokens": max_batch_tokens,
+        }
+        """The keyword arguments this model was built with (``TransformerSentiment`` pickles them)."""
         _offline()
         import torch
         from transformers import AutoConfig, AutoTokenizer
@@ -323,7 +333,8 @@ class TransformerSentiment:
     def __init__(self, model: str | Path | TransformerSentimentModel, **options: Any) -> None:
         self._model = model if isinstance(model, TransformerSentimentModel) else None
         self._spec = model.name if isinstance(model, TransformerSentimentModel) else str(model)
-        self._options = options
+        # a pickled copy rebuilds the model as it was built: a model object's options, not the defaults
+        self._options = model.options if isinstance(model, TransformerSentimentModel) else options
 
     @property
     def model(self) -> TransformerSentimentModel:
