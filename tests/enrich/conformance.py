@@ -30,6 +30,8 @@ from murmur.types import Post
 
 Factory = Callable[[], Component]
 FLOAT_TOL = 1e-4
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+"""When every test post was created and ingested."""
 POST_FIELDS = frozenset(f.name for f in fields(Post))
 
 ORDINARY = [
@@ -68,12 +70,11 @@ HARD = [
 
 
 def make_post(text: str, i: int = 0, **overrides: Any) -> Post:
-    t = datetime(2026, 1, 1, tzinfo=UTC)
     base = Post(
         platform="file",
         post_id=f"p{i}",
-        created_at=t,
-        ingested_at=t,
+        created_at=T0,
+        ingested_at=T0,
         author_key="k" * 16,
         text=text,
     )

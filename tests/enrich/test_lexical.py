@@ -78,6 +78,26 @@ def test_component_assigns_label_score_and_model_and_pickles_small() -> None:
     assert -1 <= posts[1].sentiment_score < 0
     assert len(pickle.dumps(comp)) < 1000  # the model is reloaded, not pickled
 
+    assert len(pickle.dumps(LexicalSentiment(default_model()))) < 1000
+
+
+def test_a_pickled_component_keeps_a_callers_model() -> None:
+    # the copy used to drop the model it was built with and load the shipped one instead
+    shipped = default_model()
+    mine = LexicalSentimentModel(shipped.config, {"afrisenti": shipped.heads["afrisenti"]})
+    comp = LexicalSentiment(mine)
+    clone = pickle.loads(pickle.dumps(comp))
+    texts = ["Fantastic news, so happy!", "Awful, disgusting, I am furious", "The meeting is at noon"]
+    runs = []
+    for c in (comp, clone, LexicalSentiment()):
+        posts = make_posts(texts)
+        for p in posts:
+            p.lang = "en"
+        c.process(posts)
+        runs.append([p.sentiment_score for p in posts])
+    assert runs[1] == runs[0]
+    assert runs[2] != runs[0], "the caller's model must score differently, or this test proves nothing"
+
 
 @needs_data
 def test_shipped_model_reproduces_its_model_card() -> None:

@@ -316,6 +316,11 @@ def default_model() -> LexicalSentimentModel:
     return LexicalSentimentModel.load(DEFAULT_MODEL)
 
 
+def is_default_model(model: object) -> bool:
+    """Whether ``model`` is the shipped one that ``default_model()`` loaded (without loading it)."""
+    return default_model.cache_info().currsize > 0 and model is default_model()
+
+
 class LexicalSentiment:
     """``murmur.sentiment.lexical@1``: sentiment label and score from the shipped lexical model."""
 
@@ -333,10 +338,11 @@ class LexicalSentiment:
         return self._model
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"model": None}  # the model is reloaded from the shipped artifact, not pickled
+        # the shipped model is reloaded from its artifact, not pickled; a caller's model travels along
+        return {"model": None if self._model is None or is_default_model(self._model) else self._model}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._model = None
+        self._model = state.get("model")
 
     def warm_up(self) -> None:
         """Load the model and its combined table now (``Pipeline.warm_up``; ~0.7 s), not inside the

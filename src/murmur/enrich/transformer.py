@@ -21,6 +21,7 @@ import gc
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,8 @@ LABELS: tuple[SentimentLabel, SentimentLabel, SentimentLabel] = ("negative", "ne
 EXPORT_RECIPE = "hf-seqcls-fp32-opset17-v1"
 F64 = npt.NDArray[np.float64]
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 _NAME_TO_LABEL: dict[str, SentimentLabel] = {
     "negative": "negative",
     "neg": "negative",
@@ -53,6 +56,14 @@ def _offline() -> None:
     # huggingface_hub reads this when it is first imported; local_files_only covers a late import.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def encodable(text: str) -> str:
+    """``text`` with any lone surrogate as U+FFFD: the Rust tokenizers reject a string that cannot be
+    UTF-8 (``TypeError: TextEncodeInput must be ...``), which failed the whole batch."""
+    if _LONE_SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def label_columns(
@@ -145,6 +156,16 @@ class TransformerSentimentModel:
         max_length: int = 128,
         max_batch_tokens: int | None = None,
     ) -> None:
+        self.options: dict[str, Any] = {
+            "backend": backend,
+            "device": device,
+            "hf_cache_dir": hf_cache_dir,
+            "cache_dir": cache_dir,
+            "label_map": dict(label_map) if label_map is not None else None,
+            "max_length": max_length,
+            "max_batch_tokens": max_batch_tokens,
+        }
+        """The keyword arguments this model was built with (``TransformerSentiment`` pickles them)."""
         _offline()
         import torch
         from transformers import AutoConfig, AutoTokenizer
@@ -249,7 +270,10 @@ class TransformerSentimentModel:
         if n == 0:
             return np.zeros((0, len(self.columns)), dtype=np.float64)
         enc = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, add_special_tokens=True
+            [encodable(t) for t in texts],
+            truncation=True,
+            max_length=self.max_length,
+            add_special_tokens=True,
         )
         ids: list[list[int]] = enc["input_ids"]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
@@ -309,7 +333,8 @@ class TransformerSentiment:
     def __init__(self, model: str | Path | TransformerSentimentModel, **options: Any) -> None:
         self._model = model if isinstance(model, TransformerSentimentModel) else None
         self._spec = model.name if isinstance(model, TransformerSentimentModel) else str(model)
-        self._options = options
+        # a pickled copy rebuilds the model as it was built: a model object's options, not the defaults
+        self._options = model.options if isinstance(model, TransformerSentimentModel) else options
 
     @property
     def model(self) -> TransformerSentimentModel:

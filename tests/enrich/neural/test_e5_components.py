@@ -15,6 +15,7 @@ from murmur.enrich.neural.components import (
     SENTIMENT_NAME,
     E5Embed,
     E5Sentiment,
+    NeuralSentimentModel,
     neural_components,
 )
 from murmur.enrich.neural.embedder import E5Embedder
@@ -86,6 +87,30 @@ def test_components_pickle_without_their_models(embedder: E5Embedder) -> None:
         assert len(data) < 1000
         again = pickle.loads(data)
         assert again.name == comp.name
+
+
+def test_a_pickled_component_keeps_the_embedder_and_model_it_was_built_with(embedder: E5Embedder) -> None:
+    # the copies used to drop them and run the process-wide default instead (another backend, prefix)
+    mine = E5Embedder(backend="onnx", prefix="passage: ", branch=default_head().branch)
+    comps: list[Component] = [E5Embed(mine), E5Sentiment(NeuralSentimentModel(mine))]
+    copies: list[Component] = pickle.loads(pickle.dumps(comps))
+    embed, sentiment = copies
+    assert isinstance(embed, E5Embed)
+    assert isinstance(sentiment, E5Sentiment)
+    assert embed.embedder is sentiment.model.embedder  # one embedder, loaded once for both
+    assert (embed.embedder.backend, embed.embedder.tokenizer.prefix) == ("onnx", "passage: ")
+    assert sentiment.model.head is default_head()  # the shipped head is loaded again, not pickled
+    a, b, default = posts(), posts(), posts()
+    Pipeline(comps).process(a)
+    Pipeline(copies).process(b)
+    Pipeline([E5Embed(embedder), E5Sentiment()]).process(default)
+    vectors = [np.asarray([p.embedding for p in batch]) for batch in (a, b, default)]
+    np.testing.assert_array_equal(vectors[1], vectors[0])
+    assert [p.sentiment_score for p in b] == [p.sentiment_score for p in a]
+    assert not np.allclose(vectors[2], vectors[0], atol=1e-3), (
+        "the default must differ, or this proves nothing"
+    )
+    assert len(pickle.dumps([E5Embed(embedder), E5Sentiment(neural_sentiment_model())])) < 1000
 
 
 def test_registered_and_neural_pipeline_builds() -> None:

