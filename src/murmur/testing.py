@@ -56,7 +56,7 @@ def jetstream_commit(
     i: int, *, text: str = "", op: str = "create", did: str = "did:plc:alice", langs: list[str] | None = None
 ) -> bytes:
     """A Jetstream commit event for post ``k{i}`` (``op``: ``create`` or ``delete``), as the firehose
-    sends it; ``time_us`` grows with ``i``."""
+    sends it; ``time_us`` grows with ``i`` from the record's ``createdAt`` (2026-11-23T10:00:00Z)."""
     commit: dict[str, object] = {
         "rev": f"r{i}",
         "operation": op,
@@ -74,7 +74,7 @@ def jetstream_commit(
         commit["record"] = record
         commit["cid"] = f"c{i}"
     return orjson.dumps(
-        {"did": did, "time_us": 1_700_000_000_000_000 + i, "kind": "commit", "commit": commit}
+        {"did": did, "time_us": 1_795_428_000_000_000 + i, "kind": "commit", "commit": commit}
     )
 
 

@@ -83,6 +83,27 @@ def test_rss_item_mapping() -> None:
     assert datetime.now(UTC) - second.created_at < timedelta(minutes=5)
 
 
+def test_a_date_still_to_come_is_the_time_of_ingest() -> None:
+    # Podcast hosts publish scheduled episodes with their release date; event feeds date items by
+    # the event. Neither has been said yet: counted now, not on a future day.
+    future = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Show</title>'
+        b"<link>https://show.example.com/</link>"
+        b"<item><title>Episode 12</title><guid>https://show.example.com/12</guid>"
+        b"<pubDate>Tue, 01 Aug 2124 09:00:00 GMT</pubDate></item>"
+        b"<item><title>Episode 11</title><guid>https://show.example.com/11</guid>"
+        b"<pubDate>Tue, 01 Aug 2023 09:00:00 GMT</pubDate></item></channel></rss>"
+    )
+    before = datetime.now(UTC)
+    scheduled, past = drafts(future)
+    assert before <= scheduled.created_at <= datetime.now(UTC)
+    assert past.created_at == datetime(2023, 8, 1, 9, tzinfo=UTC)
+    item = {"id": "1", "title": "Launch", "date_published": "2124-01-01T00:00:00Z"}
+    json_feed = {"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [item]}
+    (launch,) = drafts(orjson.dumps(json_feed))
+    assert before <= launch.created_at <= datetime.now(UTC)
+
+
 def test_atom_entry_mapping() -> None:
     (entry,) = drafts(_ATOM)
     assert entry.title == "An entry"

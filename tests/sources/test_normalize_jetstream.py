@@ -73,7 +73,7 @@ def test_real_records_in_jetstream_envelopes() -> None:
         payload = orjson.dumps(
             {
                 "did": did,
-                "time_us": 1,
+                "time_us": 1725911162329308,  # 2024-09-09, after both records were written
                 "kind": "commit",
                 "commit": {
                     "rev": "r",
@@ -198,6 +198,24 @@ def test_times_naive_is_utc_and_offsets_are_converted() -> None:
     shifted = one(envelope(post(createdAt="2024-01-01T10:00:00+02:00"))).created_at
     assert shifted == datetime(2024, 1, 1, 8, tzinfo=UTC)
     assert shifted.utcoffset() is not None
+
+
+def test_a_created_at_after_jetstream_received_the_post_is_its_arrival() -> None:
+    # time_us 1725911162329308 is 2024-09-09T19:46:02.329308Z; a client with a wrong clock (or a
+    # forged date) claims 2099: the post is counted when it arrived, not 75 years ahead.
+    received = datetime(2024, 9, 9, 19, 46, 2, 329308, tzinfo=UTC)
+    assert one(envelope(post(createdAt="2099-01-01T00:00:00.000Z"))).created_at == received
+    assert one(envelope(post(createdAt="2024-09-09T19:46:03Z"))).created_at == received
+    # an earlier createdAt is the post's own time (drafts, slow clients, backfilled archives)
+    assert one(envelope(post(createdAt="2024-09-09T19:40:00Z"))).created_at == datetime(
+        2024, 9, 9, 19, 40, tzinfo=UTC
+    )
+    assert one(envelope(post(createdAt="2011-05-01T08:00:00Z"))).created_at.year == 2011
+    # without a usable time_us, createdAt stands
+    for time_us in (None, 0, -5, 2**62, 1.7e15, "1725911162329308", True):
+        event = orjson.loads(envelope(post(createdAt="2099-01-01T00:00:00Z")))
+        event["time_us"] = time_us
+        assert one(orjson.dumps(event)).created_at.year == 2099
 
 
 @pytest.mark.parametrize(

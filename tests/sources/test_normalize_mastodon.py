@@ -171,6 +171,17 @@ def test_spoiler_reply_media_card() -> None:
     assert d.urls[-1] == "https://card.example/a"
 
 
+def test_poll_options_are_text() -> None:
+    # halcy's poll on icosahedron.website, as recorded: the question says little, the options say it
+    real = {s["uri"]: s for s in real_statuses()}
+    poll = one(real["https://icosahedron.website/users/halcy/statuses/110446382983698223"])
+    assert poll.text == "secret test poll :hecker:\n\nreal\nfr fr\nso true\n:hecker:"
+    options = {"id": "1", "options": [{"title": "Yes", "votes_count": 3}, {"title": " ", "votes_count": 0}]}
+    assert one(status(content="", poll=options)).text == "Yes"
+    boosted = one(status(content="", reblog=status(content="<p>Tea?</p>", poll=options)))
+    assert boosted.text == "Tea?\n\nYes"
+
+
 def test_reblog_is_a_repost_of_the_original_under_the_outer_id() -> None:
     inner = status(
         uri="https://other.example/users/carol/statuses/1",

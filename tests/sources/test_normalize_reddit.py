@@ -139,6 +139,25 @@ def test_comment_and_deletions() -> None:
         assert normalize_reddit(orjson.dumps(thing(selftext=marker))) == [Deletion("reddit", "t3_abc123")]
 
 
+def test_removed_link_posts_are_deletions() -> None:
+    # A link post removed by AutoModerator, as Reddit returns it (r/memes, 2019): no self text to
+    # carry "[removed]", but the title and image link are still in the payload.
+    removed = thing(
+        is_self=False,
+        selftext="",
+        title="Frick drugs",
+        url="https://i.redd.it/7za7a7s9om741.jpg",
+        post_hint="image",
+        removed_by_category="moderator",
+        is_robot_indexable=False,
+    )
+    assert normalize_reddit(orjson.dumps(removed)) == [Deletion("reddit", "t3_abc123")]
+    # deleted by its author: the account may still exist, the post does not
+    deleted = thing(is_self=False, selftext="", url="https://news.example/a", removed_by_category="deleted")
+    assert normalize_reddit(orjson.dumps(deleted)) == [Deletion("reddit", "t3_abc123")]
+    assert isinstance(one(thing(removed_by_category=None)), Draft)
+
+
 def test_reply_trees_arrays_and_other_kinds() -> None:
     events = normalize_reddit(orjson.dumps(_THING))
     assert [e.post_id for e in events] == ["t3_abc123", "t1_c1"]

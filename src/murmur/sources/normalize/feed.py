@@ -13,6 +13,8 @@
   is not an error: the feed's own updated date is used, else the time of ingest. Such an item is
   stamped again whenever its feed brings a new item (the whole document is normalized again), so
   it moves to the newer time and its retention restarts while it stays in the feed.
+  A date later than the time of ingest (a scheduled post, an event's date, a wrong time zone) is
+  the time of ingest too, so such an item is counted now rather than on a day still to come.
 * Malformed-but-recoverable feeds (feedparser's ``bozo``) still give their items; a document with
   no items that is not a feed at all is a ``PayloadError``.
 
@@ -141,10 +143,11 @@ def _draft(
         text = f"{title}\n\n{body}" if title else body
     text = clean_text(text)
     urls = [link] if link.startswith(("http://", "https://")) else []
+    now = datetime.now(UTC)
     return Draft(
         platform="feed",
         post_id=_post_id(raw_id, link, title, text, info),
-        created_at=created or info.updated or datetime.now(UTC),
+        created_at=min(created or info.updated or now, now),
         text=text,
         author_raw_id=clean_text(author_raw_id.strip() or info.author, limit=512),
         lang_declared=lang or info.lang,

@@ -12,14 +12,18 @@ every other kind (``identity``, ``account``) gives ``[]``. ``create`` and ``upda
 ``delete`` a deletion. ``post_id`` is the record's ``at://`` uri.
 
 From the record: ``text``; ``langs[0]`` → ``lang_declared``; ``createdAt`` (naive → UTC, invalid →
-PayloadError); richtext facets: ``#tag`` → hashtags, ``#link`` → urls, ``#mention`` → mentions (the
-DID); ``tags`` → hashtags; ``reply`` → ``is_reply``; embeds: ``record`` / ``recordWithMedia`` (a quote)
-→ ``is_repost``, ``images`` / ``video`` / ``recordWithMedia`` → ``has_media``, ``external`` → urls.
+PayloadError; a ``createdAt`` later than the event's ``time_us``, when Jetstream received the commit,
+is a wrong client clock or a forged date: the post's time is then ``time_us``, as the Bluesky AppView
+sorts posts by the earlier of the two); richtext facets: ``#tag`` → hashtags, ``#link`` → urls,
+``#mention`` → mentions (the DID); ``tags`` → hashtags; ``reply`` → ``is_reply``; embeds:
+``record`` / ``recordWithMedia`` (a quote) → ``is_repost``, ``images`` / ``video`` /
+``recordWithMedia`` → ``has_media``, ``external`` → urls.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -41,6 +45,8 @@ POST = "app.bsky.feed.post"
 _DID = re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,2040}")
 _RKEY = re.compile(r"[A-Za-z0-9._:~-]{1,512}")
 _NULL = msgspec.Raw(b"null")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TIME_US = 253_402_300_799 * 1_000_000  # 9999-12-31T23:59:59Z
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
@@ -55,6 +61,8 @@ class _Envelope(msgspec.Struct, gc=False):
     did: str
     kind: str
     commit: _Commit | None = None
+    time_us: object = None
+    """Microseconds since 1970 when Jetstream received the event (any other value is ignored)."""
 
 
 class _Feature(msgspec.Struct, rename={"type": "$type"}, gc=False):
@@ -112,6 +120,13 @@ def _embed_flags(embed: _Embed | None, urls: list[str]) -> tuple[bool, bool]:
     return (kind in _MEDIA, kind in _QUOTE)
 
 
+def _received(time_us: object) -> datetime | None:
+    """When Jetstream received the event (``time_us``); None when it is absent or not a time."""
+    if type(time_us) is not int or not 0 < time_us <= _MAX_TIME_US:
+        return None
+    return _EPOCH + timedelta(microseconds=time_us)
+
+
 def normalize_jetstream(payload: bytes) -> list[Event]:
     """One Jetstream event → ``[Draft]``, ``[Deletion]`` or ``[]`` (not a post)."""
     check_size(payload, FMT)
@@ -141,6 +156,9 @@ def normalize_jetstream(payload: bytes) -> list[Event]:
         field = "commit.record" + ("." + err.field if err.field and err.field != "payload" else "")
         raise PayloadError(err.reason, field=field) from None
     created_at = parse_iso(record.createdAt, "commit.record.createdAt", FMT)
+    received = _received(env.time_us)
+    if received is not None and created_at > received:
+        created_at = received
 
     tags: list[str] = []
     urls: list[str] = []

@@ -18,6 +18,7 @@ Decisions:
 * A reblog (boost) is a repost of the original: the reblogged status's text, language, tags and
   links, with the *outer* status's ``uri``, author and time, and ``is_repost=True``. A quote post
   (Mastodon 4.4 ``quote``) is also ``is_repost=True``, as Bluesky quotes are.
+* A poll's options are part of what the status says: their titles follow the text, one a line.
 * A streaming ``delete`` event carries only the instance-local status id, which cannot be turned into
   the ``uri`` the post was stored under. A source that remembers id → uri may add ``"uri"`` to the
   event (``{"event": "delete", "payload": "1234", "uri": "https://..."}``); a delete event without
@@ -33,6 +34,7 @@ import msgspec
 from murmur.errors import PayloadError
 from murmur.sources.normalize._common import (
     MAX_ITEMS,
+    MAX_LIST_ITEMS,
     bound,
     bounded_unique,
     check_size,
@@ -74,6 +76,14 @@ class _Card(msgspec.Struct, gc=False):
     url: str | None = None
 
 
+class _PollOption(msgspec.Struct, gc=False):
+    title: str = ""
+
+
+class _Poll(msgspec.Struct, gc=False):
+    options: list[_PollOption] | None = None
+
+
 class _Status(msgspec.Struct, gc=False):
     uri: str
     created_at: str
@@ -86,6 +96,7 @@ class _Status(msgspec.Struct, gc=False):
     reblog: _Status | None = None
     media_attachments: list[msgspec.Raw] | None = None
     card: _Card | None = None
+    poll: _Poll | None = None
     tags: list[_Tag] | None = None
     mentions: list[_Mention] | None = None
     quote: msgspec.Raw = _NULL
@@ -138,6 +149,10 @@ def _status_to_draft(status: _Status) -> Draft | None:
     spoiler = inner.spoiler_text.strip() if inner.spoiler_text else ""
     if spoiler:
         text = f"{spoiler}\n\n{text}" if text else spoiler
+    if inner.poll is not None and inner.poll.options:
+        options = "\n".join(t for o in inner.poll.options[:MAX_LIST_ITEMS] if (t := o.title.strip()))
+        if options:
+            text = f"{text}\n\n{options}" if text else options
     if inner.card is not None and inner.card.url:
         links.append(inner.card.url)
     return Draft(

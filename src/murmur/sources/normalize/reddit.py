@@ -15,7 +15,10 @@ Mapping: ``post_id`` = fullname (``t3_abc``), ``author_raw_id`` = ``author_fulln
 its title and self text; a link submission's ``url`` goes to urls. Comments are replies. A
 ``crosspost_parent`` makes a repost. Videos, galleries, embedded media and image posts set
 ``has_media`` (a mere link preview thumbnail does not). A body or self text of ``[deleted]`` or
-``[removed]`` gives a ``Deletion``. Placeholders such as ``<USERNAME>`` are literal text.
+``[removed]`` gives a ``Deletion``, and so does a submission with a ``removed_by_category`` (deleted
+by its author, removed by moderators or by Reddit): a link post has no self text to carry the marker,
+and Reddit still returns its title and link once it is gone from public view. Placeholders such as
+``<USERNAME>`` are literal text.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class _Data(msgspec.Struct, gc=False):
     is_gallery: bool | None = None
     post_hint: str | None = None
     crosspost_parent: str | None = None
+    removed_by_category: str | None = None
+    """Set once a submission is gone from public view: ``deleted`` (by its author), ``moderator``,
+    ``automod_filtered``, ``reddit``, ``anti_evil_ops``, ``copyright_takedown``, ..."""
     media: msgspec.Raw = _NULL
     secure_media: msgspec.Raw = _NULL
     media_metadata: msgspec.Raw = _NULL
@@ -185,7 +191,7 @@ def _thing_event(kind: str, d: _Data) -> Event:
         msg = f"reddit: a {kind} needs 'name' (its fullname) or 'id'"
         raise PayloadError(msg, field="name")
     body = d.body if kind == "t1" else d.selftext
-    if body is not None and body.strip() in _GONE:
+    if (body is not None and body.strip() in _GONE) or d.removed_by_category:
         return Deletion(platform="reddit", post_id=post_id)
     if d.created_utc is None:
         msg = f"reddit: {post_id} has no created_utc; a post needs its time"
