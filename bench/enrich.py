@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +45,20 @@ from murmur.testing import ListSource, has_shared_data, real_payload_mix
 class ProcessTree:
     """This process and its children (the workers), the list of children refreshed at most once a
     second: finding them scans every process of the machine (~0.7 ms), which sampling every 50 ms
-    would add to the very CPU time this benchmark measures."""
+    would add to the very CPU time this benchmark measures. ``exclude``: pids left out (a child
+    that is not murmur's, such as ``bench/soak.py``'s loopback server)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exclude: Collection[int] = ()) -> None:
         self.me = psutil.Process()
+        self.exclude = frozenset(exclude)
         self._procs = [self.me]
         self._found = 0.0
 
     def processes(self) -> list[psutil.Process]:
         now = time.monotonic()
         if now - self._found >= 1.0:
-            self._procs = [self.me, *self.me.children(recursive=True)]
+            kids = [p for p in self.me.children(recursive=True) if p.pid not in self.exclude]
+            self._procs = [self.me, *kids]
             self._found = now
         return self._procs
 
@@ -62,14 +66,15 @@ class ProcessTree:
 class PeakRss:
     """Samples the RSS of this process and its children (the workers) every 50 ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, exclude: Collection[int] = ()) -> None:
+        self.exclude = exclude
         self.peak = 0
         self.main_peak = 0  # this process alone (the runtime: store, writer, ordered stage)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        tree = ProcessTree()
+        tree = ProcessTree(self.exclude)
         while not self._stop.is_set():
             total = 0
             for proc in tree.processes():

@@ -73,3 +73,11 @@ def test_sentiment_holdout_bench() -> None:
     assert re.search(r"shipped mixture .*: val mean macro-F1 0\.\d{4}", out), out
     assert re.search(r"other half 0\.\d{4} \(sd 0\.\d{4}\); selection optimism [+-]0\.\d{4}", out), out
     assert re.search(r"95 % interval 0\.\d{4}-0\.\d{4}", out), out
+
+
+def test_soak_bench() -> None:
+    out = run_bench("bench/soak.py", "--quick", "--workers", "2")
+    assert re.search(r"soak\[firehose\]: [\d,]+ posts stored, [\d,]+ deletions, [\d,]+ quarantined", out), out
+    assert re.search(r"slope [+-][\d.]+ MB per 100k posts", out), out
+    assert re.search(r"drift [+-][\d.]+%", out), out
+    assert "verdict: " in out

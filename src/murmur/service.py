@@ -93,6 +93,31 @@ def purge_expired(store: Store, retention_days: int) -> dict[str, int]:
     return store.purge(older_than=datetime.now(UTC) - timedelta(days=retention_days))
 
 
+def build_runtime(
+    config: Config,
+    store: Store,
+    *,
+    sources: Sequence[Source] | None = None,
+    on_batch: Callable[[RuntimeStats], None] | None = None,
+    batch_size: int = 2000,
+) -> Runtime:
+    """The runtime ``run_service`` runs over ``store`` (the configured sources unless ``sources``):
+    gate, pipeline, query-layer hooks, worker processes, status file and backfill as configured.
+    The soak benchmark builds it here too, to look inside it while it runs."""
+    return Runtime(
+        store,
+        list(sources) if sources is not None else build_sources(config.sources),
+        Processor(build_gate(config), build_pipeline(config.enrich)),
+        hooks=build_hooks(store),
+        status_file=Path(f"{config.store.path}.status.json"),
+        on_batch=on_batch,
+        batch_size=batch_size,
+        workers=worker_setup(config),
+        backfill_idle_seconds=config.enrich.backfill_idle_seconds if config.enrich.backfill else None,
+        backfill_chunk=config.enrich.backfill_chunk,
+    )
+
+
 async def run_service(
     config: Config,
     *,
@@ -114,18 +139,7 @@ async def run_service(
     server = ReadServer(store.conn, config.store.path).start() if serve_reads else None
     try:
         purge_expired(store, config.privacy.retention_days)
-        runtime = Runtime(
-            store,
-            list(sources) if sources is not None else build_sources(config.sources),
-            Processor(build_gate(config), build_pipeline(config.enrich)),
-            hooks=build_hooks(store),
-            status_file=Path(f"{config.store.path}.status.json"),
-            on_batch=on_batch,
-            batch_size=batch_size,
-            workers=worker_setup(config),
-            backfill_idle_seconds=config.enrich.backfill_idle_seconds if config.enrich.backfill else None,
-            backfill_chunk=config.enrich.backfill_chunk,
-        )
+        runtime = build_runtime(config, store, sources=sources, on_batch=on_batch, batch_size=batch_size)
 
         async def purger() -> None:
             while True:

@@ -5,6 +5,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import duckdb
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from murmur.errors import QueryError, StoreError, StoreLockedError
 from murmur.store import DirectReader, QuarantineRecord, ReadServer, Store, open_reader
 from murmur.store.reader import SocketReader
+from murmur.store.schema import DERIVED_TABLES
 from murmur.types import Deletion, Post
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -70,6 +72,45 @@ def test_deletion_removes_post_and_blocks_replayed_create(tmp_path: Path) -> Non
         assert store.conn.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
         store.write(posts=[post(1)])  # a replay after a crash must not resurrect it
         assert store.conn.execute("SELECT post_id FROM posts").fetchall() == [("p2",)]
+
+
+class _CountingConn:
+    """The store's connection, counting the DELETE statements sent through it."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+        self.deletes = 0
+
+    def execute(self, sql: str, *args: Any) -> duckdb.DuckDBPyConnection:
+        self.deletes += sql.startswith("DELETE")
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, rows: Any) -> duckdb.DuckDBPyConnection:
+        self.deletes += len(rows) if sql.startswith("DELETE") else 0
+        return self.conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def test_a_batch_of_deletions_is_one_statement_per_table(tmp_path: Path) -> None:
+    """A DELETE by key scans the whole table: one per deleted post made deletions cost
+    O(deletions x stored posts) (bench/soak.py). A batch's deletions, duplicates and posts written
+    in the same batch included, go in one statement per table, and each leaves one tombstone."""
+    with Store.open(tmp_path / "m.duckdb") as store:
+        store.write(posts=[post(i) for i in range(300)], embeddings=[("bluesky", "p0", [0.1])])
+        counting = _CountingConn(store.conn)
+        store.conn = cast(duckdb.DuckDBPyConnection, counting)
+        gone = [Deletion("bluesky", f"p{i}") for i in range(0, 300, 2)]
+        store.write(posts=[post(301)], deletions=[*gone, gone[0], Deletion("bluesky", "p301")])
+        assert counting.deletes == 1 + len(DERIVED_TABLES)
+        store.conn = counting.conn
+        kept = store.conn.execute("SELECT count(*), count(*) FILTER (post_id = 'p301') FROM posts").fetchone()
+        assert kept == (150, 0)
+        assert store.conn.execute("SELECT count(*) FROM embeddings").fetchone() == (0,)
+        assert store.conn.execute("SELECT count(*) FROM tombstones").fetchone() == (151,)
+        store.write(posts=[post(4), post(6)])  # replayed creates of deleted posts stay deleted
+        assert store.conn.execute("SELECT count(*) FROM posts").fetchone() == (150,)
 
 
 def test_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -1,0 +1,425 @@
+"""Soak: does ``murmur run`` stay flat, in memory and in throughput, when it runs for a long time?
+
+Drives the runtime ``murmur run`` builds (``service.build_runtime``: the privacy gate, the firehose
+tier in worker processes by default, the query layer's hooks with a few live monitors, the one
+DuckDB writer, the status file) from the Jetstream source, connected over loopback to an endless
+Jetstream server in a process of its own. The server makes every event on the fly from the real
+Bluesky records and real texts (``testing.real_text_pool``, ~65,000 texts; after one pass each text
+is paired with another, so texts do not repeat and no cache is flattered), with deletions of earlier
+posts (1 in 20), identity events (1 in 100) and malformed payloads (1 in 250: undecodable bytes, or a
+record whose text is not a string), as fast as the runtime takes them or at ``--rate``.
+
+Every ``--every`` seconds it samples: posts stored, posts/s over the last window, the RSS of every
+murmur process (the runtime's own and its workers; the server is left out) and its peak, the
+memory DuckDB's buffer manager holds, Arrow's allocations, Python's allocated blocks in the
+runtime's process, the store file, and the long-lived structures within reach (near-duplicate
+index, live monitors, the search index's token cache, ``content_tokens``' LRU in the runtime's
+process, the hand-off queue). Then a verdict over the samples after warm-up (the first fifth):
+RSS slope per 100,000 posts (least squares) and throughput drift (last third against first third).
+
+    python bench/soak.py --minutes 5                 # firehose tier, as fast as it goes
+    python bench/soak.py --minutes 5 --rate 2000     # a fixed rate (posts/s)
+    python bench/soak.py --minutes 5 --tier neural
+    python bench/soak.py --quick                     # smoke run (< 30 s)
+
+Measured (2 shared cores, firehose tier, 2 workers, 6 monitors, as fast as it goes; more in
+``docs/architecture.md``, Soak):
+
+* before the store's batched deletions: 4 min, 598,496 posts, RSS 1,688 -> 2,336 MB after warm-up,
+  +155 MB per 100k posts; 2,523 -> 1,670 posts/s (drift -34 %): one DELETE per deleted post and table,
+  each a scan of the table.
+* after: 3 min, 677,792 posts, RSS 1,631 -> 2,180 MB, +104 MB per 100k posts (+92 of it DuckDB's
+  buffer cache: table blocks 532 MB and ART indexes 88 MB at the end); 3,430 -> 3,614 posts/s (+5 %).
+* the same with ``--memory-limit 300MB``: 2 min, 504,096 posts, RSS 1,586 -> 1,665 MB, +15 MB per
+  100k posts (DuckDB +7: the ART indexes of the primary keys, which stay in memory); Python objects,
+  Arrow, the near-duplicate index, the token caches and the hand-off stay flat throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import orjson
+import psutil
+import pyarrow as pa
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection
+
+import murmur.query.index as query_index
+from enrich import PeakRss, ProcessTree
+from monitors import HISTORY_QUERIES
+from murmur.config import parse_config
+from murmur.enrich.neardup import NearDupClusters
+from murmur.enrich.text import content_tokens
+from murmur.query.live import QueryLayerHook
+from murmur.query.monitors import add_monitor
+from murmur.runtime import QueueHandoff, Runtime
+from murmur.service import build_runtime
+from murmur.store import ReadServer, Store
+from murmur.testing import has_shared_data, real_text_pool, shared_data
+from murmur.testing_servers import JetstreamReplayServer
+
+MONITORS = HISTORY_QUERIES[:6]
+"""Live monitors: the first queries of ``bench/monitors.py``'s history set."""
+
+
+# --- the endless stream --------------------------------------------------------------------------------
+def soak_events(seed: int = 0) -> Iterator[bytes]:
+    """Jetstream events for ever, each made when asked for (see module doc); ``time_us`` is now."""
+    texts = real_text_pool(seed)
+    records = [
+        orjson.loads(shared_data("payloads", "bluesky", name).read_bytes())["value"]
+        for name in ("post_record.json", "extended_post_record.json")
+    ]
+    created: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
+    last_us = 0
+    i = 0
+    while True:
+        last_us = max(time.time_ns() // 1000, last_us + 1)
+        did = f"did:plc:soak{i % 20_000}"
+        if i % 250 == 125:
+            yield b'{"did": "' + did.encode() + b'", "time_us": ' + b"\x00not json"
+        elif i % 100 == 50:
+            yield orjson.dumps({"did": did, "time_us": last_us, "kind": "identity", "identity": {"did": did}})
+        elif i % 20 == 10 and created:
+            old_did, rkey = created.popleft()
+            commit = {"rev": f"r{i}", "operation": "delete", "collection": "app.bsky.feed.post", "rkey": rkey}
+            yield orjson.dumps({"did": old_did, "time_us": last_us, "kind": "commit", "commit": commit})
+        else:
+            n, j = len(texts), i % len(texts)
+            text = texts[j] if i < n else f"{texts[j][:150]} {texts[(j + 7919 * (i // n)) % n][:150]}"
+            record = dict(
+                records[i % len(records)],
+                text=text[:300],
+                createdAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            )
+            if i % 250 == 0:
+                record["text"] = 42  # a malformed record: the normalizer quarantines it
+            rkey = f"s{i}"
+            created.append((did, rkey))
+            create: dict[str, object] = {
+                "rev": f"r{i}",
+                "operation": "create",
+                "collection": "app.bsky.feed.post",
+                "rkey": rkey,
+                "record": record,
+                "cid": f"c{i}",
+            }
+            yield orjson.dumps({"did": did, "time_us": last_us, "kind": "commit", "commit": create})
+        i += 1
+
+
+class EndlessJetstream(JetstreamReplayServer):
+    """``JetstreamReplayServer`` serving ``soak_events`` (one stream, continued on a reconnect)
+    instead of a fixed list, at ``rate`` events/s (0: as fast as the client reads)."""
+
+    def __init__(self, rate: float, seed: int = 0) -> None:
+        super().__init__([])
+        self.rate = rate
+        self._stream = soak_events(seed)
+
+    def _handle(self, connection: ServerConnection) -> None:
+        t0 = time.monotonic()
+        sent = 0
+        with contextlib.suppress(ConnectionClosed):  # the runtime stopped
+            while not self._stop.is_set():
+                due = int((time.monotonic() - t0) * self.rate) - sent if self.rate else 256
+                for _ in range(due):
+                    connection.send(next(self._stream), text=True)
+                sent += due
+                self.sent += due
+                if self.rate:
+                    self._stop.wait(0.01)
+
+
+def _serve(rate: float, conn: Connection) -> None:
+    """The server's process: serve until the parent says stop (or is gone)."""
+    with EndlessJetstream(rate) as server:
+        conn.send(server.url)
+        with contextlib.suppress(EOFError):
+            conn.recv()
+
+
+# --- sampling ------------------------------------------------------------------------------------------
+@dataclasses.dataclass(slots=True)
+class Sample:
+    t: float
+    posts: int
+    rate: float
+    rss_mb: float
+    main_mb: float
+    peak_mb: float
+    duckdb_mb: float
+    arrow_mb: float
+    py_kblocks: float
+    store_mb: float
+    sizes: dict[str, int]
+    duckdb_tags: dict[str, float]
+    """DuckDB's buffer memory by tag (MB): table data, ART indexes, the write-ahead log's tables."""
+
+
+class Sampler:
+    """Takes a ``Sample`` of ``runtime`` every ``every`` seconds, in a thread of its own."""
+
+    def __init__(self, runtime: Runtime, store_path: Path, peak: PeakRss, every: float, server: int) -> None:
+        self.runtime = runtime
+        self.store_path = store_path
+        self.peak = peak
+        self.every = every
+        self.samples: list[Sample] = []
+        self._tree = ProcessTree(exclude=(server,))
+        self._db = runtime.store.conn.cursor()  # its own connection: the writer's is busy
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.take()
+
+    def take(self) -> Sample:
+        rt = self.runtime
+        rss = main = 0
+        for proc in self._tree.processes():
+            try:
+                mem = proc.memory_info().rss
+            except psutil.Error:
+                continue
+            rss += mem
+            main += mem if proc.pid == self._tree.me.pid else 0
+        tags = {
+            str(tag): int(used) / 1e6
+            for tag, used in self._db.execute(
+                "SELECT tag, memory_usage_bytes FROM duckdb_memory()"
+            ).fetchall()
+            if used
+        }
+        files = [self.store_path, self.store_path.with_name(self.store_path.name + ".wal")]
+        t = time.monotonic() - self._t0
+        posts = rt.stats.posts
+        last = self.samples[-1] if self.samples else None
+        rate = (posts - last.posts) / (t - last.t) if last else posts / t
+        sample = Sample(
+            t=t,
+            posts=posts,
+            rate=rate,
+            rss_mb=rss / 1e6,
+            main_mb=main / 1e6,
+            peak_mb=self.peak.peak / 1e6,
+            duckdb_mb=sum(tags.values()),
+            arrow_mb=pa.total_allocated_bytes() / 1e6,
+            py_kblocks=sys.getallocatedblocks() / 1e3,
+            store_mb=sum(f.stat().st_size for f in files if f.exists()) / 1e6,
+            sizes=structure_sizes(rt),
+            duckdb_tags=tags,
+        )
+        self.samples.append(sample)
+        return sample
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._db.close()
+
+
+def structure_sizes(rt: Runtime) -> dict[str, int]:
+    """Entries in the runtime process's long-lived structures (those in the workers are out of reach)."""
+    pipeline = rt.ordered if rt.ordered is not None else rt.processor.pipeline
+    components = pipeline.components if pipeline is not None else []
+    neardup = [len(c.index) for c in components if isinstance(c, NearDupClusters)]
+    hooks = [h for h in rt.hooks if isinstance(h, QueryLayerHook)]
+    return {
+        "neardup": sum(neardup),
+        "monitors": sum(len(h.stage.matcher) for h in hooks),
+        "tokcache": sum(
+            len(c)
+            for c in (
+                query_index._TOKEN_HITS,
+                query_index._KEY_HITS,
+                query_index._VALUE_CACHE,
+                query_index._HOST_CACHE,
+            )
+        ),
+        "lru": content_tokens.cache_info().currsize,
+        "handoff": len(rt.handoff._items) if isinstance(rt.handoff, QueueHandoff) else -1,
+        "sources": len(rt.stats.sources),
+        "timings": len(rt.timings),
+    }
+
+
+# --- the run -------------------------------------------------------------------------------------------
+async def _run_for(runtime: Runtime, seconds: float) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(seconds, stop.set)
+    await runtime.run(stop)
+
+
+def soak(
+    tier: str,
+    minutes: float,
+    rate: float,
+    workers: int | None,
+    batch: int,
+    every: float,
+    memory_limit: str | None = None,
+) -> list[Sample]:
+    ctx = multiprocessing.get_context("spawn")
+    here, there = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(rate, there), name="soak-jetstream", daemon=True)
+    server.start()
+    url = here.recv()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("SOAK_DIR")) as tmp:
+        path = Path(tmp) / "soak.duckdb"
+        cfg = parse_config(
+            {
+                "store": {"path": str(path)},
+                "enrich": {"tier": tier, "workers": workers},
+                "sources": [{"id": "bsky", "type": "jetstream", "url": url}],
+            },
+            env={},
+        )
+        store = Store.open(path)
+        if memory_limit:
+            store.conn.execute(f"SET memory_limit = '{memory_limit}'")
+        for k, query in enumerate(MONITORS):
+            add_monitor(store.conn, f"m{k}", query, backfill=False)
+        reads = ReadServer(store.conn, path).start()  # as murmur run does (idle here)
+        runtime = build_runtime(cfg, store, batch_size=batch)
+        processes = runtime.workers.workers if runtime.workers is not None else 1
+        try:
+            with (
+                PeakRss(exclude=(server.pid or 0,)) as peak,
+                Sampler(runtime, path, peak, every, server.pid or 0) as s,
+            ):
+                s.take()
+                asyncio.run(_run_for(runtime, minutes * 60))
+        finally:
+            reads.stop()
+            store.close()
+            here.send("stop")
+            server.join(10)
+        quarantined = runtime.stats.quarantined
+        print(
+            f"soak[{tier}]: {runtime.stats.posts:,} posts stored, {runtime.stats.deletions:,} deletions, "
+            f"{quarantined:,} quarantined, {runtime.stats.batches:,} batches in {minutes:g} min "
+            f"(rate: {'as fast as it goes' if not rate else f'{rate:g}/s'}, batch {batch}, "
+            f"{processes} worker process(es), {len(MONITORS)} monitors)"
+        )
+    return s.samples
+
+
+# --- the report ----------------------------------------------------------------------------------------
+def slope_per_100k(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ``ys`` against ``xs`` (posts), per 100,000 posts."""
+    n = len(xs)
+    if n < 2:
+        return float("nan")
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var * 1e5 if var else float("nan")
+
+
+def _rate(a: Sample, b: Sample) -> float:
+    return (b.posts - a.posts) / (b.t - a.t) if b.t > a.t else float("nan")
+
+
+def report(samples: list[Sample]) -> dict[str, float]:
+    keys = list(samples[-1].sizes)
+    print(
+        f"{'t s':>6} {'posts':>9} {'posts/s':>8} {'RSS MB':>7} {'main':>6} {'peak':>6} {'duckdb':>7} "
+        f"{'arrow':>6} {'pyblk k':>7} {'store':>6} " + " ".join(f"{k:>8}" for k in keys)
+    )
+    for s in samples:
+        print(
+            f"{s.t:6.0f} {s.posts:9,} {s.rate:8,.0f} {s.rss_mb:7.0f} {s.main_mb:6.0f} {s.peak_mb:6.0f} "
+            f"{s.duckdb_mb:7.1f} {s.arrow_mb:6.1f} {s.py_kblocks:7.0f} {s.store_mb:6.0f} "
+            + " ".join(f"{s.sizes.get(k, -1):8,}" for k in keys)
+        )
+    for s in (samples[len(samples) // 2], samples[-1]):
+        tags = ", ".join(f"{k} {v:.0f}" for k, v in sorted(s.duckdb_tags.items(), key=lambda kv: -kv[1]))
+        print(f"DuckDB buffers at {s.t:.0f} s (MB): {tags}")
+    warm = [s for s in samples if s.t >= samples[-1].t / 5 and s.posts > 0]
+    if len(warm) < 3:
+        print("verdict: too few samples after warm-up (run longer, or sample more often)")
+        return {}
+    posts = [float(s.posts) for s in warm]
+    out = {
+        "rss": slope_per_100k(posts, [s.rss_mb for s in warm]),
+        "main": slope_per_100k(posts, [s.main_mb for s in warm]),
+        "duckdb": slope_per_100k(posts, [s.duckdb_mb for s in warm]),
+        "arrow": slope_per_100k(posts, [s.arrow_mb for s in warm]),
+        "pyblocks": slope_per_100k(posts, [s.py_kblocks * 1e3 for s in warm]),
+    }
+    third = (warm[-1].t - warm[0].t) / 3
+    first = _rate(warm[0], min(warm, key=lambda s: abs(s.t - warm[0].t - third)))
+    last = _rate(min(warm, key=lambda s: abs(s.t - warm[-1].t + third)), warm[-1])
+    out["first_rate"], out["last_rate"] = first, last
+    out["drift"] = last / first - 1
+    print(
+        f"after warm-up (t >= {warm[0].t:.0f} s, {warm[0].posts:,} to {warm[-1].posts:,} posts): "
+        f"RSS {warm[0].rss_mb:.0f} -> {warm[-1].rss_mb:.0f} MB, slope {out['rss']:+.1f} MB per 100k posts "
+        f"(runtime's process {out['main']:+.1f}, DuckDB buffers {out['duckdb']:+.1f}, "
+        f"Arrow {out['arrow']:+.2f}, "
+        f"Python blocks {out['pyblocks']:+,.0f})"
+    )
+    print(
+        f"throughput: first third {first:,.0f} posts/s, last third {last:,.0f} posts/s, "
+        f"drift {out['drift']:+.1%}"
+    )
+    flat = out["rss"] < 5 and out["drift"] > -0.10
+    print(
+        "verdict: "
+        + ("flat" if flat else "NOT flat")
+        + f" (RSS slope {out['rss']:+.1f} MB/100k posts, goal < 5; drift {out['drift']:+.1%}, goal > -10 %)"
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--tier", choices=["firehose", "neural", "none"], default="firehose")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="events/s from the server (0: as fast as it goes)"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="default: as murmur run would choose")
+    parser.add_argument("--batch", type=int, default=2000, help="posts per batch (murmur run's 2000)")
+    parser.add_argument(
+        "--every", type=float, default=None, help="seconds between samples (default: 10; 2 quick)"
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        help="DuckDB's memory_limit for the store (default: DuckDB's, 80%% of RAM)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 12 s, a sample every 2 s")
+    args = parser.parse_args()
+    if not has_shared_data():
+        raise SystemExit("bench/soak.py needs ../shared/data (real payloads); not found")
+    minutes = 0.2 if args.quick else args.minutes
+    every = args.every or (2.0 if args.quick else 10.0)
+    samples = soak(args.tier, minutes, args.rate, args.workers, args.batch, every, args.memory_limit)
+    report(samples)
+
+
+if __name__ == "__main__":
+    main()
