@@ -63,25 +63,15 @@ def grouped_counts(
     where: str = "TRUE",
     params: Sequence[Any] = (),
     table: str = "posts",
+    audited: bool = True,
 ) -> list[Cell]:
     """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed
     (and, grouped by one dimension that gives each post one cell, a second one where a lone
     suppressed cell could be worked out from the total: ``complement``); largest first, then the
-    suppressed cells, ordered by their keys only."""
-    audit("counts", {"by": list(by), "table": table})
-    return _grouped_counts(reader, by, k=k, where=where, params=params, table=table)
-
-
-def _grouped_counts(
-    reader: Reader,
-    by: Sequence[str],
-    *,
-    k: int,
-    where: str = "TRUE",
-    params: Sequence[Any] = (),
-    table: str = "posts",
-) -> list[Cell]:
-    """``grouped_counts`` without the audit event (for queries that record their own)."""
+    suppressed cells, ordered by their keys only. ``audited=False``: for a caller that records
+    its own audit event (``store_stats``)."""
+    if audited:
+        audit("counts", {"by": list(by), "table": table})
     known = {**_DIMENSIONS, **_LIST_DIMENSIONS}
     unknown = [d for d in by if d not in known]
     if unknown:
@@ -125,7 +115,7 @@ def _grouped_counts(
 def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
     """What ``murmur stats`` shows: totals, counts by platform and by language, quarantine, cursors."""
     audit("stats", {})
-    total = _grouped_counts(reader, [], k=k)
+    total = grouped_counts(reader, [], k=k, audited=False)
     quarantine = reader.query("SELECT count(*) AS n FROM quarantine").to_pylist()[0]["n"]
     reasons = reader.query(
         "SELECT regexp_replace(reason, '[0-9]+', 'N', 'g') AS reason, count(*) AS n FROM quarantine "
@@ -148,8 +138,8 @@ def store_stats(reader: Reader, *, k: int) -> dict[str, Any]:
         "posts_suppressed": suppressed,
         "first_post_at": span["first"].isoformat() if span["first"] else None,
         "last_post_at": span["last"].isoformat() if span["last"] else None,
-        "by_platform": [c.as_dict() for c in _grouped_counts(reader, ["platform"], k=k)],
-        "by_language": [c.as_dict() for c in _grouped_counts(reader, ["lang"], k=k)],
+        "by_platform": [c.as_dict() for c in grouped_counts(reader, ["platform"], k=k, audited=False)],
+        "by_language": [c.as_dict() for c in grouped_counts(reader, ["lang"], k=k, audited=False)],
         "quarantined": int(quarantine),
         "quarantine_reasons": reasons,
         "cursors": [{**c, "updated_at": c["updated_at"].isoformat()} for c in cursors],

@@ -170,10 +170,11 @@ def search(
     # Examples come only from cells of k authors or more (PRODUCT.md), and not from a cell hidden by
     # complementary suppression that they could list whole: with a large --limit, counting them
     # would give its count, and subtracting the lone cell's.
-    platforms = _example_cells(by_platform, "platform", n)
-    langs = _example_cells(by_lang, "lang", n)
-    by_platform = sorted(complement(by_platform), key=lambda c: (-(c.posts or 0), str(c.key["platform"])))
-    by_lang = sorted(complement(by_lang), key=lambda c: (-(c.posts or 0), str(c.key["lang"])))
+    shown_platforms, shown_langs = complement(by_platform), complement(by_lang)
+    platforms = _example_cells(by_platform, shown_platforms, "platform", n)
+    langs = _example_cells(by_lang, shown_langs, "lang", n)
+    by_platform = sorted(shown_platforms, key=lambda c: (-(c.posts or 0), str(c.key["platform"])))
+    by_lang = sorted(shown_langs, key=lambda c: (-(c.posts or 0), str(c.key["lang"])))
     withheld = total.suppressed
     examples = [
         (platform, post_id, ingested)
@@ -186,10 +187,11 @@ def search(
     return SearchResult(str(q), k, total, by_platform, by_lang, shown, withheld, since, until)
 
 
-def _example_cells(cells: list[Cell], dim: str, limit: int) -> set[str]:
+def _example_cells(cells: list[Cell], shown: list[Cell], dim: str, limit: int) -> set[str]:
     """The keys of the cells examples may come from: those of ``k`` authors or more, less the one
-    ``complement`` hides when the examples could list it whole (``limit`` or fewer posts)."""
-    hidden = [d.suppressed and not c.suppressed for c, d in zip(cells, complement(cells), strict=True)]
+    ``complement`` hides (``shown``: the cells after it) when the examples could list it whole
+    (``limit`` or fewer posts)."""
+    hidden = [d.suppressed and not c.suppressed for c, d in zip(cells, shown, strict=True)]
     return {
         c.key[dim]
         for c, h in zip(cells, hidden, strict=True)
