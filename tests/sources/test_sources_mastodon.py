@@ -224,3 +224,31 @@ def test_quiet_streams_that_live_and_drop_are_no_failed_attempts() -> None:
         assert server.stream_connections == 1  # the fourth stream was the real one
     assert [status_id(e) for e in got] == [str(s["id"]) for s in statuses]
     assert src.stats.errors == 3
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_rest_answer_that_trickles_times_out_and_is_retried(streaming: bool) -> None:
+    statuses = mastodon_statuses_from_real_payloads()[:12]
+    with MastodonServer(statuses) as server:
+        # A byte every 0.1 s: no single read waits for the timeout, the whole answer never comes.
+        server.inject(200, body=b"[" + b" " * 400 + b"]", path="/api/v1/timelines/", trickle=0.1)
+        src = source(server.url, streaming=streaming, max_polls=1, timeout=0.5)
+        started = time.monotonic()
+        got = run(src, {str(s["id"]) for s in statuses})
+    assert time.monotonic() - started < 10
+    assert [status_id(e) for e in got] == [str(s["id"]) for s in statuses]
+    assert src.stats.errors == 1
+    assert "no complete answer within 0.5 s" in (src.stats.last_error or "")
+
+
+def test_a_rest_answer_larger_than_the_limit_is_not_read_into_memory() -> None:
+    from murmur.sources.fetch import MAX_ANSWER_BYTES
+
+    statuses = mastodon_statuses_from_real_payloads()[:12]
+    with MastodonServer(statuses) as server:
+        server.inject(200, body=b"[" + b" " * MAX_ANSWER_BYTES + b"]", path="/api/v1/timelines/")
+        src = source(server.url, streaming=False, max_polls=1)
+        got = run(src, {str(s["id"]) for s in statuses})
+    assert [status_id(e) for e in got] == [str(s["id"]) for s in statuses]
+    assert src.stats.errors == 1
+    assert "larger than 16,777,216 bytes" in (src.stats.last_error or "")

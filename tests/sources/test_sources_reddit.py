@@ -192,3 +192,31 @@ def test_a_body_that_is_not_what_its_content_encoding_says_is_retried(things: li
     assert [name(e) for e in got] == expected
     assert src.stats.errors == 1
     assert "DecodingError" in (src.stats.last_error or "")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/access_token", "/r/"])
+def test_an_answer_that_trickles_times_out_and_is_retried(things: list[dict[str, Any]], path: str) -> None:
+    with RedditServer(things) as server:
+        # A byte every 0.1 s: no single read waits for the timeout, the whole answer never comes.
+        server.inject(200, body=b"{" + b" " * 400 + b"}", path=path, trickle=0.1)
+        src = source(server, initial_pages=50, max_polls=1, timeout=0.5)
+        started = time.monotonic()
+        got = run(src)
+        expected = [t["data"]["name"] for t in server.listed("t3", SUBS)]
+    assert time.monotonic() - started < 10
+    assert [name(e) for e in got] == expected
+    assert src.stats.errors == 1
+    assert "no complete answer within 0.5 s" in (src.stats.last_error or "")
+
+
+def test_an_answer_larger_than_the_limit_is_not_read_into_memory(things: list[dict[str, Any]]) -> None:
+    from murmur.sources.fetch import MAX_ANSWER_BYTES
+
+    with RedditServer(things) as server:
+        server.inject(200, body=b"{" + b" " * MAX_ANSWER_BYTES + b"}", path="/r/")
+        src = source(server, initial_pages=50, max_polls=1)
+        got = run(src)
+        expected = [t["data"]["name"] for t in server.listed("t3", SUBS)]
+    assert [name(e) for e in got] == expected
+    assert src.stats.errors == 1
+    assert "larger than 16,777,216 bytes" in (src.stats.last_error or "")

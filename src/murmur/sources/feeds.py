@@ -39,6 +39,7 @@ from murmur.config import SourceConfig
 from murmur.errors import PayloadError, SourceError
 from murmur.sources.backoff import Backoff, check_http_url, config_error, parse_options, positive, retry_after
 from murmur.sources.base import SourceStats
+from murmur.sources.fetch import AnswerTimeout, AnswerTooLarge, fetch
 from murmur.sources.normalize._common import MAX_FEED_BYTES
 from murmur.sources.normalize.feed import normalize_feed
 from murmur.types import Draft, RawEvent
@@ -95,19 +96,6 @@ class _Fetched:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
-    """The (decoded) body, or None once it passes ``limit`` bytes: read no further, so a URL that
-    serves a huge file (or a compression bomb) cannot fill the memory of the whole service."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _digest(data: bytes, size: int = 8) -> str:
     return hashlib.blake2b(data, digest_size=size).hexdigest()
 
@@ -153,25 +141,24 @@ class FeedSource:
         try:
             # ``timeout`` bounds the whole answer, not only each read: a server that trickles its
             # body would otherwise hold this poll, and every other feed with it, for ever.
-            async with (
-                asyncio.timeout(self.options.timeout),
-                client.stream("GET", url, headers=headers) as response,
-            ):
-                if response.status_code == 304:
-                    return _Fetched(url, extra={"not_modified": 1})
-                if response.status_code != 200:
-                    status = response.status_code
-                    wait = retry_after(response.headers.get("Retry-After")) if status in (429, 503) else 0.0
-                    return _Fetched(url, error=f"HTTP {status}", retry_after=wait)
-                body = await _read_capped(response, MAX_FEED_BYTES)
+            response = await fetch(
+                client, "GET", url, deadline=self.options.timeout, max_bytes=MAX_FEED_BYTES, headers=headers
+            )
         except httpx.HTTPError as exc:
             return _Fetched(url, error=f"{type(exc).__name__}: {exc}")
-        except TimeoutError:
+        except AnswerTimeout:
             return _Fetched(url, error=f"no complete answer within {self.options.timeout:g} s (timeout)")
-        if body is None:
+        except AnswerTooLarge:
             return _Fetched(
                 url, error=f"the feed is larger than {MAX_FEED_BYTES:,} bytes (a feed, or the wrong URL?)"
             )
+        if response.status_code == 304:
+            return _Fetched(url, extra={"not_modified": 1})
+        if response.status_code != 200:
+            status = response.status_code
+            wait = retry_after(response.headers.get("Retry-After")) if status in (429, 503) else 0.0
+            return _Fetched(url, error=f"HTTP {status}", retry_after=wait)
+        body = response.content
         new = FeedState(
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),

@@ -26,7 +26,8 @@ it), ``streaming`` (true), ``streaming_url`` (default ``base_url``), ``initial_b
 fetched on a first start without cursor, 40), ``page_limit`` (40, the API maximum),
 ``max_backfill_pages`` (25; more pages behind counts a gap in ``stats.extra["gaps"]``),
 ``poll_interval`` (60 s, REST-only mode), ``max_polls`` (None; REST-only mode stops after that many
-polls: one-shot backfills and tests), ``timeout`` (30 s), ``stream_timeout`` (90 s without any byte,
+polls: one-shot backfills and tests), ``timeout`` (30 s for a whole REST answer, which may not pass
+16 MiB; the stream's connection), ``stream_timeout`` (90 s without any byte,
 heartbeats included, counts as a dead stream), ``rate_limit_max_wait`` (300 s), ``user_agent``, and
 the reconnect options ``backoff_initial``, ``backoff_max``, ``max_attempts``.
 """
@@ -58,6 +59,7 @@ from murmur.sources.backoff import (
     sleep_for_rate_limit,
 )
 from murmur.sources.base import SourceStats
+from murmur.sources.fetch import IncompleteAnswer, fetch
 from murmur.types import RawEvent
 
 log = logging.getLogger(__name__)
@@ -241,7 +243,7 @@ class MastodonSource:
     ) -> httpx.Response:
         """One REST timeline request, waiting out rate limits (429 retried after the reset)."""
         while True:
-            response = await client.get(url, params=params)
+            response = await fetch(client, "GET", url, deadline=self.options.timeout, params=params)
             wait = self._rate_wait(response)
             if response.status_code == 429:
                 self.stats.extra["throttled"] += 1
@@ -364,7 +366,7 @@ class MastodonSource:
                             return
                         attempts = 0
                         await asyncio.sleep(opts.poll_interval)
-                except (_Retryable, httpx.RequestError) as exc:
+                except (_Retryable, httpx.RequestError, IncompleteAnswer) as exc:
                     self.stats.errors += 1
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     await backoff.wait(self._where(), exc)

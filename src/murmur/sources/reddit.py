@@ -22,8 +22,8 @@ Options: ``subreddits`` (required, names without ``r/``), ``user_agent`` (requir
 variable), ``listings`` (``["new"]``; also ``"comments"``), ``base_url`` (``https://oauth.reddit.com``),
 ``auth_url`` (``https://www.reddit.com``), ``limit`` (100 per page), ``initial_pages`` (1),
 ``max_pages`` (10), ``poll_interval`` (60 s), ``max_polls`` (None: forever; one-shot runs and tests),
-``timeout`` (30 s), ``rate_limit_max_wait`` (600 s), and the reconnect options ``backoff_initial``,
-``backoff_max``, ``max_attempts``.
+``timeout`` (30 s for a whole answer; an answer over 16 MiB is not read), ``rate_limit_max_wait``
+(600 s), and the reconnect options ``backoff_initial``, ``backoff_max``, ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from murmur.sources.backoff import (
     sleep_for_rate_limit,
 )
 from murmur.sources.base import SourceStats
+from murmur.sources.fetch import IncompleteAnswer, fetch
 from murmur.types import RawEvent
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,14 @@ class RedditSource:
 
     async def _authenticate(self, client: httpx.AsyncClient) -> None:
         url = self.options.auth_url + "/api/v1/access_token"
-        response = await client.post(url, auth=self._auth, data={"grant_type": "client_credentials"})
+        response = await fetch(
+            client,
+            "POST",
+            url,
+            deadline=self.options.timeout,
+            auth=self._auth,
+            data={"grant_type": "client_credentials"},
+        )
         if response.status_code in (400, 401, 403):
             msg = (
                 f"{self._where()}: {url} refused the credentials ({response.status_code}: "
@@ -181,8 +189,11 @@ class RedditSource:
             if self._token is None or time.monotonic() >= self._token_expires:
                 await self._authenticate(client)
                 renewed = True
-            response = await client.get(
+            response = await fetch(
+                client,
+                "GET",
                 self.options.base_url + path,
+                deadline=self.options.timeout,
                 params=params,
                 headers={"Authorization": f"bearer {self._token}"},
             )
@@ -291,7 +302,7 @@ class RedditSource:
                                 self.stats.lag_seconds = max(time.time() - thing.data.created_utc, 0.0)
                             self.stats.events += 1
                             yield RawEvent(self.id, FORMAT, raw, orjson.dumps(self._newest).decode())
-                except (_Retryable, httpx.RequestError) as exc:
+                except (_Retryable, httpx.RequestError, IncompleteAnswer) as exc:
                     self.stats.errors += 1
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     self.stats.reconnects += 1
