@@ -85,6 +85,24 @@ def test_metadata_only_change_is_skipped_and_a_new_item_is_emitted(docs: dict[st
     assert orjson.loads(got[0].position)["seq"] == 2
 
 
+def test_a_new_item_past_max_seen_items_is_emitted(docs: dict[str, bytes]) -> None:
+    # A feed that lists more items than the cursor keeps digests of, oldest first: the new item comes
+    # last, after every remembered one; it is not "all seen already".
+    guardian = docs["guardian.rss"]
+    end = guardian.rindex(b"</item>") + len(b"</item>")
+    with FeedServer({"guardian.rss": guardian}) as server:
+        url = server.urls[0]
+        first = run(source([url], max_seen_items=10))
+        assert len(first) == 1
+        item = b"<item><title>A new story</title><link>https://example.org/new-story</link><guid>new-1</guid></item>"
+        server.set_feed("guardian.rss", guardian[:end] + item + guardian[end:])
+        src = source([url], max_seen_items=10)
+        got = run(src, first[-1].position)
+    assert len(got) == 1
+    assert b"A new story" in got[0].payload
+    assert src.stats.extra["unchanged"] == 0
+
+
 def test_a_failing_feed_backs_off_alone(docs: dict[str, bytes]) -> None:
     # One failure and a very long backoff: the feed is not retried in later polls, the others are.
     with FeedServer(docs, failures={"heise.atom": 1}) as server:

@@ -14,7 +14,8 @@ stops the source. A 429 or 503 with ``Retry-After`` is not retried before that t
 Cursor: JSON ``{"seq": n, "feeds": {url: {"etag", "last_modified", "hash", "seen"}}}`` where ``seq``
 counts emitted documents (it only grows), ``hash`` is the last body's digest and ``seen`` holds short
 digests of the last document's item ids (at most ``max_seen_items``), so a restart neither fetches
-unchanged feeds again nor re-emits a document whose items are all stored.
+unchanged feeds again nor re-emits a document whose items are all stored. A document with more items
+than that is emitted whenever its body changes (the store keeps each item once).
 
 Options: ``urls`` (required, http/https), ``interval`` (300 s), ``max_polls`` (None: forever;
 one-shot runs and tests), ``timeout`` (30 s for the whole answer), ``concurrency`` (4 feeds fetched
@@ -104,14 +105,14 @@ def _split(seen: str) -> set[str]:
     return {seen[i : i + 8] for i in range(0, len(seen), 8)}
 
 
-def _item_digests(body: bytes, limit: int) -> str | None:
+def _item_digests(body: bytes) -> str | None:
     """Short digests of the document's item ids (as the ``feed`` normalizer names them), concatenated;
     None when the document cannot be read (it is emitted anyway, to be quarantined with the reason)."""
     try:
         items = normalize_feed(body)
     except PayloadError:
         return None
-    return "".join(_digest(d.post_id.encode(), 4) for d in items if isinstance(d, Draft))[: 8 * limit]
+    return "".join(_digest(d.post_id.encode(), 4) for d in items if isinstance(d, Draft))
 
 
 class FeedSource:
@@ -167,9 +168,11 @@ class FeedSource:
         )
         if new.hash == state.hash:
             return _Fetched(url, state=new, extra={"unchanged": 1})
-        digests = await asyncio.to_thread(_item_digests, body, self.options.max_seen_items)
+        digests = await asyncio.to_thread(_item_digests, body)
         if digests is not None:
-            new.seen = digests
+            # Remember at most max_seen_items, but compare all: in a longer feed a new item may sit
+            # past the remembered ones (oldest first), and a document not wholly remembered is emitted.
+            new.seen = digests[: 8 * self.options.max_seen_items]
             if digests and _split(digests) <= _split(state.seen):
                 return _Fetched(url, state=new, extra={"unchanged": 1})
         return _Fetched(url, state=new, body=body)
