@@ -13,23 +13,39 @@ from tests.query.helpers import open_store, post
 
 
 def test_suppressed_cells_come_last_in_key_order(tmp_path: Path) -> None:
-    posts = [post(f"a{i}", "a", author=f"a{i}", hashtags=("big",)) for i in range(9)]
-    posts += [post(f"b{i}", "b", author=f"b{i}", hashtags=("small",)) for i in range(5)]
-    # Under k=5 authors: "zzz" from 4 authors, 8 posts (more than "small"), "aaa" from 1 author.
-    posts += [post(f"z{i}", "z", author=f"z{i % 4}", hashtags=("zzz",)) for i in range(8)]
-    posts += [post("y0", "y", author="y0", hashtags=("aaa",))]
+    posts = [post(f"a{i}", "a", author=f"a{i}", lang="en") for i in range(9)]
+    posts += [post(f"b{i}", "b", author=f"b{i}", lang="de") for i in range(5)]
+    # Under k=5 authors: "zu" from 4 authors, 8 posts (more than "de"), "af" from 1 author.
+    posts += [post(f"z{i}", "z", author=f"z{i % 4}", lang="zu") for i in range(8)]
+    posts += [post("y0", "y", author="y0", lang="af")]
     store = open_store(tmp_path, posts)
     try:
-        cells = grouped_counts(DirectReader(store.conn.cursor()), ["hashtag"], k=5)
+        cells = grouped_counts(DirectReader(store.conn.cursor()), ["lang"], k=5)
     finally:
         store.close()
-    # Ranked by count, "zzz" (8 posts) came between "big" (9) and "small" (5), which bounds its count.
-    assert [(c.key["hashtag"], c.posts) for c in cells] == [
-        ("big", 9),
-        ("small", 5),
-        ("aaa", None),
-        ("zzz", None),
+    # Ranked by count, "zu" (8 posts) came between "en" (9) and "de" (5), which bounds its count.
+    assert [(c.key["lang"], c.posts) for c in cells] == [("en", 9), ("de", 5), ("af", None), ("zu", None)]
+
+
+def test_an_open_breakdown_does_not_name_its_suppressed_cells(tmp_path: Path) -> None:
+    # A hashtag (term, community) under k authors is itself what fewer than k people wrote:
+    # `murmur demo`'s "top hashtags" listed ten of them by name.
+    posts = [post(f"a{i}", "a", author=f"a{i}", hashtags=("big",)) for i in range(9)]
+    posts += [post(f"z{i}", "z", author=f"z{i % 4}", hashtags=("zzz",)) for i in range(8)]
+    posts += [post("y0", "y", author="y0", hashtags=("janedoe4mayor",), community="tinyclub")]
+    store = open_store(tmp_path, posts)
+    try:
+        reader = DirectReader(store.conn.cursor())
+        tags = grouped_counts(reader, ["hashtag"], k=5)
+        communities = grouped_counts(reader, ["community"], k=5)
+    finally:
+        store.close()
+    assert [c.as_dict() for c in tags] == [
+        {"hashtag": "big", "posts": 9, "suppressed": False},
+        {"hashtag": None, "posts": None, "suppressed": True, "hidden": 2},
     ]
+    assert "tinyclub" not in repr(communities)
+    assert communities[-1].hidden >= 1
 
 
 def test_store_stats_is_audited(tmp_path: Path) -> None:

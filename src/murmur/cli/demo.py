@@ -234,6 +234,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         table.add_column(dim)
         table.add_column("posts", justify="right")
         for row in rows[:12]:
+            if row.get("hidden"):
+                table.add_row(f"[dim]{row['hidden']} more under k[/]", "suppressed")
+                continue
             table.add_row(str(row[dim]), "suppressed" if row["suppressed"] else str(row["posts"]))
         out.print(table)
 

@@ -27,6 +27,10 @@ _DIMENSIONS: dict[str, str] = {
 }
 _LIST_DIMENSIONS: dict[str, str] = {"hashtag": "hashtags", "domain": "domains", "term": "terms"}
 """Breakdowns over a list column: a post counts once under each of its hashtags (domains, terms)."""
+_OPEN_DIMENSIONS = frozenset({"hashtag", "domain", "term", "community", "site"})
+"""Breakdowns whose labels are whatever people wrote (not a fixed list such as languages or days): the
+label of a cell under ``k`` authors, a rare hashtag or term, a small community's name, is itself
+something fewer than ``k`` people wrote, so such cells are not listed one by one (``Cell.hidden``)."""
 _SAFE_NAME = re.compile(r"^[a-z_]+$")
 
 
@@ -36,9 +40,13 @@ class Cell:
     posts: int | None
     """None when suppressed."""
     suppressed: bool
+    hidden: int = 0
+    """For the one cell that stands for an open breakdown's suppressed cells (its key's values are
+    None): how many cells it stands for. Their labels are not returned."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.key, "posts": self.posts, "suppressed": self.suppressed}
+        extra = {"hidden": self.hidden} if self.hidden else {}
+        return {**self.key, "posts": self.posts, "suppressed": self.suppressed, **extra}
 
 
 def complement(cells: list[Cell]) -> list[Cell]:
@@ -68,7 +76,9 @@ def grouped_counts(
     """Post counts grouped by ``by`` (names from ``_DIMENSIONS``), cells under ``k`` authors suppressed
     (and, grouped by one dimension that gives each post one cell, a second one where a lone
     suppressed cell could be worked out from the total: ``complement``); largest first, then the
-    suppressed cells, ordered by their keys only. ``audited=False``: for a caller that records
+    suppressed cells, ordered by their keys only. In a breakdown by an open dimension (hashtag,
+    domain, term, community, site) the suppressed cells are one last cell, with no labels, that
+    says how many they are (``Cell.hidden``). ``audited=False``: for a caller that records
     its own audit event (``store_stats``)."""
     if audited:
         audit("counts", {"by": list(by), "table": table})
@@ -109,6 +119,11 @@ def grouped_counts(
     # Largest first, suppressed cells last (by key): ranked by their hidden counts, their place
     # between two shown counts would bound them, and a "top 10" cut would say which are large.
     cells.sort(key=lambda c: (c.suppressed, -(c.posts or 0)))
+    if _OPEN_DIMENSIONS.intersection(by):
+        hidden = sum(c.suppressed for c in cells)
+        cells = [c for c in cells if not c.suppressed]
+        if hidden:
+            cells.append(Cell(dict.fromkeys(by), None, True, hidden))
     return cells
 
 
