@@ -111,3 +111,18 @@ def test_hashtags_written_in_the_text_join_the_platforms() -> None:
     text = "Floods again #Klima #बाढ़ #COP30 #1 fan, issue #42, C# rocks https://example.com/a#frag"
     post = gate.apply(draft(platform="reddit", text=text, hashtags=["cop30", "Wetter"]), now=NOW)
     assert post.hashtags == ["cop30", "wetter", "klima", "बाढ़"]
+
+
+def test_reddit_markdown_headings_and_code_are_no_hashtags() -> None:
+    # Real Reddit posts in the demo store gave the hashtags 'note', 'edit' and 'authenticating':
+    # old Reddit's headings need no space after the '#', and code comments start with one.
+    gate = PrivacyGate(key_file=None)
+    text = (
+        "#####NOTE: Do not message us\n\nedit: NSFW\n###edit #2: rip inbox\n"
+        "    r.set_oauth_app_info(CLIENT_ID)\n    #authenticating\n"
+        "```\n# python\n#comment\n```\nrun `#pragma once` then #metoo is still a tag\n#Heading"
+    )
+    post = gate.apply(draft(platform="reddit", text=text), now=NOW)
+    assert post.hashtags == ["metoo"]
+    # elsewhere a tag at the start of a line is a tag
+    assert gate.apply(draft(text="#Heading\n    #indented"), now=NOW).hashtags == ["heading", "indented"]

@@ -64,7 +64,7 @@ class PrivacyGate:
             site=site,
             community=_community(draft),
             domains=domains[:50],
-            hashtags=_hashtags(draft.hashtags, red.text),
+            hashtags=_hashtags(draft.hashtags, _prose(red.text) if draft.platform == "reddit" else red.text),
             mentions=self._public_mentions(draft.mentions) if draft.mentions else [],
             is_reply=draft.is_reply,
             is_repost=draft.is_repost,
@@ -97,6 +97,26 @@ def _hashtags(tags: list[str], text: str) -> list[str]:
     if "#" in text:
         tags = [*tags, *(t for t in hashtag_re().findall(text) if not t.isdigit())]
     return list(dict.fromkeys(h.lower() for h in tags if len(h) <= MAX_HASHTAG and is_hashtag(h)))[:50]
+
+
+_HEADING = re.compile(r"^[ \t]{0,3}#+", re.MULTILINE)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def _prose(markdown: str) -> str:
+    """Reddit's Markdown without what is no prose, for finding hashtags: a heading's ``#`` marks
+    (``#####NOTE:``, ``###edit``: old Reddit needs no space), code blocks (fenced, or indented four
+    spaces: a Python comment ``#authenticating``) and inline code."""
+    if "#" not in markdown:
+        return markdown
+    kept: list[str] = []
+    fenced = False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and not line.startswith(("    ", "\t")):
+            kept.append(line)
+    return _INLINE_CODE.sub(" ", _HEADING.sub("", "\n".join(kept)))
 
 
 def _community(draft: Draft) -> str | None:
