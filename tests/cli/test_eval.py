@@ -50,6 +50,9 @@ def test_eval_sentiment_afrisenti_table() -> None:
     assert result.exit_code == 0, result.output
     assert "hau" in result.stdout
     assert "mean" in result.stdout
+    # Into a pipe the table keeps its own width: at rich's default 80 columns the names were cut.
+    assert "murmur.sentiment.e5head@1" in result.stdout or "murmur.sentiment.lexical@1" in result.stdout
+    assert "majority_acc" in result.stdout
 
 
 def test_eval_sentiment_missing_split_is_a_clear_error() -> None:

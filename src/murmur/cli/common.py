@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from murmur.config import Config, load_config
 
@@ -21,6 +22,16 @@ out = Console()
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Store file (default: from config).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` on stdout; into a pipe or a file (CI, ``| tee``) at its own width, where rich
+    would assume 80 columns and cut its model names and languages to "murmur.…"."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    natural = out.measure(table, options=out.options.update_width(1_000)).maximum
+    Console(width=max(out.width, natural), no_color=out.no_color, highlight=False).print(table)
 
 
 def error(message: object) -> None:

@@ -16,7 +16,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from murmur.cli.common import err, fail, out
+from murmur.cli.common import err, fail, out, print_table
 from murmur.config import Config, parse_config
 from murmur.errors import ConfigError, MurmurError, StoreError
 from murmur.query.aggregate import grouped_counts, store_stats
@@ -218,7 +218,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for sid, c in sorted(run["sources"].items()):
         if c["events"] or c["quarantined"]:
             sources.add_row(sid, str(c["events"]), str(c["quarantined"]), str(c["position"])[:40])
-    out.print(sources)
+    print_table(sources)
     for title, key, dim in (
         ("by platform", "by_platform", "platform"),
         ("by language", "by_language", "lang"),
@@ -238,7 +238,7 @@ def print_summary(summary: dict[str, Any]) -> None:
                 table.add_row(f"[dim]{row['hidden']} more under k[/]", "suppressed")
                 continue
             table.add_row(str(row[dim]), "suppressed" if row["suppressed"] else str(row["posts"]))
-        out.print(table)
+        print_table(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from murmur.cli.common import err, fail, out
+from murmur.cli.common import err, fail, out, print_table
 from murmur.enrich.evaluate import Report, count_items, eval_langid, eval_sentiment
 from murmur.errors import MurmurError
 
@@ -97,7 +97,7 @@ def _emit(report: Report, *, as_json: bool, as_markdown: bool = False) -> None:
         f"{report.mean_peer:.3f}",
         *(f"{report.mean_extra(n):.3f}" for n in report.extra_names),
     )
-    out.print(table)
+    print_table(table)
     for key, value in report.info.items():
         out.print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
 

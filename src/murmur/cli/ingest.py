@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, err, error, fail, load, out
+from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, err, error, fail, load, out, print_table
 from murmur.config import Config, SourceConfig
 from murmur.errors import MurmurError, StoreLockedError
 from murmur.query.aggregate import store_stats
@@ -204,7 +204,7 @@ def print_stats(result: dict[str, object]) -> None:
             table.add_row(
                 str(row[dim]), "suppressed (< k authors)" if row["suppressed"] else str(row["posts"])
             )
-        out.print(table)
+        print_table(table)
     service = result.get("service")
     if isinstance(service, dict) and service.get("awaiting_backfill") is not None:
         out.print(

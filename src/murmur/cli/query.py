@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, fail, load, out
+from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, fail, load, out, print_table
 from murmur.errors import MurmurError, StoreLockedError
 from murmur.query.aggregate import Cell
 from murmur.query.monitors import add_monitor, list_monitors, match_count, remove_monitor
@@ -47,7 +47,7 @@ def _print_result(result: SearchResult) -> None:
         table.add_column("posts", justify="right")
         for c in cells:
             table.add_row(escape(str(c.key[dim])), _count(c))
-        out.print(table)
+        print_table(table)
     if result.examples_withheld:
         out.print("example posts withheld: the matches come from fewer than k authors")
     for p in result.posts:
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
             created: datetime = m.created_at
             count = "suppressed (< k authors)" if m.matches is None else str(m.matches)
             table.add_row(escape(m.monitor_id), escape(m.query), count, f"{created:%Y-%m-%d %H:%M}")
-        out.print(table)
+        print_table(table)
 
     @monitor.command("remove")
     def monitor_remove(
