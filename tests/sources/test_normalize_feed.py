@@ -217,7 +217,7 @@ def test_links_to_a_profile_become_mentions_the_gate_redacts() -> None:
         assert mention in draft.text
     assert "his post" in draft.text  # a post's link keeps its text
     redacted = Redactor().redact(draft.text).text
-    assert redacted == "T\n\nsubmitted by u/user to space cc @user , @user , his post"
+    assert redacted == "T\n\nsubmitted by u/user to space cc @user, @user, his post"
 
 
 def test_no_redditor_is_left_in_the_real_reddit_feeds() -> None:
