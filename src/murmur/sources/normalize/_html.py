@@ -15,6 +15,9 @@ breaks (``<p>``, ``<br>``, list items), the links, and Mastodon's conventions un
 * an address or mention written in place of a link's text stands apart from the words around it
   (``Look<a href=".../pic.jpg"><img></a>here`` → ``Look https://.../pic.jpg here``), so the words
   and the URL stay apart for the tokenizer, the terms and the privacy gate;
+* with a ``base`` (a feed item's address), relative links (``/about``, ``../x``, ``//host/x``) are
+  resolved against it and kept when they lead to an http(s) address; without one (Mastodon, whose
+  links are always absolute) only absolute links are links;
 * ``quote-inline`` fallbacks ("RE: <link>") of quote posts are dropped;
 * ``<script>``, ``<style>`` and similar never contribute text.
 
@@ -31,6 +34,7 @@ import re
 from html import unescape
 
 from murmur.sources.normalize._common import MAX_HTML_CHARS, MAX_LIST_ITEMS
+from murmur.urls import absolute_url
 
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,31})([^<>]*)>")
 _CLASS_ATTR = re.compile(r"""\bclass\s*=\s*(?:"([^"<]*)"|'([^'<]*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
@@ -106,10 +110,13 @@ def _tidy(text: str) -> str:
     return text.strip()
 
 
-def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tuple[str, list[str]]:
+def html_to_text(
+    html: str, mention_accts: dict[str, str] | None = None, *, base: str | None = None
+) -> tuple[str, list[str]]:
     """Return (plain text, link hrefs).
 
     ``mention_accts`` maps a mention link's href, or its visible ``@name`` text, to the account's acct.
+    ``base`` is the absolute address relative links are resolved against (none: they are no links).
     """
     if "<" not in html:
         return (_text(html).strip(), [])
@@ -126,7 +133,7 @@ def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tupl
         if "&" in text:
             text = unescape(text)
         return (_tidy(text), links)
-    return _generic(html, links, mention_accts)
+    return _generic(html, links, mention_accts, base)
 
 
 def _mastodon_markup(html: str, links: list[str], accts: dict[str, str] | None) -> str:
@@ -186,7 +193,9 @@ def _strip_comments(html: str) -> str:
     return html
 
 
-def _generic(html: str, links: list[str], accts: dict[str, str] | None) -> tuple[str, list[str]]:
+def _generic(
+    html: str, links: list[str], accts: dict[str, str] | None, base: str | None = None
+) -> tuple[str, list[str]]:
     html = _strip_comments(html)
     out: list[str] = []
     frames: list[_Frame] = []
@@ -258,6 +267,9 @@ def _generic(html: str, links: list[str], accts: dict[str, str] | None) -> tuple
                     kind = "mention"
                 elif href.startswith(("http://", "https://")):
                     kind = "link"
+                elif base is not None and (resolved := absolute_url(href, base)):
+                    kind = "link"
+                    href = resolved
         if kind and len(frames) < _MAX_OPEN:
             frames.append(_Frame(tag, kind, len(out), href))
             open_names[tag] = open_names.get(tag, 0) + 1
