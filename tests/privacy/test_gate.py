@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from murmur.privacy import PrivacyGate, Pseudonymizer
+from murmur.query import matches, parse
 from murmur.types import Draft
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -111,3 +112,13 @@ def test_hashtags_written_in_the_text_join_the_platforms() -> None:
     text = "Floods again #Klima #बाढ़ #COP30 #1 fan, issue #42, C# rocks https://example.com/a#frag"
     post = gate.apply(draft(platform="reddit", text=text, hashtags=["cop30", "Wetter"]), now=NOW)
     assert post.hashtags == ["cop30", "wetter", "klima", "बाढ़"]
+
+
+def test_a_full_width_number_sign_starts_a_hashtag() -> None:
+    # Japanese and Chinese input methods type "＃" (U+FF03); Mastodon and Bluesky read it as "#".
+    text = "地震の情報 ＃拡散希望 ＃Tokyo ＃１ and #ok"
+    post = PrivacyGate(key_file=None).apply(draft(platform="reddit", text=text), now=NOW)
+    assert post.hashtags == ["拡散希望", "tokyo", "ok"]  # "＃１" is a number, as "#1" is
+    assert post.text == text  # stored as written
+    for query in ("#拡散希望", "＃拡散希望", "hashtag:拡散希望", "#tokyo"):
+        assert matches(parse(query), post), query

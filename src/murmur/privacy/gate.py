@@ -18,7 +18,7 @@ from pathlib import Path
 
 from murmur.privacy.pseudonym import Pseudonymizer
 from murmur.privacy.redact import Redactor
-from murmur.text import hashtag_re, is_hashtag
+from murmur.text import hashtag_re, is_hashtag, may_have_hashtag
 from murmur.types import Deletion, Draft, Post
 from murmur.urls import domain_of
 
@@ -93,8 +93,8 @@ def _hashtags(tags: list[str], text: str) -> list[str]:
     """The platform's hashtags, then those written in the (redacted) text that the platform did not
     list (Reddit, feeds and files list none; a Bluesky client may write a tag without its facet),
     lower-cased, at most 50. A tag in the text needs a character that is not a digit (``#1`` is no
-    tag)."""
-    if "#" in text:
+    tag). ``＃`` (full width) starts a tag as ``#`` does."""
+    if may_have_hashtag(text):
         tags = [*tags, *(t for t in hashtag_re().findall(text) if not t.isdigit())]
     return list(dict.fromkeys(h.lower() for h in tags if len(h) <= MAX_HASHTAG and is_hashtag(h)))[:50]
 
