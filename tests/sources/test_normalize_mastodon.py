@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from murmur.errors import PayloadError
+from murmur.privacy import PrivacyGate
 from murmur.privacy.redact import Redactor
 from murmur.sources.normalize import normalize_mastodon
 from murmur.sources.normalize._html import _generic, html_to_text
@@ -293,3 +294,21 @@ def test_not_json_and_invalid_utf8() -> None:
     offset = broken.index(b"\xc3\x28")
     with pytest.raises(PayloadError, match=f"offset {offset}"):
         normalize_mastodon(broken)
+
+
+def test_a_profile_card_leaves_only_its_instance_domain() -> None:
+    # Mastodon makes a preview card of a profile pasted as a link; the card's title is the person's
+    # name. Neither the handle nor the name reaches the stored post: the card's URL is a link like
+    # the one in the text, and the privacy gate keeps its host only.
+    profile = "https://mastodon.social/@someone"
+    content = (
+        f'<p>follow <a href="{profile}" rel="nofollow noopener" target="_blank">'
+        '<span class="invisible">https://</span><span class="">mastodon.social/@someone</span>'
+        '<span class="invisible"></span></a></p>'
+    )
+    card = {"url": profile, "title": "Some One (@someone@mastodon.social)"}
+    d = one(status(content=content, card=card, mentions=[]))
+    post = PrivacyGate(key_file=None).apply(d)
+    assert post.text == "follow mastodon.social"
+    assert post.domains == ["mastodon.social"]
+    assert "someone" not in repr(post).lower()
