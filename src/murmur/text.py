@@ -121,19 +121,58 @@ def _token_re() -> re.Pattern[str]:
     return re.compile(rf"[^\W_{seg}]+(?:{marks}+[^\W_{seg}]*)*|(?=[^\W_])[{seg}]{marks}*")
 
 
+HASH_SIGNS = "#\uff03"
+"""What starts a hashtag: ``#`` and the full-width ``＃`` (U+FF03) that Japanese and Chinese input
+methods type (``＃拡散希望``); Mastodon and Bluesky read both as hashtags. ``fold`` maps ``＃`` to ``#``."""
+
+
+def may_have_hashtag(s: str) -> bool:
+    """Whether ``s`` may hold a hashtag (False means it surely does not). The ``＃`` test costs
+    nothing on ASCII and Latin-1 text: such a string cannot hold it."""
+    return "#" in s or "\uff03" in s
+
+
 @cache
 def hashtag_re() -> re.Pattern[str]:
-    """``#`` and a hashtag's body (group 1), not preceded by a word character. A body is letters,
+    """``#`` or ``＃`` and a hashtag's body (group 1), not preceded by a word character. A body is letters,
     digits, ``_``, combining marks (the vowel signs of Devanagari, Bengali, Tamil, Thai, …: Python's
     ``\\w`` alone stops at them, cutting ``#बाढ़`` to ``#ब``) and the zero-width (non-)joiners that
     Persian and Indic spellings use."""
-    return re.compile(rf"(?<!\w)#((?:\w|{_marks()}|[\u200c\u200d])+)")
+    return re.compile(rf"(?<!\w)[{HASH_SIGNS}]((?:\w|{_marks()}|[\u200c\u200d])+)")
 
 
 def is_hashtag(body: str) -> bool:
     """Whether ``body`` (without ``#``) is a whole hashtag body as ``hashtag_re`` reads one."""
     m = hashtag_re().fullmatch("#" + body)
     return m is not None
+
+
+_HEADING = re.compile(r"^[ \t]{0,3}[#\uff03]+", re.MULTILINE)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def _markdown_prose(markdown: str) -> str:
+    """Markdown without what is no prose: a heading's marks (``#####NOTE:``, ``###edit``: old
+    Reddit needs no space after them), code blocks (fenced, or indented four spaces: a Python
+    comment ``#authenticating``) and inline code."""
+    kept: list[str] = []
+    fenced = False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and not line.startswith(("    ", "\t")):
+            kept.append(line)
+    return _INLINE_CODE.sub(" ", _HEADING.sub("", "\n".join(kept)))
+
+
+def written_hashtags(text: str, *, markdown: bool = False) -> list[str]:
+    """The hashtag bodies written in ``text``, in order; a number (``#1``, ``issue #42``) is no tag.
+    ``markdown``: the text is Markdown (Reddit's), whose headings and code are skipped. The privacy
+    gate and the terms component both read tags this way, so they agree on what is one."""
+    if not may_have_hashtag(text):
+        return []
+    prose = _markdown_prose(text) if markdown else text
+    return [t for t in hashtag_re().findall(prose) if not t.isdigit()]
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
@@ -175,7 +214,8 @@ def token_gaps(s: str) -> list[bool]:
 def may_have_markup(s: str) -> bool:
     """Whether ``s`` may hold a link, an @mention or a #hashtag (False means it surely does not): a
     few substring tests, so the text helpers skip their markup regexes for most posts."""
-    return "@" in s or "#" in s or "://" in s or "w." in s or "W." in s  # "w." is in every "www."
+    # "w." is in every "www."
+    return "@" in s or "#" in s or "://" in s or "w." in s or "W." in s or "\uff03" in s
 
 
 def may_have_link(s: str) -> bool:

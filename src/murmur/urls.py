@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 _PLAIN_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)")
 _PLAIN_HOST = re.compile(r"([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)")
@@ -28,6 +28,22 @@ def domain_of(url: str | None) -> str | None:
         return None
     host = host.rstrip(".").lower()
     return host.removeprefix("www.") or None
+
+
+def absolute_url(href: str, base: str | None) -> str | None:
+    """``href`` as an http(s) address: as it is when it is one, else resolved against ``base`` (a
+    feed's or an item's address: ``/about``, ``../x``, ``//host/x``); None when it leads nowhere else
+    (an in-page ``#anchor``, ``mailto:``, ``javascript:``, no base, an unparseable address)."""
+    href = href.strip()
+    if href.startswith(("http://", "https://")):
+        return href
+    if not href or not base or href.startswith("#"):
+        return None
+    try:
+        url = urljoin(base, href)
+    except ValueError:  # "//[::1" and the like
+        return None
+    return url if url.startswith(("http://", "https://")) else None
 
 
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"<>]+@")

@@ -133,3 +133,20 @@ def test_a_hashtag_of_only_marks_or_joiners_is_no_term() -> None:
     got = terms("x #\u0301 y #\u200d z #ok", hashtags=["#\u0301", "\u200b"])
     assert [t for t in got if t.startswith("#")] == ["#ok"]
     assert terms("#bāḍh_2 #_", lang="und")[:2] == ["#badh_2", "#_"]
+
+
+def test_a_full_width_hashtag_is_a_hashtag_term_not_keyphrases() -> None:
+    # "＃拡散希望" is the hashtag "#拡散希望", as "#拡散希望" is: a term, and its words no keyphrases
+    full = terms("地震 ＃拡散希望", lang="ja")
+    assert full == terms("地震 #拡散希望", lang="ja")
+    assert "#拡散希望" in full
+    assert "拡散" not in full
+
+
+def test_reddit_headings_and_code_are_no_hashtag_terms() -> None:
+    # The privacy gate skips them (murmur.text.written_hashtags); terms read the text again and
+    # brought '#note' and '#authenticating' back.
+    text = "#####NOTE: read the rules\n    #authenticating\nrun `#pragma` then #metoo"
+    got = [t for t in terms(text, platform="reddit") if t.startswith("#")]
+    assert got == ["#metoo"]
+    assert [t for t in terms(text) if t.startswith("#")] == ["#note", "#authenticating", "#pragma", "#metoo"]

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from murmur.privacy import PrivacyGate, Pseudonymizer
+from murmur.query import matches, parse
 from murmur.types import Draft
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -126,3 +127,13 @@ def test_reddit_markdown_headings_and_code_are_no_hashtags() -> None:
     assert post.hashtags == ["metoo"]
     # elsewhere a tag at the start of a line is a tag
     assert gate.apply(draft(text="#Heading\n    #indented"), now=NOW).hashtags == ["heading", "indented"]
+
+
+def test_a_full_width_number_sign_starts_a_hashtag() -> None:
+    # Japanese and Chinese input methods type "＃" (U+FF03); Mastodon and Bluesky read it as "#".
+    text = "地震の情報 ＃拡散希望 ＃Tokyo ＃１ and #ok"
+    post = PrivacyGate(key_file=None).apply(draft(platform="reddit", text=text), now=NOW)
+    assert post.hashtags == ["拡散希望", "tokyo", "ok"]  # "＃１" is a number, as "#1" is
+    assert post.text == text  # stored as written
+    for query in ("#拡散希望", "＃拡散希望", "hashtag:拡散希望", "#tokyo"):
+        assert matches(parse(query), post), query

@@ -65,6 +65,7 @@ def root(q: str) -> Node:
         ("hashtag:COP30", Field("hashtag", "cop30")),
         ("#COP30", Field("hashtag", "cop30")),
         ("#Café", Field("hashtag", "cafe")),
+        ("＃拡散希望", Field("hashtag", "拡散希望")),  # the full-width sign Japanese input methods type
         ("sentiment:negative", Field("sentiment", "negative")),
         ("country:DE", Field("country", "de")),
         ("has:link", Field("has", "link")),

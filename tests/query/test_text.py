@@ -97,6 +97,11 @@ def test_hashtag_bodies_keep_their_combining_marks() -> None:
         assert not is_hashtag(body), body
 
 
+def test_a_full_width_number_sign_starts_a_hashtag() -> None:
+    assert hashtag_re().findall("＃拡散希望 x＃no ＃Tokyo。") == ["拡散希望", "Tokyo"]
+    assert fold("＃拡散希望") == "#拡散希望"  # matching folds it to "#"; hashtag reading takes both
+
+
 def test_variation_selectors_are_folded_away() -> None:
     # the keycap "1️⃣" is 1 + U+FE0F + U+20E3: the number 1, not a word "1\ufe0f"
     assert tokenize("press 1\ufe0f\u20e3 now") == ["press", "1", "now"]

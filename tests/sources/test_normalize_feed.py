@@ -217,7 +217,7 @@ def test_links_to_a_profile_become_mentions_the_gate_redacts() -> None:
         assert mention in draft.text
     assert "his post" in draft.text  # a post's link keeps its text
     redacted = Redactor().redact(draft.text).text
-    assert redacted == "T\n\nsubmitted by u/user to space cc @user , @user , his post"
+    assert redacted == "T\n\nsubmitted by u/user to space cc @user, @user, his post"
 
 
 def test_no_redditor_is_left_in_the_real_reddit_feeds() -> None:
@@ -248,3 +248,53 @@ def test_a_profile_feed_title_is_not_kept_as_its_community(link: str) -> None:
     assert draft.site is not None
     (other,) = drafts(rss.replace(link.encode(), b"https://news.example.com/"))
     assert other.community == "Eugen Rochko"
+
+
+def test_relative_links_are_resolved_against_the_item() -> None:
+    # Blogs write links inside their own site as paths; an RSS item's link may be one too.
+    rss = b"""<rss version="2.0"><channel><title>B</title><link>https://blog.example.com/</link>
+    <item><title>One</title><link>/posts/1</link><description>&lt;p&gt;see
+    &lt;a href="/relative/page"&gt;more&lt;/a&gt;, &lt;a href="x.html"&gt;x&lt;/a&gt;,
+    &lt;a href="//cdn.example.net/i.png"&gt;&lt;img&gt;&lt;/a&gt;,
+    &lt;a href="#fn1"&gt;1&lt;/a&gt; &lt;a href="mailto:a@b.example"&gt;mail&lt;/a&gt;&lt;/p&gt;</description>
+    </item></channel></rss>"""
+    (item,) = drafts(rss)
+    assert item.urls == [
+        "https://blog.example.com/posts/1",
+        "https://blog.example.com/relative/page",
+        "https://blog.example.com/posts/x.html",  # relative to the item's address
+        "https://cdn.example.net/i.png",
+    ]  # an in-page anchor and a mailto: are no links
+    assert item.text == "One\n\nsee more, x, https://cdn.example.net/i.png, 1 mail"
+    assert item.post_id == "blog.example.com#/posts/1"  # the id keeps the link as written
+
+
+def test_xml_base_is_the_base_and_is_applied_once() -> None:
+    # feedparser applies xml:base to the links it reads (entry and feed links), not inside content
+    atom = b"""<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://atom.example.org/blog/">
+    <title>A</title><link href="/"/>
+    <entry><id>tag:a,2024:1</id><title>e</title><link href="posts/2"/>
+    <content type="html">&lt;a href="rel/x"&gt;x&lt;/a&gt; &lt;a href="https://abs.example/"&gt;y&lt;/a&gt;</content>
+    </entry>
+    <entry xml:base="https://other.example.net/a/"><id>tag:a,2024:2</id><title>f</title><link href="p3"/>
+    <content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><a href="../y">y</a></div></content>
+    </entry></feed>"""
+    first, second = drafts(atom)
+    assert first.urls == [
+        "https://atom.example.org/blog/posts/2",
+        "https://atom.example.org/blog/rel/x",
+        "https://abs.example/",
+    ]
+    assert second.urls == ["https://other.example.net/a/p3", "https://other.example.net/y"]
+
+
+def test_json_feed_relative_links() -> None:
+    item = {"id": "1", "url": "/p/1", "content_html": "<p>a <a href='../q'>q</a> <a href='/r'><img></a>b</p>"}
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "home_page_url": "https://j.example/",
+        "items": [item],
+    }
+    (one,) = drafts(orjson.dumps(feed))
+    assert one.urls == ["https://j.example/p/1", "https://j.example/q", "https://j.example/r"]
+    assert one.text == "a q https://j.example/r b"

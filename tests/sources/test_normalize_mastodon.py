@@ -11,6 +11,8 @@ import orjson
 import pytest
 
 from murmur.errors import PayloadError
+from murmur.privacy import PrivacyGate
+from murmur.privacy.redact import Redactor
 from murmur.sources.normalize import normalize_mastodon
 from murmur.sources.normalize._html import _generic, html_to_text
 from murmur.testing import shared_data
@@ -147,6 +149,39 @@ def test_html_to_text_cases(html: str, text: str, links: list[str]) -> None:
     assert html_to_text(html) == (text, links)
 
 
+@pytest.mark.parametrize(
+    ("html", "text", "redacted"),
+    [
+        # an image-only link: its address in place of the image, apart from the words around it
+        (
+            '<p>Look<a href="https://ex.com/pic.jpg"><img src="https://ex.com/pic.jpg"></a>here</p>',
+            "Look https://ex.com/pic.jpg here",
+            "Look ex.com here",
+        ),
+        ('<p>see<a href="https://ex.com/a"><img></a>.</p>', "see https://ex.com/a.", "see ex.com."),
+        ('<p>(<a href="https://ex.com/a"><img></a>)</p>', "(https://ex.com/a)", "(ex.com)"),
+        ('<p><a href="https://ex.com/a"><img></a><b>bold</b></p>', "https://ex.com/a bold", "ex.com bold"),
+        ('<p>a<a href="https://ex.com/a"><img></a></p><p>b</p>', "a https://ex.com/a\n\nb", "a ex.com\n\nb"),
+        # a link shortened for display, glued to words
+        (
+            '<p>at<a href="https://ex.com/long/path">ex.com/long…</a>now</p>',
+            "at https://ex.com/long/path now",
+            "at ex.com now",
+        ),
+        # a profile link: the mention, apart, with no space before punctuation
+        (
+            '<p>by<a href="https://www.reddit.com/user/xy">xy</a>to '
+            '<a href="https://m.example/@al">Al</a>, ok</p>',
+            "by u/xy to @al@m.example, ok",
+            "by u/user to @user, ok",
+        ),
+    ],
+)
+def test_an_address_written_for_a_link_stands_apart(html: str, text: str, redacted: str) -> None:
+    assert html_to_text(html)[0] == text
+    assert Redactor().redact(text).text == redacted  # what the privacy gate stores: words kept
+
+
 def test_hostile_html_is_linear() -> None:
     import time
 
@@ -259,3 +294,21 @@ def test_not_json_and_invalid_utf8() -> None:
     offset = broken.index(b"\xc3\x28")
     with pytest.raises(PayloadError, match=f"offset {offset}"):
         normalize_mastodon(broken)
+
+
+def test_a_profile_card_leaves_only_its_instance_domain() -> None:
+    # Mastodon makes a preview card of a profile pasted as a link; the card's title is the person's
+    # name. Neither the handle nor the name reaches the stored post: the card's URL is a link like
+    # the one in the text, and the privacy gate keeps its host only.
+    profile = "https://mastodon.social/@someone"
+    content = (
+        f'<p>follow <a href="{profile}" rel="nofollow noopener" target="_blank">'
+        '<span class="invisible">https://</span><span class="">mastodon.social/@someone</span>'
+        '<span class="invisible"></span></a></p>'
+    )
+    card = {"url": profile, "title": "Some One (@someone@mastodon.social)"}
+    d = one(status(content=content, card=card, mentions=[]))
+    post = PrivacyGate(key_file=None).apply(d)
+    assert post.text == "follow mastodon.social"
+    assert post.domains == ["mastodon.social"]
+    assert "someone" not in repr(post).lower()

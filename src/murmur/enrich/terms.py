@@ -4,7 +4,8 @@ Words come from the one shared tokenizer (``murmur.text.tokenize``: NFKC, case- 
 accent-folded; a character of Han, kana, Hangul, Thai, ... is a token of its own), so a term is
 spelled exactly as a query for it is:
 
-* ``#tag``         hashtags (the post's parsed ``hashtags`` and any ``#word`` in the text), folded,
+* ``#tag``         hashtags (the post's parsed ``hashtags`` and any ``#word`` or ``＃word`` in the
+                   text, read as the privacy gate reads them: ``murmur.text.written_hashtags``), folded,
 * ``nytimes.com``  the post's link domains (the privacy gate keeps only those), without ``www.``,
 * keyphrases       words that are not stopwords (``stopwordsiso`` for the post's language, plus
                    English, which is mixed into posts everywhere), and pairs of adjacent such words
@@ -29,7 +30,7 @@ from functools import cache
 import stopwordsiso
 
 from murmur.enrich.text import content_gaps, content_tokens
-from murmur.text import SEGMENTED_BY_CHARACTER, fold, hashtag_re
+from murmur.text import SEGMENTED_BY_CHARACTER, fold, written_hashtags
 from murmur.types import Post
 
 # pictographs, emoticons, transport, supplemental symbols (not skin-tone modifiers), misc symbols,
@@ -68,7 +69,7 @@ def _is_tag_body(folded: str) -> bool:
 
 
 def hashtag_terms(post: Post) -> list[str]:
-    tags = [*post.hashtags, *hashtag_re().findall(post.text)] if "#" in post.text else post.hashtags
+    tags = [*post.hashtags, *written_hashtags(post.text, markdown=post.platform == "reddit")]
     bodies = (fold(t.lstrip("#")) for t in tags if len(t.lstrip("#")) <= MAX_WORD)
     return ["#" + b for b in bodies if _is_tag_body(b)]
 

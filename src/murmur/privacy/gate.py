@@ -18,7 +18,7 @@ from pathlib import Path
 
 from murmur.privacy.pseudonym import Pseudonymizer
 from murmur.privacy.redact import Redactor
-from murmur.text import hashtag_re, is_hashtag
+from murmur.text import is_hashtag, written_hashtags
 from murmur.types import Deletion, Draft, Post
 from murmur.urls import domain_of
 
@@ -64,7 +64,9 @@ class PrivacyGate:
             site=site,
             community=_community(draft),
             domains=domains[:50],
-            hashtags=_hashtags(draft.hashtags, _prose(red.text) if draft.platform == "reddit" else red.text),
+            hashtags=_hashtags(
+                draft.hashtags, written_hashtags(red.text, markdown=draft.platform == "reddit")
+            ),
             mentions=self._public_mentions(draft.mentions) if draft.mentions else [],
             is_reply=draft.is_reply,
             is_repost=draft.is_repost,
@@ -89,34 +91,13 @@ class PrivacyGate:
         return [self.apply(d, now=now) for d in drafts]
 
 
-def _hashtags(tags: list[str], text: str) -> list[str]:
-    """The platform's hashtags, then those written in the (redacted) text that the platform did not
-    list (Reddit, feeds and files list none; a Bluesky client may write a tag without its facet),
-    lower-cased, at most 50. A tag in the text needs a character that is not a digit (``#1`` is no
-    tag)."""
-    if "#" in text:
-        tags = [*tags, *(t for t in hashtag_re().findall(text) if not t.isdigit())]
-    return list(dict.fromkeys(h.lower() for h in tags if len(h) <= MAX_HASHTAG and is_hashtag(h)))[:50]
-
-
-_HEADING = re.compile(r"^[ \t]{0,3}#+", re.MULTILINE)
-_INLINE_CODE = re.compile(r"`[^`\n]*`")
-
-
-def _prose(markdown: str) -> str:
-    """Reddit's Markdown without what is no prose, for finding hashtags: a heading's ``#`` marks
-    (``#####NOTE:``, ``###edit``: old Reddit needs no space), code blocks (fenced, or indented four
-    spaces: a Python comment ``#authenticating``) and inline code."""
-    if "#" not in markdown:
-        return markdown
-    kept: list[str] = []
-    fenced = False
-    for line in markdown.split("\n"):
-        if line.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
-        elif not fenced and not line.startswith(("    ", "\t")):
-            kept.append(line)
-    return _INLINE_CODE.sub(" ", _HEADING.sub("", "\n".join(kept)))
+def _hashtags(tags: list[str], written: list[str]) -> list[str]:
+    """The platform's hashtags, then those ``written`` in the (redacted) text that the platform did
+    not list (Reddit, feeds and files list none; a Bluesky client may write a tag without its
+    facet), lower-cased, at most 50."""
+    return list(
+        dict.fromkeys(h.lower() for h in [*tags, *written] if len(h) <= MAX_HASHTAG and is_hashtag(h))
+    )[:50]
 
 
 def _community(draft: Draft) -> str | None:

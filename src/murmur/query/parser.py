@@ -26,7 +26,7 @@ from typing import Final
 
 from murmur.errors import PrivacyError, QuerySyntaxError
 from murmur.query.ast import MAX_DEPTH, MAX_NEAR, And, Field, Near, Node, Not, Or, Query, Term
-from murmur.text import fold, is_segmented_char, tokenize
+from murmur.text import HASH_SIGNS, fold, is_segmented_char, tokenize
 from murmur.types import PLATFORMS
 
 FIELDS: Final[tuple[str, ...]] = ("lang", "platform", "site", "hashtag", "sentiment", "country", "has", "is")
@@ -415,7 +415,7 @@ def _word(query: str, word: str, pos: int) -> _Tok:
             msg = f"NEAR distance {distance} is too large: at most {MAX_NEAR} words"
             raise QuerySyntaxError(msg, query=query, position=pos + 5)
         return _Tok("NEAR", pos, word, distance=distance, ordered=m.group(2) == "f")
-    if word.startswith("#"):
+    if word.startswith(tuple(HASH_SIGNS)):  # "#tag", or "＃tag" as Japanese and Chinese input methods type it
         tag = word[1:]
         if not tag or not tokenize(tag):
             msg = "expected a hashtag after '#', e.g. #cop30"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from murmur.errors import PayloadError
+from murmur.text import HASH_SIGNS
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 MAX_FEED_BYTES = 8 * 1024 * 1024
@@ -126,7 +127,7 @@ def clean_lang(value: object) -> str | None:
 
 
 def hashtag(tag: str) -> str:
-    return clean_text(tag.strip().lstrip("#").lower(), limit=200)
+    return clean_text(tag.strip().lstrip(HASH_SIGNS).lower(), limit=200)
 
 
 def bounded_unique(items: Iterable[str]) -> list[str]:

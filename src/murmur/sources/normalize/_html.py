@@ -12,6 +12,12 @@ breaks (``<p>``, ``<br>``, list items), the links, and Mastodon's conventions un
   ``@name@instance``, ``@handle``) in place of its text, so the privacy gate redacts it like any
   mention: the text of such a link is the person's name (Reddit's feeds write "submitted by
   <a href=".../user/name">name</a>");
+* an address or mention written in place of a link's text stands apart from the words around it
+  (``Look<a href=".../pic.jpg"><img></a>here`` → ``Look https://.../pic.jpg here``), so the words
+  and the URL stay apart for the tokenizer, the terms and the privacy gate;
+* with a ``base`` (a feed item's address), relative links (``/about``, ``../x``, ``//host/x``) are
+  resolved against it and kept when they lead to an http(s) address; without one (Mastodon, whose
+  links are always absolute) only absolute links are links;
 * ``quote-inline`` fallbacks ("RE: <link>") of quote posts are dropped;
 * ``<script>``, ``<style>`` and similar never contribute text.
 
@@ -28,6 +34,7 @@ import re
 from html import unescape
 
 from murmur.sources.normalize._common import MAX_HTML_CHARS, MAX_LIST_ITEMS
+from murmur.urls import absolute_url
 
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,31})([^<>]*)>")
 _CLASS_ATTR = re.compile(r"""\bclass\s*=\s*(?:"([^"<]*)"|'([^'<]*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
@@ -64,6 +71,10 @@ _PROFILE = re.compile(
 )
 """The address of a person's profile, no more (a post's address below it is not one)."""
 _MAX_OPEN = 256
+_OPENERS = frozenset("([{\"'«“‘¿¡")
+_CLOSERS = frozenset(".,;:!?)]}\"'…»”’")
+"""Characters that may stand right before (after) an address or a mention: they do not run into it
+(``(x.com/a)``, ``see x.com/a.``)."""
 
 
 def _attr(pattern: re.Pattern[str], raw: str) -> str:
@@ -99,10 +110,13 @@ def _tidy(text: str) -> str:
     return text.strip()
 
 
-def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tuple[str, list[str]]:
+def html_to_text(
+    html: str, mention_accts: dict[str, str] | None = None, *, base: str | None = None
+) -> tuple[str, list[str]]:
     """Return (plain text, link hrefs).
 
     ``mention_accts`` maps a mention link's href, or its visible ``@name`` text, to the account's acct.
+    ``base`` is the absolute address relative links are resolved against (none: they are no links).
     """
     if "<" not in html:
         return (_text(html).strip(), [])
@@ -119,7 +133,7 @@ def html_to_text(html: str, mention_accts: dict[str, str] | None = None) -> tupl
         if "&" in text:
             text = unescape(text)
         return (_tidy(text), links)
-    return _generic(html, links, mention_accts)
+    return _generic(html, links, mention_accts, base)
 
 
 def _mastodon_markup(html: str, links: list[str], accts: dict[str, str] | None) -> str:
@@ -179,17 +193,27 @@ def _strip_comments(html: str) -> str:
     return html
 
 
-def _generic(html: str, links: list[str], accts: dict[str, str] | None) -> tuple[str, list[str]]:
+def _generic(
+    html: str, links: list[str], accts: dict[str, str] | None, base: str | None = None
+) -> tuple[str, list[str]]:
     html = _strip_comments(html)
     out: list[str] = []
     frames: list[_Frame] = []
     open_names: dict[str, int] = {}
     skipping = 0
     pos = 0
+    apart_at = -1  # len(out) right after an address or mention was written in place of a link
+
+    def text(chunk: str) -> str:
+        chunk = _text(chunk)
+        if apart_at == len(out) and chunk and not chunk[0].isspace() and chunk[0] not in _CLOSERS:
+            return " " + chunk  # "<a href=x><img></a>here": the address, then the word
+        return chunk
+
     for m in _TAG.finditer(html):
         start, end = m.span()
         if start > pos and not skipping:
-            out.append(_text(html[pos:start]))
+            out.append(text(html[pos:start]))
         pos = end
         closing, name, raw = m.groups()
         tag = name.lower()
@@ -210,8 +234,8 @@ def _generic(html: str, links: list[str], accts: dict[str, str] | None) -> tuple
                         open_names[inner.tag] -= 1
                         if inner.kind == "skip":
                             skipping -= 1
-                        elif not skipping:
-                            _close_anchor(inner, out, links, accts)
+                        elif not skipping and _close_anchor(inner, out, links, accts):
+                            apart_at = len(out)
                     del frames[i:]
                     break
             continue
@@ -243,6 +267,9 @@ def _generic(html: str, links: list[str], accts: dict[str, str] | None) -> tuple
                     kind = "mention"
                 elif href.startswith(("http://", "https://")):
                     kind = "link"
+                elif base is not None and (resolved := absolute_url(href, base)):
+                    kind = "link"
+                    href = resolved
         if kind and len(frames) < _MAX_OPEN:
             frames.append(_Frame(tag, kind, len(out), href))
             open_names[tag] = open_names.get(tag, 0) + 1
@@ -254,7 +281,7 @@ def _generic(html: str, links: list[str], accts: dict[str, str] | None) -> tuple
                     frame.nested += 1
                     break
     if pos < len(html) and not skipping:
-        out.append(_text(html[pos:]))
+        out.append(text(html[pos:]))
     return (_tidy("".join(out)), links)
 
 
@@ -280,19 +307,28 @@ def profile_mention(href: str) -> str | None:
     return f"@{m['name']}@{m['instance']}"
 
 
-def _close_anchor(frame: _Frame, out: list[str], links: list[str], accts: dict[str, str] | None) -> None:
+def _close_anchor(frame: _Frame, out: list[str], links: list[str], accts: dict[str, str] | None) -> bool:
+    """Write a link's text (or what stands for it) and note its href; True when an address or a
+    mention was written in its place, which must stand apart from the text that follows."""
     visible = "".join(out[frame.start :]).strip()
     if accts and (frame.kind == "mention" or visible.startswith("@")):
         acct = accts.get(frame.href) or accts.get(visible)
         if acct:
             out[frame.start :] = ["@" + acct]
-            return
-    if frame.kind == "link":
-        if frame.hidden or not visible or _shortened(visible, frame.href):
-            out[frame.start :] = [frame.href]
-        elif profile := profile_mention(frame.href):
-            before = "".join(out[max(0, frame.start - 1) : frame.start])[-1:]
-            # apart from the text around it ("by<a>x</a>to"), or it would read as part of a word
-            out[frame.start :] = [("" if not before or before.isspace() else " ") + profile + " "]
-        if len(links) < MAX_LIST_ITEMS:
-            links.append(frame.href)
+            return False
+    if frame.kind != "link":
+        return False
+    written = None
+    if frame.hidden or not visible or _shortened(visible, frame.href):
+        written = frame.href
+    elif profile := profile_mention(frame.href):
+        written = profile
+    if written is not None:
+        before = "".join(out[max(0, frame.start - 1) : frame.start])[-1:]
+        # apart from the text around it ("Look<a><img></a>here", "by<a>name</a>to"), or it would
+        # read as part of a word (and an address would swallow the word after it)
+        glued = before and not before.isspace() and before not in _OPENERS
+        out[frame.start :] = [(" " if glued else "") + written]
+    if len(links) < MAX_LIST_ITEMS:
+        links.append(frame.href)
+    return written is not None

@@ -7,8 +7,13 @@
 * ``author_raw_id`` = the item's author, else the feed's link (a feed without bylines counts as one
   author); ``community`` = the feed's title, unless the feed's link is a person's profile (a Mastodon
   account's ``/@name.rss``, a Reddit user's feed): its title is that person's display name;
-  ``site`` = the host of the feed's link; ``urls`` = the item link; enclosures and Media RSS content
-  set ``has_media``.
+  ``site`` = the host of the feed's link; ``urls`` = the item link, then the links in its content;
+  enclosures and Media RSS content set ``has_media``.
+* Relative links (``/about``, ``../x``) are resolved as a browser would: against the ``xml:base`` in
+  effect (feedparser applies it to item and feed links, not to links inside content, which murmur
+  resolves itself: feedparser's pass over the HTML would be a second parse), else the item's link,
+  else the feed's link. Only http(s) addresses are kept. An item's ``post_id`` keeps the link as
+  written, so ids do not change.
 * ``created_at`` = the item's published (else updated) date. Feeds often omit dates, so a missing one
   is not an error: the feed's own updated date is used, else the time of ingest. Such an item is
   stamped again whenever its feed brings a new item (the whole document is normalized again), so
@@ -53,7 +58,7 @@ from murmur.sources.normalize._common import (
 )
 from murmur.sources.normalize._html import html_to_text, profile_mention
 from murmur.types import Draft, Event
-from murmur.urls import domain_of
+from murmur.urls import absolute_url, domain_of
 
 FMT = "feed"
 _ENTITY_UTF8 = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)
@@ -93,12 +98,13 @@ def _struct_time(value: object) -> datetime | None:
         return None
 
 
-def _plain(value: str, kind: str) -> str:
+def _plain(value: str, kind: str, base: str | None = None) -> tuple[str, list[str]]:
+    """Text and its links (relative ones resolved against ``base``)."""
     if "<" in value and (kind != "text/plain" or "</" in value):
-        return html_to_text(value)[0]
+        return html_to_text(value, base=base)
     if "&" in value and kind != "text/plain":
-        return html_to_text(value)[0]
-    return value.strip()
+        return html_to_text(value, base=base)
+    return (value.strip(), [])
 
 
 class _FeedInfo:
@@ -107,7 +113,7 @@ class _FeedInfo:
     def __init__(self, feed: object) -> None:
         self.link = _str(feed, "link")
         title = "" if profile_mention(self.link) else _str(feed, "title")  # a person's name
-        self.community = clean_text(_plain(title, "text/html"), limit=200) or None
+        self.community = clean_text(_plain(title, "text/html")[0], limit=200) or None
         self.site = domain_of(self.link)
         self.lang = clean_lang(_get(feed, "language"))
         self.updated = _struct_time(_get(feed, "updated_parsed")) or _struct_time(
@@ -132,6 +138,7 @@ def _draft(
     title: str,
     body: str,
     link: str,
+    urls: list[str],
     author_raw_id: str,
     created: datetime | None,
     lang: str | None,
@@ -142,7 +149,6 @@ def _draft(
     if body and body != title:
         text = f"{title}\n\n{body}" if title else body
     text = clean_text(text)
-    urls = [link] if link.startswith(("http://", "https://")) else []
     now = datetime.now(UTC)
     return Draft(
         platform="feed",
@@ -164,13 +170,17 @@ def _draft(
 
 def _xml_entry(entry: Mapping[str, Any], info: _FeedInfo) -> Draft:
     title_detail = _get(entry, "title_detail")
-    title = _plain(_str(entry, "title"), _str(title_detail, "type") or "text/html")
+    title = _plain(_str(entry, "title"), _str(title_detail, "type") or "text/html")[0]
     content = _get(entry, "content")
     detail = content[0] if isinstance(content, list) and content and isinstance(content[0], dict) else None
     if detail is None:
         detail = _get(entry, "summary_detail")
     body_raw = _str(detail, "value") if detail is not None else _str(entry, "summary")
-    body = _plain(body_raw, _str(detail, "type") or "text/html") if body_raw else ""
+    raw_link = _str(entry, "link")
+    link = absolute_url(raw_link, info.link)  # feedparser resolved it against any xml:base
+    xml_base = _str(detail, "base")  # the xml:base in effect for the content ("" for none)
+    base = absolute_url(xml_base, link or info.link) if xml_base else link or info.link
+    body, hrefs = _plain(body_raw, _str(detail, "type") or "text/html", base) if body_raw else ("", [])
     lang = clean_lang(_get(detail, "language")) or clean_lang(_get(title_detail, "language"))
     links = _get(entry, "links")
     has_media = bool(_get(entry, "media_content")) or bool(_get(entry, "media_thumbnail"))
@@ -186,7 +196,8 @@ def _xml_entry(entry: Mapping[str, Any], info: _FeedInfo) -> Draft:
         raw_id=_str(entry, "id"),
         title=title,
         body=body,
-        link=_str(entry, "link"),
+        link=raw_link,
+        urls=[link, *hrefs] if link else hrefs,
         author_raw_id=_str(entry, "author"),
         created=created,
         lang=lang,
@@ -288,10 +299,12 @@ def _parse_json_feed(payload: bytes) -> list[Event]:
     info.author = _jauthor(doc.authors, doc.author) or info.author
     out: list[Event] = []
     for i, item in enumerate(doc.items):
+        raw_link = item.url or item.external_url or ""
+        link = absolute_url(raw_link, info.link)
         if item.content_html:
-            body = html_to_text(item.content_html)[0]
+            body, links = html_to_text(item.content_html, base=link or info.link)
         else:
-            body = (item.content_text or item.summary or "").strip()
+            body, links = (item.content_text or item.summary or "").strip(), []
         created = None
         date = item.date_published or item.date_modified
         if date:
@@ -305,7 +318,8 @@ def _parse_json_feed(payload: bytes) -> list[Event]:
                 raw_id=str(item.id) if item.id is not None else "",
                 title=(item.title or "").strip(),
                 body=body,
-                link=item.url or item.external_url or "",
+                link=raw_link,
+                urls=[link, *links] if link else links,
                 author_raw_id=_jauthor(item.authors, item.author),
                 created=created,
                 lang=clean_lang(item.language),
