@@ -33,6 +33,10 @@ Measured (2 shared cores, firehose tier, 2 workers, 6 monitors, as fast as it go
 * the same with ``--memory-limit 300MB``: 2 min, 504,096 posts, RSS 1,586 -> 1,665 MB, +15 MB per
   100k posts (DuckDB +7: the ART indexes of the primary keys, which stay in memory); Python objects,
   Arrow, the near-duplicate index, the token caches and the hand-off stay flat throughout.
+* with ``store.memory_limit`` (default ``25%``, here 5.8 GiB; ``--memory-limit`` sets it), 3-4 min
+  each on 2 cores shared with other jobs (load 5-9, so posts/s compare nothing): no limit +125 MB per
+  100k posts (DuckDB +92); the default, not reached in 3 min, +179 (DuckDB +122); ``100MB``: +68
+  overall, +23 (DuckDB +12) once reached, RSS 1,476 -> 1,482 MB over the last 64,000 posts.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from websockets.sync.server import ServerConnection
 import murmur.query.index as query_index
 from enrich import PeakRss, ProcessTree
 from monitors import HISTORY_QUERIES
-from murmur.config import parse_config
+from murmur.config import DEFAULT_MEMORY_LIMIT, parse_config
 from murmur.enrich.neardup import NearDupClusters
 from murmur.enrich.text import content_tokens
 from murmur.query.live import QueryLayerHook
@@ -278,7 +282,7 @@ def soak(
     workers: int | None,
     batch: int,
     every: float,
-    memory_limit: str | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> list[Sample]:
     ctx = multiprocessing.get_context("spawn")
     here, there = ctx.Pipe()
@@ -295,9 +299,8 @@ def soak(
             },
             env={},
         )
-        store = Store.open(path)
-        if memory_limit:
-            store.conn.execute(f"SET memory_limit = '{memory_limit}'")
+        store = Store.open(path, memory_limit=memory_limit)
+        (limit,) = store.conn.execute("SELECT current_setting('memory_limit')").fetchall()[0]
         for k, query in enumerate(MONITORS):
             add_monitor(store.conn, f"m{k}", query, backfill=False)
         reads = ReadServer(store.conn, path).start()  # as murmur run does (idle here)
@@ -320,7 +323,8 @@ def soak(
             f"soak[{tier}]: {runtime.stats.posts:,} posts stored, {runtime.stats.deletions:,} deletions, "
             f"{quarantined:,} quarantined, {runtime.stats.batches:,} batches in {minutes:g} min "
             f"(rate: {'as fast as it goes' if not rate else f'{rate:g}/s'}, batch {batch}, "
-            f"{processes} worker process(es), {len(MONITORS)} monitors)"
+            f"{processes} worker process(es), {len(MONITORS)} monitors, "
+            f"store.memory_limit {memory_limit!r} = {limit})"
         )
     return s.samples
 
@@ -408,8 +412,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--memory-limit",
-        default=None,
-        help="DuckDB's memory_limit for the store (default: DuckDB's, 80%% of RAM)",
+        default=DEFAULT_MEMORY_LIMIT,
+        help="store.memory_limit (default: murmur's, %(default)s; DuckDB's own is 80%%)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 12 s, a sample every 2 s")
     args = parser.parse_args()

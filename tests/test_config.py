@@ -13,6 +13,12 @@ def test_defaults() -> None:
     assert cfg.privacy.k == 5
     assert cfg.privacy.retention_days == 30
     assert cfg.enrich.tier == "neural"
+    assert cfg.store.memory_limit == "25%"
+
+
+@pytest.mark.parametrize("value", ["512MB", "2GB", "1.5GiB", "300 mib", "32MB", "25%", "100%", "0.5TB"])
+def test_memory_limits_in_duckdbs_forms_are_accepted(value: str) -> None:
+    assert parse_config({"store": {"memory_limit": value}}, env={}).store.memory_limit == value
 
 
 def test_environment_overrides_are_typed() -> None:
@@ -40,6 +46,7 @@ def test_environment_overrides_are_typed() -> None:
         # a value of the right type out of bounds names the variable too, not the config file
         ({"MURMUR_PRIVACY_K": "1"}, "environment variable MURMUR_PRIVACY_K must be at least 2"),
         ({"MURMUR_ENRICH_WORKERS": "0"}, "environment variable MURMUR_ENRICH_WORKERS must be at least 1"),
+        ({"MURMUR_STORE_MEMORY_LIMIT": "half"}, "variable MURMUR_STORE_MEMORY_LIMIT must be an amount"),
     ],
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], needle: str) -> None:
@@ -61,6 +68,15 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], needle: s
         ("[enrich]\nbackfill_chunk = -5\n", "enrich.backfill_chunk must be at least 1"),
         ("[enrich]\nbackfill_idle_seconds = -1.0\n", "enrich.backfill_idle_seconds"),
         ("[enrich]\nbackfill_idle_seconds = nan\n", "enrich.backfill_idle_seconds"),
+        # DuckDB would refuse these only when the service opens the store, or take them as bytes
+        # ("512": an error; "-1": no limit at all; "10KB": too small to open a store)
+        ("[store]\nmemory_limit = '512'\n", r"store\.memory_limit must be an amount .* got '512'"),
+        ("[store]\nmemory_limit = 'lots'\n", r"store\.memory_limit must be .* e\.g\. '1GB'"),
+        ("[store]\nmemory_limit = '-1GB'\n", "store.memory_limit must be"),
+        ("[store]\nmemory_limit = '10KB'\n", "at least 32 MB"),
+        ("[store]\nmemory_limit = '0%'\n", "from 1 to 100 %"),
+        ("[store]\nmemory_limit = '150%'\n", "from 1 to 100 %"),
+        ("[store]\nmemory_limit = 512\n", r"\$\.store\.memory_limit"),
     ],
 )
 def test_bad_config_files_say_what_and_where(tmp_path: Path, text: str, needle: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,47 @@ import msgspec
 
 from murmur.errors import ConfigError
 
+DEFAULT_MEMORY_LIMIT = "25%"
+"""DuckDB's ``memory_limit`` for the store when none is configured (DuckDB's own default is 80 % of
+the memory it detects). DuckDB keeps every table block it has read or written cached up to this
+limit, so a long-running ``murmur run`` grows until it reaches it (bench/soak.py: +104 MB per 100k
+posts without a limit). The primary keys' indexes must fit within it too (see docs/config.md)."""
+
+_MEMORY_LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kb|mb|gb|tb|kib|mib|gib|tib|%)\s*$", re.IGNORECASE)
+_MEMORY_UNITS = {
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+MIN_MEMORY_LIMIT = 32 * 1000**2
+"""The least accepted. DuckDB opens a store with less, but leaves it no room for its key indexes and
+a batch's work; a slip (``32KB`` for ``32MB``) is refused here rather than met at the first batch."""
+
+
+def memory_limit_ok(value: str) -> bool:
+    """Whether ``value`` is a memory limit DuckDB accepts and a store can work in: an amount with a
+    unit (``512MB``, ``2GB``, ``1.5GiB``; at least 32 MB) or a share of the machine's memory
+    (``25%``, from 1 to 100 %)."""
+    m = _MEMORY_LIMIT.match(value)
+    if m is None:
+        return False
+    number, unit = float(m[1]), m[2].lower()
+    if unit == "%":
+        return 1 <= number <= 100
+    return number * _MEMORY_UNITS[unit] >= MIN_MEMORY_LIMIT
+
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path: str = "murmur.duckdb"
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    """The most memory DuckDB may hold for the store (its cache of table blocks, the primary keys'
+    indexes, queries' working memory): an amount (``"1GB"``) or a share of the machine's memory
+    (``"25%"``). Larger queries spill to ``<path>.tmp``."""
 
 
 class PrivacyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -158,6 +197,13 @@ def parse_config(
         ),
         ("enrich.backfill_chunk", enrich.backfill_chunk, enrich.backfill_chunk >= 1, "at least 1"),
         ("enrich.backfill_idle_seconds", idle, 0 <= idle < math.inf, "a number >= 0"),
+        (
+            "store.memory_limit",
+            repr(config.store.memory_limit),
+            memory_limit_ok(config.store.memory_limit),
+            "an amount of memory with its unit (KB, MB, GB, TB or KiB, MiB, GiB, TiB; at least 32 MB), "
+            "e.g. '1GB', or a share of the machine's memory from 1 to 100 %, e.g. '25%'",
+        ),
     )
     for key, value, ok, rule in bounds:
         if not ok:

@@ -135,7 +135,7 @@ async def run_service(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    store = Store.open(config.store.path)
+    store = Store.open(config.store.path, memory_limit=config.store.memory_limit)
     server = ReadServer(store.conn, config.store.path).start() if serve_reads else None
     try:
         purge_expired(store, config.privacy.retention_days)

@@ -167,7 +167,7 @@ def run_demo(workdir: Path, tier: str, *, quiet: bool) -> dict[str, Any]:
         feeds = stack.enter_context(FeedServer(feeds=real_feed_documents(assets)))
         urls = {"jetstream": jet.url, "mastodon": masto.url, "reddit": reddit.url, "feeds": feeds.urls}
         cfg = demo_config(workdir, urls, tier)
-        with Store.open(cfg.store.path) as store:
+        with Store.open(cfg.store.path, memory_limit=cfg.store.memory_limit) as store:
             for name, query in DEMO_MONITORS.items():
                 add_monitor(store.conn, name, query, backfill=False)
         if quiet:
@@ -181,7 +181,7 @@ def run_demo(workdir: Path, tier: str, *, quiet: bool) -> dict[str, Any]:
                     )
 
                 stats = asyncio.run(follow_until_idle(cfg, progress))
-    reader = open_reader(cfg.store.path)
+    reader = open_reader(cfg.store.path, memory_limit=cfg.store.memory_limit)
     try:
         summary = store_stats(reader, k=cfg.privacy.k)
         summary["top_hashtags"] = [

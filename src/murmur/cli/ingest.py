@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
         """Counts by platform and language (k-anonymous), quarantined payloads, source cursors."""
         try:
             cfg = load(config, db)
-            with closing(open_reader(cfg.store.path)) as reader:
+            with closing(open_reader(cfg.store.path, memory_limit=cfg.store.memory_limit)) as reader:
                 result = store_stats(reader, k=cfg.privacy.k)
         except MurmurError as exc:
             raise fail(exc) from None
@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
             if not Path(cfg.store.path).exists():  # Store.open would create an empty store
                 msg = f"store {cfg.store.path} does not exist: nothing to purge"
                 raise fail(msg)
-            with Store.open(cfg.store.path) as store:
+            with Store.open(cfg.store.path, memory_limit=cfg.store.memory_limit) as store:
                 removed = purge_expired(store, days)
         except StoreLockedError as exc:
             raise fail(exc, ". The running service purges on its own every hour.") from None

@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
             cfg = load(config, db)
             start = parse_time(since, option="--since") if since else None
             end = parse_time(until, option="--until") if until else None
-            with closing(open_reader(cfg.store.path)) as reader:
+            with closing(open_reader(cfg.store.path, memory_limit=cfg.store.memory_limit)) as reader:
                 result = search(reader, query, since=start, until=end, limit=limit, k=cfg.privacy.k)
         except MurmurError as exc:
             raise fail(exc) from None
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         """Save a monitor and match it against the stored history."""
         try:
             cfg = load(config, db)
-            with Store.open(cfg.store.path) as store:
+            with Store.open(cfg.store.path, memory_limit=cfg.store.memory_limit) as store:
                 mon, _ = add_monitor(store.conn, name, query, backfill=backfill)
                 matched = match_count(store.conn, mon.monitor_id, k=cfg.privacy.k)
         except StoreLockedError as exc:
@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
         """The saved monitors and how many stored posts each matched."""
         try:
             cfg = load(config, db)
-            with closing(open_reader(cfg.store.path)) as reader:
+            with closing(open_reader(cfg.store.path, memory_limit=cfg.store.memory_limit)) as reader:
                 monitors = list_monitors(reader, k=cfg.privacy.k)
         except MurmurError as exc:
             raise fail(exc) from None
@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
         """Delete a monitor and its stored matches."""
         try:
             cfg = load(config, db)
-            with Store.open(cfg.store.path) as store:
+            with Store.open(cfg.store.path, memory_limit=cfg.store.memory_limit) as store:
                 # The count shown is k-anonymous, as in `monitor add` and `monitor list`.
                 dropped = match_count(store.conn, name, k=cfg.privacy.k)
                 remove_monitor(store.conn, name)

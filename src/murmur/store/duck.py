@@ -10,7 +10,9 @@ the running writer's read socket when one does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +22,9 @@ import duckdb
 import pyarrow as pa
 
 from murmur.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, last_per_key, posts_to_table
+from murmur.config import DEFAULT_MEMORY_LIMIT
 from murmur.errors import StoreError, StoreLockedError
-from murmur.store.reader import check_store_file
+from murmur.store.reader import check_store_file, set_memory_limit
 from murmur.store.schema import DERIVED_TABLES, MIGRATIONS, untombstoned
 from murmur.types import Deletion, Post
 
@@ -61,6 +64,12 @@ writing 211,744 real posts in batches of 2,000 took 31 µs a post of CPU with it
 64 MB (a final checkpoint included). The price is a longer log to replay after a crash (seconds)."""
 
 
+_OUT_OF_MEMORY = re.compile(r"Out of Memory|failed to pin block|could not allocate block")
+"""DuckDB's words when the store's memory limit is reached: an ``OutOfMemoryException``, or, when
+the commit needs the memory, a ``TransactionException`` ("Failed to commit: failed to pin block")
+or a ``FatalException`` quoting the out-of-memory error."""
+
+
 class _Stored(Exception):
     """A plain INSERT met posts already stored (``Store.write`` then upserts the batch)."""
 
@@ -80,14 +89,17 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 class Store:
     """The one writer of a murmur store file."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, path: str) -> None:
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: str, memory_limit: str | None = None) -> None:
         self.conn = conn
         self.path = path
+        self.memory_limit = memory_limit
+        """``store.memory_limit`` as configured (None: DuckDB's own default)."""
 
     # --- opening ----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating and migrating if needed) the store for writing."""
+    def open(cls, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Store:
+        """Open (creating and migrating if needed) the store for writing. ``memory_limit`` bounds
+        what DuckDB holds for it (``store.memory_limit``); the read socket's queries share it."""
         p = str(path)
         if p != ":memory:":
             check_store_file(p)
@@ -104,8 +116,9 @@ class Store:
             msg = f"cannot open store {p}: {exc}"
             raise StoreError(msg) from None
         conn.execute("SET TimeZone = 'UTC'")
+        set_memory_limit(conn, memory_limit, p)
         conn.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-        store = cls(conn, p)
+        store = cls(conn, p, memory_limit)
         store.migrate()
         return store
 
@@ -167,9 +180,41 @@ class Store:
         table = last_per_key(_posts_table(posts)) if len(posts) else None
         emb = list(embeddings)
         try:
-            self._write(table, deletions, quarantine, cursors, emb, extras, replace=False)
-        except _Stored:  # some of the posts are stored already (a replay, an edit): upsert them
-            self._write(table, deletions, quarantine, cursors, emb, extras, replace=True)
+            try:
+                self._write(table, deletions, quarantine, cursors, emb, extras, replace=False)
+            except _Stored:  # some of the posts are stored already (a replay, an edit): upsert them
+                self._write(table, deletions, quarantine, cursors, emb, extras, replace=True)
+        except duckdb.Error as exc:
+            if not _OUT_OF_MEMORY.search(str(exc)):
+                raise
+            msg = self._out_of_memory("a batch", exc) + " Nothing of it was stored, nor its cursors."
+            raise StoreError(msg) from None
+
+    def _out_of_memory(self, what: str, exc: duckdb.Error) -> str:
+        """Why a write ran out of memory, and what to do. New and deleted keys go through the
+        primary keys' indexes (ART), which DuckDB holds in memory, so a store that outgrows its
+        ``memory_limit`` fails in a write, not in a query (which spills to disk). DuckDB reports it
+        as an out-of-memory error, a failed commit or, after a failed commit, a fatal error."""
+        limit, art = repr(self.memory_limit), 0.0
+        with contextlib.suppress(duckdb.Error):
+            rows = self.conn.execute(
+                "SELECT current_setting('memory_limit'), "
+                "coalesce(sum(memory_usage_bytes) FILTER (WHERE tag = 'ART_INDEX'), 0) FROM duckdb_memory()"
+            ).fetchall()
+            limit, art = str(rows[0][0]), float(rows[0][1])
+        first = str(exc).splitlines()[0]
+        fatal = (
+            " DuckDB has closed the store after it; start murmur again with the higher limit."
+            if isinstance(exc, duckdb.FatalException)
+            else ""
+        )
+        indexes = f" (now {art / 1e6:,.0f} MB in memory)" if art else ""
+        return (
+            f"store {self.path}: {what} did not fit in DuckDB's memory limit ({limit}): {first}. "
+            f"The stored posts' key indexes{indexes} must fit in it with room to spare: raise "
+            "store.memory_limit (MURMUR_STORE_MEMORY_LIMIT) or keep fewer posts "
+            f"(privacy.retention_days).{fatal}"
+        )
 
     def _write(
         self,
@@ -286,6 +331,13 @@ class Store:
             for table, column in _PURGE_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE {column} < ?", [older_than])
             conn.execute("COMMIT")
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):  # a failed commit has ended the transaction
+                conn.execute("ROLLBACK")
+            if not _OUT_OF_MEMORY.search(str(exc)):
+                raise
+            msg = self._out_of_memory("the retention purge", exc) + " Nothing was purged."
+            raise StoreError(msg) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -27,6 +27,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from murmur.config import DEFAULT_MEMORY_LIMIT
 from murmur.errors import QueryError, StoreError, StoreLockedError
 
 
@@ -84,6 +85,19 @@ def check_store_file(path: str | Path) -> None:
         raise StoreError(msg)
 
 
+def set_memory_limit(conn: duckdb.DuckDBPyConnection, memory_limit: str, path: str | Path) -> None:
+    """Bound what DuckDB holds for the store at ``path`` (every connection to it shares the limit).
+    Queries that need more spill to ``<path>.tmp``, DuckDB's default ``temp_directory``."""
+    quoted = memory_limit.replace("'", "''")
+    try:
+        conn.execute(f"SET memory_limit = '{quoted}'")
+    except duckdb.Error as exc:
+        conn.close()
+        first = str(exc).splitlines()[0]
+        msg = f"store {path}: store.memory_limit {memory_limit!r} is not usable: {first}"
+        raise StoreError(msg) from None
+
+
 class DirectReader:
     """A read-only connection to a store file nobody is writing to (or an existing connection)."""
 
@@ -91,7 +105,7 @@ class DirectReader:
         self._conn = conn
 
     @classmethod
-    def open(cls, path: str | Path) -> DirectReader:
+    def open(cls, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> DirectReader:
         if not Path(path).exists():
             msg = f"store {path} does not exist; create it with `murmur import` or `murmur run`"
             raise StoreError(msg)
@@ -102,6 +116,7 @@ class DirectReader:
             msg = f"store {path} is locked by another process: {exc}"
             raise StoreLockedError(msg) from None
         conn.execute("SET TimeZone = 'UTC'")
+        set_memory_limit(conn, memory_limit, path)
         return cls(conn)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
@@ -222,10 +237,11 @@ class ReadServer:
             self.path.unlink()
 
 
-def open_reader(path: str | Path) -> Reader:
-    """A reader for the store at ``path``: direct when free, through the service when it is held."""
+def open_reader(path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Reader:
+    """A reader for the store at ``path``: direct when free (within ``memory_limit``), through the
+    service when it is held (within the service's own limit)."""
     try:
-        return DirectReader.open(path)
+        return DirectReader.open(path, memory_limit=memory_limit)
     except StoreLockedError:
         sock = socket_path_for(path)
         if sock.exists():
