@@ -81,3 +81,12 @@ def test_soak_bench() -> None:
     assert re.search(r"slope [+-][\d.]+ MB per 100k posts", out), out
     assert re.search(r"drift [+-][\d.]+%", out), out
     assert "verdict: " in out
+
+
+def test_neardup_bench() -> None:
+    out = run_bench("bench/neardup.py", "--quick", "--sweep")
+    assert re.search(r"murmur \(murmur\.neardup\.simhash@\d.*\): [\d,]+ posts/s", out), out
+    assert re.search(r"datasketch MinHashLSH \(Jaccard >= 0\.7, 128 perm\): [\d,]+ posts/s", out), out
+    assert re.search(r"one word replaced +\d+\.\d%", out), out
+    assert re.search(r"false merges: \d+\.\d% of [\d,]+ distinct posts", out), out
+    assert re.search(r"<= 7 +\d+\.\d%", out), out

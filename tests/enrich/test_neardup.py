@@ -3,10 +3,11 @@ from __future__ import annotations
 import pickle
 import random
 
+import orjson
 import pytest
 
 from murmur.enrich.evaluate import load_xlmt
-from murmur.enrich.neardup import SimHashIndex, SimHashNearDup, hamming, simhashes
+from murmur.enrich.neardup import SimHashIndex, SimHashNearDup, hamming, normalized, simhashes
 from murmur.testing import has_shared_data, shared_data
 from tests.enrich.conformance import make_posts
 
@@ -48,8 +49,54 @@ def test_the_cluster_is_named_after_the_first_post_seen() -> None:
     assert clusters[0] != clusters[1]
 
 
+def long_reddit_texts(n: int) -> list[str]:
+    """The first ``n`` real Reddit comments and posts of 400 to 1,500 characters that start
+    differently (the recorded things hold a moderator's removal notice 87 times with another link)."""
+    texts: dict[str, str] = {}
+    for line in shared_data("payloads", "reddit", "things.jsonl").read_bytes().splitlines():
+        d = orjson.loads(line).get("data", {})
+        t = (d.get("body") or d.get("selftext") or "").strip()
+        if 400 <= len(t) <= 1500:
+            texts.setdefault(normalized(t)[:60], t)
+    return list(texts.values())[:n]
+
+
+def word_edit(text: str, kind: str, rng: random.Random) -> str:
+    """``text`` with one word edit a copy-paste campaign makes (none that normalization strips)."""
+    words = text.split()
+    at = rng.choice([i for i, w in enumerate(words) if w.isalpha() and len(w) >= 4])
+    if kind == "typo":
+        words[at] = words[at][:2] + words[at][3:]
+    elif kind == "word replaced":
+        words[at] = "banana"
+    else:
+        words.append("Please share this!")
+    return " ".join(words)
+
+
+@pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data (real Reddit texts)")
+@pytest.mark.parametrize(
+    ("kind", "floor"), [("typo", 0.85), ("word replaced", 0.6), ("sentence appended", 0.68)]
+)
+def test_long_real_texts_with_a_word_edit_mostly_join_the_originals_cluster(kind: str, floor: float) -> None:
+    # On these 200 texts a typo keeps 93 % of the copies in the original's cluster, a replaced word
+    # 68.5 %, an appended sentence 76.5 %. Short texts (tweets) do much worse: bench/neardup.py
+    # measures that (docs/enrichment.md, "Near-duplicates"). A change to the features, the
+    # normalization or the distance that loses word-edit recall fails here.
+    texts = long_reddit_texts(200)
+    assert len(texts) == 200
+    rng = random.Random(kind)
+    comp = SimHashNearDup()
+    originals, copies = make_posts(texts), make_posts([word_edit(t, kind, rng) for t in texts])
+    comp.process(originals)
+    comp.process(copies)
+    same = sum(a.dup_cluster == b.dup_cluster for a, b in zip(originals, copies, strict=True)) / len(texts)
+    assert same >= floor
+    assert len({p.dup_cluster for p in originals}) >= 0.97 * len(texts)  # different texts stay apart
+
+
 @pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data (real tweets)")
-def test_real_tweets_with_edits_cluster_and_different_tweets_do_not() -> None:
+def test_real_tweets_with_added_markup_cluster_and_different_tweets_do_not() -> None:
     english = next(s for s in load_xlmt(shared_data("sentiment", "xlmt"), "val") if s.language == "english")
     tweets = [t for t in english.texts if len(t) > 60][:200]
     edited = [f"@someone {t} https://example.com/{i} 😀" for i, t in enumerate(tweets)]
@@ -57,10 +104,8 @@ def test_real_tweets_with_edits_cluster_and_different_tweets_do_not() -> None:
     originals, copies = make_posts(tweets), make_posts(edited)
     comp.process(originals)
     comp.process(copies)
-    same = sum(a.dup_cluster == b.dup_cluster for a, b in zip(originals, copies, strict=True))
-    assert same >= 0.95 * len(tweets)
-    distinct = {p.dup_cluster for p in originals}
-    assert len(distinct) >= 0.97 * len(tweets)  # different tweets stay apart
+    assert all(a.dup_cluster == b.dup_cluster for a, b in zip(originals, copies, strict=True))
+    assert len({p.dup_cluster for p in originals}) >= 0.97 * len(tweets)
 
 
 def test_featureless_posts_get_no_cluster() -> None:

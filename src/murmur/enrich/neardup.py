@@ -20,6 +20,10 @@ same result as the same posts one by one. A batch first rules out, for all its p
 index (1,000,000 signatures) a lookup in Python walks ~60 chain entries (~29 us a post), a batch
 of real posts takes ~6 us a post. Texts with fewer than ``min_features`` 4-grams (emoji only, a
 link only) get neither field.
+
+Measured (``bench/neardup.py``, docs/enrichment.md "Near-duplicates"): copies that differ only in
+what normalization drops all join their original's cluster; a changed word, a typo or an appended
+sentence mostly does not in a tweet-length text (6 % of such variants), and does in long texts.
 """
 
 from __future__ import annotations
