@@ -52,7 +52,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -81,80 +81,171 @@ MONITORS = HISTORY_QUERIES[:6]
 
 
 # --- the endless stream --------------------------------------------------------------------------------
-def soak_events(seed: int = 0) -> Iterator[bytes]:
-    """Jetstream events for ever, each made when asked for (see module doc); ``time_us`` is now."""
-    texts = real_text_pool(seed)
-    records = [
-        orjson.loads(shared_data("payloads", "bluesky", name).read_bytes())["value"]
-        for name in ("post_record.json", "extended_post_record.json")
-    ]
-    created: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
-    last_us = 0
-    i = 0
-    while True:
-        last_us = max(time.time_ns() // 1000, last_us + 1)
+EventMaker = Callable[[int], bytes]
+"""Makes the next event of a stream, given its ``time_us`` (when it is due to be sent)."""
+
+
+class RealPostRecords:
+    """Bluesky post records carrying real texts (``testing.real_text_pool``): the ``i``-th has text ``i``
+    of the pool, and after one pass each text paired with another, so texts do not repeat."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.texts = real_text_pool(seed)
+        self.records = [
+            orjson.loads(shared_data("payloads", "bluesky", name).read_bytes())["value"]
+            for name in ("post_record.json", "extended_post_record.json")
+        ]
+
+    def record(self, i: int, created_at: str) -> dict[str, object]:
+        texts = self.texts
+        n, j = len(texts), i % len(texts)
+        text = texts[j] if i < n else f"{texts[j][:150]} {texts[(j + 7919 * (i // n)) % n][:150]}"
+        return dict(self.records[i % len(self.records)], text=text[:300], createdAt=created_at)
+
+
+def create_event(did: str, rkey: str, time_us: int, record: dict[str, object]) -> bytes:
+    """A Jetstream commit event creating the post ``record`` at ``at://did/app.bsky.feed.post/rkey``."""
+    commit = {
+        "rev": f"r{rkey}",
+        "operation": "create",
+        "collection": "app.bsky.feed.post",
+        "rkey": rkey,
+        "record": record,
+        "cid": f"c{rkey}",
+    }
+    return orjson.dumps({"did": did, "time_us": time_us, "kind": "commit", "commit": commit})
+
+
+class SoakEvents:
+    """Jetstream events for ever, each made when asked for (see module doc)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.posts = RealPostRecords(seed)
+        self.created: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
+        self.i = 0
+
+    def __call__(self, time_us: int) -> bytes:
+        i = self.i
+        self.i += 1
         did = f"did:plc:soak{i % 20_000}"
         if i % 250 == 125:
-            yield b'{"did": "' + did.encode() + b'", "time_us": ' + b"\x00not json"
-        elif i % 100 == 50:
-            yield orjson.dumps({"did": did, "time_us": last_us, "kind": "identity", "identity": {"did": did}})
-        elif i % 20 == 10 and created:
-            old_did, rkey = created.popleft()
+            return b'{"did": "' + did.encode() + b'", "time_us": ' + b"\x00not json"
+        if i % 100 == 50:
+            identity = {"did": did, "time_us": time_us, "kind": "identity", "identity": {"did": did}}
+            return orjson.dumps(identity)
+        if i % 20 == 10 and self.created:
+            old_did, rkey = self.created.popleft()
             commit = {"rev": f"r{i}", "operation": "delete", "collection": "app.bsky.feed.post", "rkey": rkey}
-            yield orjson.dumps({"did": old_did, "time_us": last_us, "kind": "commit", "commit": commit})
-        else:
-            n, j = len(texts), i % len(texts)
-            text = texts[j] if i < n else f"{texts[j][:150]} {texts[(j + 7919 * (i // n)) % n][:150]}"
-            record = dict(
-                records[i % len(records)],
-                text=text[:300],
-                createdAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            )
-            if i % 250 == 0:
-                record["text"] = 42  # a malformed record: the normalizer quarantines it
-            rkey = f"s{i}"
-            created.append((did, rkey))
-            create: dict[str, object] = {
-                "rev": f"r{i}",
-                "operation": "create",
-                "collection": "app.bsky.feed.post",
-                "rkey": rkey,
-                "record": record,
-                "cid": f"c{i}",
-            }
-            yield orjson.dumps({"did": did, "time_us": last_us, "kind": "commit", "commit": create})
-        i += 1
+            return orjson.dumps({"did": old_did, "time_us": time_us, "kind": "commit", "commit": commit})
+        record = self.posts.record(i, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if i % 250 == 0:
+            record["text"] = 42  # a malformed record: the normalizer quarantines it
+        rkey = f"s{i}"
+        self.created.append((did, rkey))
+        return create_event(did, rkey, time_us, record)
 
 
 class EndlessJetstream(JetstreamReplayServer):
-    """``JetstreamReplayServer`` serving ``soak_events`` (one stream, continued on a reconnect)
-    instead of a fixed list, at ``rate`` events/s (0: as fast as the client reads)."""
+    """``JetstreamReplayServer`` serving events from ``make`` (one stream, continued on a reconnect)
+    instead of a fixed list, at ``rate`` events/s (0: as fast as the client reads), ``limit`` events
+    in all (None: no end; after the last the connection stays open, idle).
 
-    def __init__(self, rate: float, seed: int = 0) -> None:
+    At a fixed rate each event's ``time_us`` is when it was due (the first connection's start plus
+    ``k / rate``), not when it left: a runtime that pushes back makes its events late, and the
+    lateness shows (as it would behind a real Jetstream, which does not wait for its readers)."""
+
+    def __init__(self, make: EventMaker, rate: float, limit: int | None = None) -> None:
         super().__init__([])
+        self.make = make
         self.rate = rate
-        self._stream = soak_events(seed)
+        self.limit = limit
+        self.started = 0.0
+        """Wall-clock time (epoch seconds) the stream began: the first connection."""
+        self.finished: float | None = None
+        """Wall-clock time the last of ``limit`` events left (None: not yet, or no limit)."""
+        self._last_us = 0
+
+    def _time_us(self, k: int) -> int:
+        due = self.started + k / self.rate if self.rate else time.time()
+        self._last_us = max(int(due * 1_000_000), self._last_us + 1)  # cursors need them increasing
+        return self._last_us
 
     def _handle(self, connection: ServerConnection) -> None:
-        t0 = time.monotonic()
-        sent = 0
+        if not self.started:
+            self.started = time.time()
         with contextlib.suppress(ConnectionClosed):  # the runtime stopped
             while not self._stop.is_set():
-                due = int((time.monotonic() - t0) * self.rate) - sent if self.rate else 256
+                if self.limit is not None and self.sent >= self.limit:
+                    self._stop.wait(0.05)
+                    continue
+                due = int((time.time() - self.started) * self.rate) - self.sent if self.rate else 256
+                if self.limit is not None:
+                    due = min(due, self.limit - self.sent)
                 for _ in range(due):
-                    connection.send(next(self._stream), text=True)
-                sent += due
-                self.sent += due
+                    connection.send(self.make(self._time_us(self.sent)), text=True)
+                    self.sent += 1
+                if self.limit is not None and self.sent >= self.limit and self.finished is None:
+                    self.finished = time.time()
                 if self.rate:
                     self._stop.wait(0.01)
 
 
-def _serve(rate: float, conn: Connection) -> None:
-    """The server's process: serve until the parent says stop (or is gone)."""
-    with EndlessJetstream(rate) as server:
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamReport:
+    sent: int
+    started: float
+    finished: float | None
+
+
+def _serve(make: Callable[[], EventMaker], rate: float, limit: int | None, conn: Connection) -> None:
+    """The server's process: serve until the parent says stop (or is gone), then report."""
+    server = EndlessJetstream(make(), rate, limit)
+    with server:
         conn.send(server.url)
         with contextlib.suppress(EOFError):
-            conn.recv()
+            while (message := conn.recv()) != "stop":  # (rate, limit): ``JetstreamProcess.pace``
+                server.rate, server.limit = message
+                conn.send("paced")
+        conn.send(StreamReport(server.sent, server.started, server.finished))
+
+
+class JetstreamProcess:
+    """An ``EndlessJetstream`` in a process of its own, so that making and sending events takes no
+    CPU time from the runtime's process (``make`` builds the event maker there; it must pickle)::
+
+        with JetstreamProcess(SoakEvents, rate=0) as server:
+            ...  # connect to server.url
+        server.report  # events sent, when the stream started and finished
+    """
+
+    def __init__(self, make: Callable[[], EventMaker], rate: float = 0.0, limit: int | None = None) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._here, there = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_serve, args=(make, rate, limit, there), name="bench-jetstream", daemon=True
+        )
+        self.url = ""
+        self.report: StreamReport | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid or 0
+
+    def pace(self, rate: float, limit: int | None = None) -> None:
+        """Sets the rate and the limit, before the first connection (the stream starts then)."""
+        self._here.send((rate, limit))
+        self._here.recv()
+
+    def __enter__(self) -> JetstreamProcess:
+        self._process.start()
+        self.url = self._here.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._here.send("stop")
+        if self._here.poll(30):
+            self.report = self._here.recv()
+        self._process.join(10)
 
 
 # --- sampling ------------------------------------------------------------------------------------------
@@ -284,18 +375,16 @@ def soak(
     every: float,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> list[Sample]:
-    ctx = multiprocessing.get_context("spawn")
-    here, there = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(rate, there), name="soak-jetstream", daemon=True)
-    server.start()
-    url = here.recv()
-    with tempfile.TemporaryDirectory(dir=os.environ.get("SOAK_DIR")) as tmp:
+    with (
+        JetstreamProcess(SoakEvents, rate) as server,
+        tempfile.TemporaryDirectory(dir=os.environ.get("SOAK_DIR")) as tmp,
+    ):
         path = Path(tmp) / "soak.duckdb"
         cfg = parse_config(
             {
                 "store": {"path": str(path)},
                 "enrich": {"tier": tier, "workers": workers},
-                "sources": [{"id": "bsky", "type": "jetstream", "url": url}],
+                "sources": [{"id": "bsky", "type": "jetstream", "url": server.url}],
             },
             env={},
         )
@@ -308,16 +397,14 @@ def soak(
         processes = runtime.workers.workers if runtime.workers is not None else 1
         try:
             with (
-                PeakRss(exclude=(server.pid or 0,)) as peak,
-                Sampler(runtime, path, peak, every, server.pid or 0) as s,
+                PeakRss(exclude=(server.pid,)) as peak,
+                Sampler(runtime, path, peak, every, server.pid) as s,
             ):
                 s.take()
                 asyncio.run(_run_for(runtime, minutes * 60))
         finally:
             reads.stop()
             store.close()
-            here.send("stop")
-            server.join(10)
         quarantined = runtime.stats.quarantined
         print(
             f"soak[{tier}]: {runtime.stats.posts:,} posts stored, {runtime.stats.deletions:,} deletions, "
