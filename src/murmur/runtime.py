@@ -135,6 +135,10 @@ class Handoff(Protocol):
 
     async def take(self, max_items: int, wait_seconds: float) -> list[RawEvent]: ...
 
+    def arrived(self) -> datetime | None:
+        """When the oldest event of the last ``take`` arrived (None: it took nothing)."""
+        ...
+
 
 class QueueHandoff:
     """In-process bounded queue: a slow store slows the sources down instead of growing memory.
@@ -144,6 +148,10 @@ class QueueHandoff:
 
     def __init__(self, maxsize: int = 20_000) -> None:
         self._items: collections.deque[RawEvent] = collections.deque()
+        self._arrivals: collections.deque[float] = collections.deque()
+        """``time.time()`` at each item's ``put``: a post's age counts from here, not from when its
+        batch was taken (it may wait here while the batch before it is enriched)."""
+        self._taken_arrival: float | None = None
         self._maxsize = maxsize
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
@@ -154,16 +162,21 @@ class QueueHandoff:
             self._not_full.clear()
             await self._not_full.wait()
         self._items.append(event)
+        self._arrivals.append(time.time())
         self._not_empty.set()
 
     async def take(self, max_items: int, wait_seconds: float) -> list[RawEvent]:
         """Up to ``max_items`` events: what is queued now, else what arrives within ``wait_seconds``
         (``wait_seconds <= 0``: only what is queued now)."""
         items: list[RawEvent] = []
+        self._taken_arrival = None
         deadline = time.monotonic() + wait_seconds
         while True:
             while self._items and len(items) < max_items:
                 items.append(self._items.popleft())
+                arrival = self._arrivals.popleft()
+                if self._taken_arrival is None:
+                    self._taken_arrival = arrival
             if len(self._items) < self._maxsize:
                 self._not_full.set()
             if len(items) >= max_items:
@@ -180,6 +193,10 @@ class QueueHandoff:
 
     def empty(self) -> bool:
         return not self._items
+
+    def arrived(self) -> datetime | None:
+        """When the oldest event of the last ``take`` arrived (None: it took nothing)."""
+        return None if self._taken_arrival is None else datetime.fromtimestamp(self._taken_arrival, UTC)
 
 
 @dataclass(slots=True)
@@ -646,21 +663,24 @@ class Runtime:
             broken.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
 
-    async def _process(self, events: list[RawEvent]) -> Processed:
+    async def _process(self, events: list[RawEvent], arrived: datetime | None = None) -> Processed:
         """One batch, processed where the runtime processes batches. Nothing is lost if a worker
         dies: the batches it took down with it are tried again, one at a time, each in a process of
         its own (so a second death is that batch's own doing, not a neighbour's); a batch a worker
-        dies on again is quarantined with the reason, and its cursors move on."""
+        dies on again is quarantined with the reason, and its cursors move on. ``arrived``: when the
+        batch's oldest event reached the hand-off, the batch's time of ingest (its posts'
+        ``ingested_at``, from which the neural tier's latency budget counts)."""
         pool = self._pool
+        now = min(arrived, datetime.now(UTC)) if arrived is not None else datetime.now(UTC)
         try:
-            return await self._submit(events, pool)
+            return await self._submit(events, pool, now)
         except BrokenProcessPool:
             assert pool is not None
             self._replace_pool(pool)
         async with self._retry_lock:
             alone = self._new_pool(size=1)
             try:
-                return await self._submit(events, alone)
+                return await self._submit(events, alone, now)
             except BrokenProcessPool:
                 pass
             finally:
@@ -674,9 +694,10 @@ class Runtime:
         log.error("%d events quarantined: %s", len(events), reason)
         return out
 
-    def _submit(self, events: list[RawEvent], pool: ProcessPoolExecutor | None) -> asyncio.Future[Processed]:
+    def _submit(
+        self, events: list[RawEvent], pool: ProcessPoolExecutor | None, now: datetime
+    ) -> asyncio.Future[Processed]:
         loop = asyncio.get_running_loop()
-        now = datetime.now(UTC)
         if pool is None:
             # One thread: batches are processed one after another (stateful components, key file).
             work = functools.partial(self.processor.process, events, now=now)
@@ -846,7 +867,9 @@ class Runtime:
                 events = await self.handoff.take(self.batch_size, wait)
                 if events:
                     self._last_input = time.monotonic()
-                    await self._put(inflight, asyncio.ensure_future(self._process(events)), writer)
+                    await self._put(
+                        inflight, asyncio.ensure_future(self._process(events, self.handoff.arrived())), writer
+                    )
                 elif self._backfill_ready():
                     self._backfilling = True
                     await self._put(inflight, asyncio.ensure_future(self._backfill()), writer)
@@ -866,7 +889,11 @@ class Runtime:
                 while not writer.done() and not self.handoff.empty():
                     events = await self.handoff.take(self.batch_size, 0)
                     if events:
-                        await self._put(inflight, asyncio.ensure_future(self._process(events)), writer)
+                        await self._put(
+                            inflight,
+                            asyncio.ensure_future(self._process(events, self.handoff.arrived())),
+                            writer,
+                        )
                 if not writer.done():
                     await _offer(inflight, None, writer)
                 await writer
