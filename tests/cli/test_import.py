@@ -95,3 +95,69 @@ def test_an_edited_file_is_read_again_and_an_unchanged_one_resumes(tmp_path: Pat
     assert imported()["posts"] == 3  # read from the start; row 1 is upserted, not doubled
     with Store.open(tmp_path / "m.duckdb") as store:
         assert store.conn.execute("SELECT count(*) FROM posts").fetchone() == (3,)
+
+
+def crisislex(tmp_path: Path, rows: int = 30) -> Path:
+    """A CSV shaped like CrisisLex T26 (spaces after commas, no time column), of tweet ids."""
+    path = tmp_path / "boston.csv"
+    lines = ["Tweet ID, Tweet Text, Information Source"]
+    for i in range(rows):  # ids of 2013-04-15, a second apart
+        lines.append(f'"{(i * 1000 + 77_168_000_000) << 22}","explosion at the finish line {i}",Eyewitness')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def import_json(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    config = tmp_path / "murmur.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "m.duckdb"}"\n[enrich]\ntier = "none"\n')
+    res = CliRunner().invoke(app, ["import", *args, "-c", str(config), "--json"])
+    return res.exit_code, json.loads(res.stdout) if res.exit_code == 0 else {}, " ".join(res.stderr.split())
+
+
+def test_an_undated_export_says_which_columns_it_has_and_imports_by_tweet_id(tmp_path: Path) -> None:
+    path = crisislex(tmp_path)
+    code, summary, _ = import_json(tmp_path, str(path))
+    assert code == 0
+    assert (summary["posts"], summary["quarantined"]) == (0, 30)
+    [reason] = summary["quarantine_reasons"]
+    assert reason["rows"] == 30
+    assert "the row has no time" in reason["reason"]
+    assert "its columns: Tweet ID, Tweet Text, Information Source" in reason["reason"]
+    assert "--time-from-id twitter" in reason["reason"]
+    assert "explosion" not in reason["reason"]  # column names, never values
+
+    # the same file again with the opt-in: read from its start, not resumed after its last row
+    code, summary, _ = import_json(tmp_path, str(path), "--time-from-id", "twitter")
+    assert code == 0
+    assert (summary["posts"], summary["quarantined"], summary["quarantine_reasons"]) == (30, 0, [])
+    with Store.open(tmp_path / "m.duckdb") as store:
+        days = store.conn.execute("SELECT DISTINCT created_at::DATE::VARCHAR, text FROM posts").fetchall()
+    assert {d for d, _ in days} == {"2013-04-15"}  # (77_168_000_000 + 1288834974657) ms
+    assert "explosion at the finish line 7" in {t for _, t in days}
+
+
+def test_column_options_are_checked_before_anything_is_read(tmp_path: Path) -> None:
+    path = crisislex(tmp_path)
+    code, _, stderr = import_json(tmp_path, str(path), "--column", "text=Tweet Txt")
+    assert code != 0
+    assert f"--column text=Tweet Txt: {path} has no column 'Tweet Txt'" in stderr
+    assert "its columns: Tweet ID, Tweet Text, Information Source" in stderr
+    code, _, stderr = import_json(tmp_path, str(path), "--column", "txt=Tweet Text")
+    assert code != 0
+    assert "'txt' is not a field; valid fields: text, id, created_at" in stderr
+    code, _, stderr = import_json(tmp_path, str(path), "--column", "text")
+    assert "write FIELD=NAME" in stderr
+    code, _, stderr = import_json(tmp_path, str(path), "--time-from-id", "facebook")
+    assert "--time-from-id must be one of twitter" in stderr
+    assert not (tmp_path / "m.duckdb").exists() or code != 0
+
+    code, summary, _ = import_json(
+        tmp_path, str(path), "--column", "text=Information Source", "--column", "created_at=Tweet ID"
+    )
+    assert code == 0, summary
+    # a tweet id is no time (it is not Unix time either): every row is refused, with that reason
+    assert summary["posts"] == 0
+    code, summary, _ = import_json(
+        tmp_path, str(path), "--column", "community=Information Source", "--time-from-id", "twitter"
+    )
+    assert (code, summary["posts"]) == (0, 30)

@@ -16,10 +16,13 @@ from rich.table import Table
 
 from murmur.cli.common import ConfigOpt, DbOpt, JsonOpt, err, error, fail, load, out, print_table
 from murmur.config import Config, SourceConfig
-from murmur.errors import MurmurError, StoreLockedError
+from murmur.errors import ConfigError, MurmurError, StoreLockedError
 from murmur.query.aggregate import store_stats
 from murmur.runtime import RuntimeStats
 from murmur.service import purge_expired, run_service
+from murmur.sources.normalize import detect_format, mapping_format
+from murmur.sources.normalize.files import FILE_FORMATS, file_columns
+from murmur.sources.normalize.mapping import COLUMN_FIELDS, TIME_FROM_ID, find_columns
 from murmur.store import Store, open_reader
 
 IMPORT_FORMATS = ("auto", "jetstream", "mastodon", "reddit", "feed", "jsonl", "csv", "parquet")
@@ -45,9 +48,9 @@ def count_rows(path: Path) -> int | None:
 
 def import_id(path: Path, fmt: str) -> str:
     """The source id (and so the cursor) of importing ``path``: the file's size and modification time
-    and the format are part of it, so that the same command after an interruption resumes where it
-    stopped, while an edited or replaced file, or another ``--format``, is read from its start
-    (rows stored already are upserted, not doubled)."""
+    and the format (with its column mapping) are part of it, so that the same command after an
+    interruption resumes where it stopped, while an edited or replaced file, or another ``--format``
+    or ``--column``, is read from its start (rows stored already are upserted, not doubled)."""
     try:
         st = path.stat()
     except OSError:  # the file source names the problem
@@ -60,9 +63,60 @@ def imported_path(source_id: str) -> str:
     return source_id.removeprefix("import:").rsplit("#", 1)[0]
 
 
-def import_files(cfg: Config, paths: list[Path], fmt: str, *, show_progress: bool) -> RuntimeStats:
+def parse_columns(specs: list[str]) -> dict[str, str]:
+    """``--column FIELD=NAME`` options → {field: column}; ``ConfigError`` naming the bad one."""
+    columns: dict[str, str] = {}
+    for spec in specs:
+        name, eq, column = spec.partition("=")
+        name = name.strip()
+        if not eq or not column.strip():
+            msg = f"--column {spec!r}: write FIELD=NAME, e.g. --column 'text=Tweet Text'"
+            raise ConfigError(msg)
+        if name not in COLUMN_FIELDS:
+            msg = f"--column {spec!r}: {name!r} is not a field; valid fields: {', '.join(COLUMN_FIELDS)}"
+            raise ConfigError(msg)
+        columns[name] = column
+    return columns
+
+
+def check_columns(paths: list[Path], fmt: str, columns: dict[str, str], time_from_id: str) -> None:
+    """Each file can take the mapping: a JSONL, CSV or Parquet file, whose header (CSV, Parquet) has
+    every mapped column. Raises ``ConfigError`` naming the option, the file and its columns."""
+    if time_from_id not in TIME_FROM_ID:
+        msg = f"--time-from-id must be one of {', '.join(t for t in TIME_FROM_ID if t)}, got {time_from_id!r}"
+        raise ConfigError(msg)
+    if not columns and not time_from_id:
+        return
+    option = "--column" if columns else "--time-from-id"
+    for path in paths:
+        real = detect_format(path) if fmt == "auto" else fmt
+        if real not in FILE_FORMATS:
+            msg = f"{option} applies to {', '.join(FILE_FORMATS)} files; {path} is {real}"
+            raise ConfigError(msg)
+        header = file_columns(path, real)
+        if header is not None and (missing := find_columns(columns, header)):
+            name, column = next(iter(missing.items()))
+            msg = (
+                f"--column {name}={column}: {path} has no column {column!r}; its columns: {', '.join(header)}"
+            )
+            raise ConfigError(msg)
+
+
+def import_files(
+    cfg: Config,
+    paths: list[Path],
+    fmt: str,
+    *,
+    show_progress: bool,
+    columns: dict[str, str] | None = None,
+    time_from_id: str = "",
+) -> RuntimeStats:
+    columns = columns or {}
+    check_columns(paths, fmt, columns, time_from_id)
+    mapping = {"columns": columns, "time_from_id": time_from_id} if columns or time_from_id else {}
+    keyed = mapping_format(fmt, columns, time_from_id)
     sources = [
-        SourceConfig(id=import_id(p, fmt), type="file", options={"path": str(p), "format": fmt})
+        SourceConfig(id=import_id(p, keyed), type="file", options={"path": str(p), "format": fmt, **mapping})
         for p in paths
     ]
     from murmur.service import build_sources
@@ -90,6 +144,21 @@ def import_files(cfg: Config, paths: list[Path], fmt: str, *, show_progress: boo
         return asyncio.run(run_service(cfg, sources=built, serve_reads=False, on_batch=on_batch))
 
 
+def quarantine_reasons(cfg: Config, source_ids: list[str], since: datetime) -> list[dict[str, object]]:
+    """The three most common reasons rows of these sources were quarantined since ``since``."""
+    if not source_ids:
+        return []
+    marks = ", ".join("?" for _ in source_ids)
+    with closing(open_reader(cfg.store.path)) as reader:
+        return list(
+            reader.query(
+                f"SELECT reason, count(*) AS rows FROM quarantine WHERE source_id IN ({marks}) "
+                "AND quarantined_at >= ? GROUP BY reason ORDER BY rows DESC, reason LIMIT 3",
+                [*source_ids, since],
+            ).to_pylist()
+        )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_cmd(
@@ -97,28 +166,74 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[
             str, typer.Option("--format", "-f", help=f"One of {', '.join(IMPORT_FORMATS)}.")
         ] = "auto",
+        column: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--column",
+                metavar="FIELD=NAME",
+                help=(
+                    "Read FIELD from the file's column NAME (JSONL/CSV/Parquet; repeatable), e.g. "
+                    f"--column 'text=Tweet Text'. Fields: {', '.join(COLUMN_FIELDS)}."
+                ),
+            ),
+        ] = None,
+        time_from_id: Annotated[
+            str | None,
+            typer.Option(
+                "--time-from-id",
+                metavar="twitter",
+                help=(
+                    "Date rows that have no time by their Twitter/X snowflake id "
+                    "(opt-in; a row whose id is no snowflake is quarantined)."
+                ),
+            ),
+        ] = None,
         config: ConfigOpt = None,
         db: DbOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Import files of posts (platform payloads, feeds, JSONL/CSV/Parquet) into the store."""
+        """Import files of posts (platform payloads, feeds, JSONL/CSV/Parquet) into the store.
+
+        JSONL, CSV and Parquet columns are found by name: the usual columns of twarc, 4CAT,
+        Pushshift, Brandwatch, Meltwater and CrisisLex exports, whatever their case, surrounding
+        spaces, or spaces, hyphens and underscores ("Tweet Text" is tweet_text). Name any other
+        with --column FIELD=NAME (a CSV or Parquet file must have it). A dataset of tweets without
+        times can be dated by its tweet ids with --time-from-id twitter; without it such rows are
+        quarantined. The summary shows the three most common reasons rows were quarantined
+        (--json: quarantine_reasons); a row that has none of a field's columns is quarantined
+        with the names of the columns it has (never their values).
+        """
         if fmt not in IMPORT_FORMATS:
             msg = f"--format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}"
             raise fail(msg)
+        started = datetime.now(UTC)
         try:
+            columns = parse_columns(column or [])
             cfg = load(config, db)
-            stats = import_files(cfg, paths, fmt, show_progress=not json_out and sys.stderr.isatty())
+            stats = import_files(
+                cfg,
+                paths,
+                fmt,
+                show_progress=not json_out and sys.stderr.isatty(),
+                columns=columns,
+                time_from_id=(time_from_id or "").strip().lower(),
+            )
+            reasons = quarantine_reasons(cfg, list(stats.sources), started) if stats.quarantined else []
         except MurmurError as exc:
             raise fail(exc) from None
         unread = {imported_path(sid): c.stopped_by for sid, c in stats.sources.items() if c.stopped_by}
         summary = {"posts": stats.posts, "deletions": stats.deletions, "quarantined": stats.quarantined}
         if json_out:
-            sys.stdout.write(orjson.dumps({**summary, "unread": unread}).decode() + "\n")
+            sys.stdout.write(
+                orjson.dumps({**summary, "quarantine_reasons": reasons, "unread": unread}).decode() + "\n"
+            )
         else:
             out.print(
                 f"imported {stats.posts} posts, {stats.deletions} deletions, "
                 f"{stats.quarantined} quarantined into {cfg.store.path}"
             )
+            for r in reasons:
+                out.print(f"  {r['rows']} quarantined: {r['reason']}", markup=False, highlight=False)
         if unread:  # what was read is stored (and resumes from its cursor); the rest failed
             for name, why in unread.items():
                 error(why if Path(name).name in why else f"{name}: {why}")

@@ -11,7 +11,11 @@ resumes after that row; rows before it are skipped without being normalized agai
 Options: ``path`` (required; must exist), ``format`` (``auto``, the default, detects it from the
 suffix and the first bytes; or a normalizer name: ``jsonl``, ``csv``, ``parquet``, ``feed``,
 ``jetstream``, ``mastodon``, ``reddit``: e.g. a JSON lines file of Mastodon statuses is
-``format = "mastodon"``), ``batch_rows`` (1000 rows per read).
+``format = "mastodon"``), ``batch_rows`` (1000 rows per read), and for ``jsonl``, ``csv`` and
+``parquet`` files ``columns`` (a table field → the file's column, e.g. ``{text = "Tweet Text"}``;
+fields as ``murmur.sources.normalize.mapping.COLUMN_FIELDS``) and ``time_from_id`` (``"twitter"``:
+date rows that have no time by their tweet id). A CSV or Parquet file must have each mapped column.
+Events of a mapped file carry the mapping in their format (``csv?text=Tweet%20Text``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from murmur.errors import PayloadError, SourceError
 from murmur.registry import RegistryError
 from murmur.sources.backoff import config_error, parse_options, positive
 from murmur.sources.base import SourceStats
-from murmur.sources.normalize import detect_format, get_normalizer, iter_file_rows
+from murmur.sources.normalize import detect_format, get_normalizer, iter_file_rows, mapping_format
+from murmur.sources.normalize.files import FILE_FORMATS, file_columns
+from murmur.sources.normalize.mapping import find_columns
 from murmur.types import RawEvent
 
 
@@ -36,6 +42,8 @@ class FileOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path: str
     format: str = "auto"
     batch_rows: int = 1000
+    columns: dict[str, str] = msgspec.field(default_factory=dict)
+    time_from_id: str = ""
 
 
 def _take(rows: Iterator[tuple[str, bytes]], n: int) -> list[tuple[str, bytes]]:
@@ -45,13 +53,17 @@ def _take(rows: Iterator[tuple[str, bytes]], n: int) -> list[tuple[str, bytes]]:
 class FileSource:
     """One file, read once from the cursor to its end; see the module docstring."""
 
-    def __init__(self, source_id: str, path: Path, fmt: str, batch_rows: int) -> None:
+    def __init__(
+        self, source_id: str, path: Path, fmt: str, batch_rows: int, event_format: str | None = None
+    ) -> None:
         self.id = source_id
         self.path = path
         self.format = fmt
+        self.event_format = event_format or fmt
+        """The events' format: ``format``, with the column mapping if there is one (``csv?text=...``)."""
         self.batch_rows = batch_rows
         self.stats = SourceStats()
-        self.stats.extra.update(path=str(path), format=fmt)
+        self.stats.extra.update(path=str(path), format=self.event_format)
 
     def _start_after(self, cursor: str | None) -> int:
         if not cursor:
@@ -79,7 +91,7 @@ class FileSource:
                     return
                 for position, payload in batch:
                     self.stats.events += 1
-                    yield RawEvent(self.id, self.format, payload, position)
+                    yield RawEvent(self.id, self.event_format, payload, position)
         finally:
             if isinstance(rows, Generator):
                 rows.close()
@@ -102,4 +114,25 @@ def file_source(config: SourceConfig) -> FileSource:
         get_normalizer(fmt)
     except RegistryError as exc:
         raise config_error(config, "format", f"{exc}; or use 'auto'") from None
-    return FileSource(config.id, path, fmt, options.batch_rows)
+    return FileSource(config.id, path, fmt, options.batch_rows, _event_format(config, options, path, fmt))
+
+
+def _event_format(config: SourceConfig, options: FileOptions, path: Path, fmt: str) -> str:
+    """``fmt`` with the source's column mapping, checked against the file's header."""
+    if not options.columns and not options.time_from_id:
+        return fmt
+    if fmt.partition("@")[0] not in FILE_FORMATS:
+        key = "columns" if options.columns else "time_from_id"
+        problem = f"applies to {', '.join(FILE_FORMATS)} files only, not to format {fmt!r}"
+        raise config_error(config, key, problem)
+    try:
+        event_format = mapping_format(fmt, options.columns, options.time_from_id)
+    except PayloadError as exc:
+        key = "time_from_id" if exc.field == "time_from_id" else f"columns.{exc.field}"
+        raise config_error(config, key, exc.reason) from None
+    header = file_columns(path, fmt)
+    if header is not None and (missing := find_columns(options.columns, header)):
+        name, column = next(iter(missing.items()))
+        problem = f"{path.name} has no column {column!r}; its columns: {', '.join(header)}"
+        raise config_error(config, f"columns.{name}", problem)
+    return event_format

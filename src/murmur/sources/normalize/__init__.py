@@ -23,7 +23,9 @@ Built-in formats (registered by ``register_builtins()``, exactly as a plugin wou
 
 Files: ``detect_format(path_or_bytes)`` names the format of a file (``murmur import --format auto``)
 and ``iter_file_rows(path, format)`` yields its payloads with positions. A custom column mapping is
-``file_normalizer(FileMapping.of(text="body", ...))``.
+``file_normalizer(FileMapping.of(text="body", ...))``; as a format, which worker processes can build
+on their own, it is ``mapping_format("csv", {"text": "body"})`` = ``csv?text=body``, and
+``get_normalizer`` builds (and caches) its normalizer.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from murmur.errors import PayloadError
-from murmur.registry import Registry
+from murmur.registry import Registry, RegistryError
 from murmur.sources.normalize.feed import normalize_feed
 from murmur.sources.normalize.files import (
     DEFAULT_MAPPING,
@@ -45,6 +47,7 @@ from murmur.sources.normalize.files import (
     normalize_row,
 )
 from murmur.sources.normalize.jetstream import normalize_jetstream
+from murmur.sources.normalize.mapping import mapping_format, parse_mapping_format
 from murmur.sources.normalize.mastodon import normalize_mastodon
 from murmur.sources.normalize.reddit import normalize_reddit
 from murmur.types import Event
@@ -89,9 +92,28 @@ def get_normalizer(format: str) -> Normalizer:
     cached = _resolved.get(format)
     if cached is not None and cached[0] == size:
         return cached[1]
-    fn = NORMALIZERS.get(format)
+    fn = _mapped_normalizer(format) if "?" in format else NORMALIZERS.get(format)
+    if len(_resolved) >= _RESOLVED_FORMATS:  # formats of ever new mappings: keep memory bounded
+        _resolved.clear()
     _resolved[format] = (size, fn)
     return fn
+
+
+_RESOLVED_FORMATS = 256
+_MAPPED_BASES = ("jsonl", "csv", "parquet")
+
+
+def _mapped_normalizer(format: str) -> Normalizer:
+    """``csv?text=Tweet%20Text``: a file format read with a column mapping (``mapping_format``)."""
+    try:
+        base, mapping = parse_mapping_format(format)
+    except PayloadError as exc:
+        raise RegistryError(exc.reason) from None
+    if base.partition("@")[0] not in _MAPPED_BASES:
+        msg = f"format {format!r}: only {', '.join(_MAPPED_BASES)} files take a column mapping"
+        raise RegistryError(msg)
+    NORMALIZERS.get(base)  # an unknown base or version fails here, as without a mapping
+    return file_normalizer(mapping)
 
 
 def normalize(format: str, payload: bytes) -> list[Event]:
@@ -198,6 +220,7 @@ __all__ = [
     "file_normalizer",
     "get_normalizer",
     "iter_file_rows",
+    "mapping_format",
     "normalize",
     "normalize_feed",
     "normalize_jetstream",

@@ -4,16 +4,23 @@ The unit normalized is one *row*. ``iter_file_rows`` turns any file into ``(posi
 pairs, where a CSV or Parquet row's payload is the row as JSON bytes, so every row can be quarantined
 and normalized again the same way; ``normalize_row(mapping, row)`` turns one row into a ``Draft``.
 
-``FileMapping`` names the column(s) of each field. The default recognises common exports: twarc
-(``id``/``text``/``author_id``/``created_at``/``lang``, nested ``author.id`` or ``user.id_str``),
-4CAT (``id``/``body``/``author``/``timestamp``/``subject``), Pushshift Reddit dumps
-(``id``/``body``/``selftext``/``author``/``created_utc``/``subreddit``) and plain
+``FileMapping`` (``mapping.py``) names the column(s) of each field. The default recognises common
+exports: twarc (``id``/``text``/``author_id``/``created_at``/``lang``, nested ``author.id`` or
+``user.id_str``), 4CAT (``id``/``body``/``author``/``timestamp``/``subject``), Pushshift Reddit dumps
+(``id``/``body``/``selftext``/``author``/``created_utc``/``subreddit``), Brandwatch (``Full Text``,
+``Date``, ``Title``, ``Url``, ``Domain``, ``Language``, ``Country Code``), Meltwater (``Hit
+Sentence``, ``Headline``, ``URL``), CrisisLex (``Tweet ID``, ``Tweet Text``) and plain
 ``text``/``created_at`` tables. Each field lists candidate columns; the first present, non-empty
-value wins, and dotted names reach into nested objects.
+value wins, and dotted names reach into nested objects. Names match forgivingly (case, surrounding
+spaces, and spaces, hyphens and underscores alike), resolved once per header. ``--column
+FIELD=NAME`` (``FileMapping.mapped``) reads a field from the one named column instead.
 
 Rules: a row needs text (or a title) and a time; times may be ISO 8601 (also with a trailing
 `` UTC``, as SQL exports write it), RFC 2822, Twitter's ``Wed Oct 10 20:19:24 +0000 2018``, compact
-``YYYYMMDD`` / ``YYYYMMDDhhmmss``, or Unix seconds / milliseconds (naive times are UTC). A row
+``YYYYMMDD`` / ``YYYYMMDDhhmmss``, or Unix seconds / milliseconds (naive times are UTC); with
+``time_from_id = "twitter"`` a row without a time is dated by its tweet id's snowflake. A row whose
+columns include none of a required field's candidates is quarantined with a reason that names its
+columns (never its values) and how to map one. A row
 without an id gets a stable content hash, so importing the same file twice stores each row once.
 """
 
@@ -25,7 +32,6 @@ import email.utils
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -49,84 +55,19 @@ from murmur.sources.normalize._common import (
     parse_iso,
     urls_in_text,
 )
-from murmur.types import PLATFORMS, Draft, Event, Platform
+from murmur.sources.normalize.mapping import (
+    DEFAULT_MAPPING,
+    Columns,
+    FileMapping,
+    time_from_twitter_id,
+)
+from murmur.types import Draft, Event
 from murmur.urls import domain_of
 
 log = logging.getLogger(__name__)
 
-Columns = tuple[str, ...]
 ERROR_KEY = "_murmur_error"
 """A row payload ``{"_murmur_error": reason}`` stands for a row the file reader could not read."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileMapping:
-    """Which column(s) of a row hold each field of a post (candidates, first non-empty wins)."""
-
-    text: Columns = ("text", "full_text", "body", "content", "message", "selftext", "description")
-    id: Columns = ("id", "id_str", "post_id", "guid", "uri")
-    created_at: Columns = (
-        "created_at",
-        "timestamp",
-        "created_utc",
-        "unix_timestamp",
-        "date",
-        "published",
-        "datetime",
-        "time",
-    )
-    author: Columns = (
-        "author_id",
-        "author.id",
-        "user.id_str",
-        "user.id",
-        "author_fullname",
-        "author",
-        "user_id",
-        "username",
-        "screen_name",
-        "author_name",
-        "user",
-    )
-    lang: Columns = ("lang", "language", "langs")
-    url: Columns = ("url", "link", "urls", "expanded_url")
-    title: Columns = ("title", "subject")
-    community: Columns = ("community", "subreddit", "channel", "board", "group")
-    site: Columns = ("site", "domain")
-    hashtags: Columns = ("hashtags", "tags", "entities.hashtags")
-    mentions: Columns = ("mentions", "entities.mentions", "entities.user_mentions")
-    is_reply: Columns = (
-        "is_reply",
-        "in_reply_to_id",
-        "in_reply_to_status_id",
-        "in_reply_to_user_id",
-        "parent_id",  # Pushshift / Reddit comments: each one replies (as the live Reddit source counts)
-    )
-    is_repost: Columns = ("is_repost", "is_retweet", "retweeted_status", "reblog", "crosspost_parent")
-    has_media: Columns = ("has_media", "media", "attachments.media_keys", "extended_entities.media")
-    country: Columns = ("country_code", "country")
-    platform: Platform = "file"
-    id_prefix: str = ""
-    """Prepended to every id, e.g. a dataset name, so that ids from different files cannot collide."""
-
-    def __post_init__(self) -> None:
-        if self.platform not in PLATFORMS:
-            msg = f"file mapping: platform {self.platform!r} is not one of {', '.join(PLATFORMS)}"
-            raise PayloadError(msg, field="platform")
-
-    @classmethod
-    def of(cls, **columns: str | Columns | Platform) -> FileMapping:
-        """A mapping from keyword arguments, where a single column name may be given as a str."""
-        fixed: dict[str, Any] = {}
-        for key, value in columns.items():
-            if key in ("platform", "id_prefix") or not isinstance(value, str):
-                fixed[key] = value
-            else:
-                fixed[key] = (value,)
-        return cls(**fixed)
-
-
-DEFAULT_MAPPING = FileMapping()
 
 _MISSING = ("", "none", "null", "nan", "n/a")
 _FALSE = frozenset({"", "0", "false", "f", "no", "n", "none", "null", "nan", "[]", "{}"})
@@ -282,52 +223,88 @@ def _canonical(row: Mapping[str, Any]) -> str:
         return repr(sorted((str(k), repr(v)) for k, v in row.items()))
 
 
+_LISTED_COLUMNS = 12
+_LISTED_CHARS = 40
+
+
+def _its_columns(row: Mapping[str, Any], field_name: str, also: str = "") -> str:
+    """`` (its columns: a, b, ...; map one with --column FIELD=NAME)``: the row's column names (never
+    its values, which may be personal data), bounded, for a row none of whose columns a field has."""
+    names = [str(k) for k in row if k not in (ERROR_KEY, "_extra")]
+    shown = [n if len(n) <= _LISTED_CHARS else n[: _LISTED_CHARS - 1] + "…" for n in names[:_LISTED_COLUMNS]]
+    more = f", … ({len(names) - _LISTED_COLUMNS} more)" if len(names) > _LISTED_COLUMNS else ""
+    return (
+        f" (its columns: {', '.join(shown) or 'none'}{more}; map one with --column {field_name}=NAME{also})"
+    )
+
+
 def normalize_row(mapping: FileMapping, row: Mapping[str, Any]) -> Draft:
-    """One row (a dict from JSON, CSV or Parquet) → a draft, following ``mapping``."""
+    """One row (a dict from JSON, CSV or Parquet) → a draft, following ``mapping``, whose column
+    names are matched to the row's as ``FileMapping.resolve`` does."""
+    return _normalize_row(mapping, mapping.resolve(row), row)
+
+
+def _normalize_row(mapping: FileMapping, cols: FileMapping, row: Mapping[str, Any]) -> Draft:
+    """``normalize_row`` with ``cols``, ``mapping`` resolved to the row's column names."""
     error = row.get(ERROR_KEY)
     if isinstance(error, str):
         raise PayloadError(error, field="row")
     fmt = "file"
-    _, raw_text = _first(row, mapping.text)
-    _, raw_title = _first(row, mapping.title)
+    _, raw_text = _first(row, cols.text)
+    _, raw_title = _first(row, cols.title)
     text = _scalar_str(raw_text) or ""
     title = _scalar_str(raw_title)
     if not text.strip() and not title:
         msg = f"{fmt}: the row has no text; none of the columns {', '.join(mapping.text)} holds any"
+        if not cols.text and not cols.title:
+            msg += _its_columns(row, "text")
         raise PayloadError(msg, field="text")
     if not text.strip() and title:
         text = title
-    time_col, raw_time = _first(row, mapping.created_at)
-    if raw_time is None:
+    time_col, raw_time = _first(row, cols.created_at)
+    if raw_time is not None:
+        created_at = parse_time(raw_time, time_col, fmt)
+    elif mapping.time_from_id:
+        id_col, raw_id = _first(row, cols.id)
+        if raw_id is None:
+            msg = (
+                f"{fmt}: the row has no time, nor an id to date it by; "
+                f"none of the columns {', '.join(mapping.id)} holds one"
+            )
+            raise PayloadError(msg, field="created_at")
+        created_at = time_from_twitter_id(raw_id, id_col)
+    else:
         msg = f"{fmt}: the row has no time; none of the columns {', '.join(mapping.created_at)} holds one"
+        if not cols.created_at:
+            by_id = ", or date tweets by their id with --time-from-id twitter" if cols.id else ""
+            msg += _its_columns(row, "created_at", by_id)
         raise PayloadError(msg, field="created_at")
-    created_at = parse_time(raw_time, time_col, fmt)
 
-    _, raw_id = _first(row, mapping.id)
+    _, raw_id = _first(row, cols.id)
     raw_id_str = _scalar_str(raw_id)
     if raw_id_str:
         post_id = clean_id(mapping.id_prefix + raw_id_str, "id", fmt)
     else:
         post_id = mapping.id_prefix + content_hash(_canonical(row))
-    _, raw_author = _first(row, mapping.author)
+    _, raw_author = _first(row, cols.author)
     author = _scalar_str(raw_author)
     author = clean_id(author, "author", fmt) if author and author.strip() else "(unknown)"
 
-    _, raw_url = _first(row, mapping.url)
+    _, raw_url = _first(row, cols.url)
     urls = [u for u in _strings(raw_url, ("expanded_url", "url")) if u.startswith(("http://", "https://"))]
     urls.extend(urls_in_text(text))
-    _, raw_lang = _first(row, mapping.lang)
+    _, raw_lang = _first(row, cols.lang)
     if isinstance(raw_lang, list):
         raw_lang = raw_lang[0] if raw_lang else None
-    _, raw_site = _first(row, mapping.site)
+    _, raw_site = _first(row, cols.site)
     site = _scalar_str(raw_site)
     if site and "://" in site:
         site = domain_of(site)
     elif site and site.lower().startswith("self."):
         site = "reddit.com"  # a Reddit self post's "domain": self.<subreddit>, or self.<username>
-    _, raw_community = _first(row, mapping.community)
+    _, raw_community = _first(row, cols.community)
     community = _scalar_str(raw_community)
-    _, raw_country = _first(row, mapping.country)
+    _, raw_country = _first(row, cols.country)
     country = _scalar_str(raw_country)
     return Draft(
         platform=mapping.platform,
@@ -339,13 +316,13 @@ def normalize_row(mapping: FileMapping, row: Mapping[str, Any]) -> Draft:
         site=clean_text(site.strip().lower(), limit=253) if site else None,
         community=clean_text(community, limit=200) if community else None,
         urls=bounded_unique(clean_text(u, limit=4096) for u in urls),
-        hashtags=bounded_unique(hashtag(t) for t in _strings(_first(row, mapping.hashtags)[1])),
+        hashtags=bounded_unique(hashtag(t) for t in _strings(_first(row, cols.hashtags)[1])),
         mentions=bounded_unique(
-            clean_text(m.lstrip("@"), limit=512) for m in _strings(_first(row, mapping.mentions)[1])
+            clean_text(m.lstrip("@"), limit=512) for m in _strings(_first(row, cols.mentions)[1])
         ),
-        is_reply=_truthy(_first(row, mapping.is_reply)[1]),
-        is_repost=_truthy(_first(row, mapping.is_repost)[1]),
-        has_media=_truthy(_first(row, mapping.has_media)[1]),
+        is_reply=_truthy(_first(row, cols.is_reply)[1]),
+        is_repost=_truthy(_first(row, cols.is_repost)[1]),
+        has_media=_truthy(_first(row, cols.has_media)[1]),
         country=clean_text(country.strip(), limit=2) if country and len(country.strip()) == 2 else None,
         title=clean_text(title, limit=1000) if title else None,
     )
@@ -356,8 +333,13 @@ _row_decoder = msgspec.json.Decoder(dict[str, Any])
 _array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
+_RESOLVED_HEADERS = 256
+
+
 def file_normalizer(mapping: FileMapping = DEFAULT_MAPPING) -> Callable[[bytes], list[Event]]:
     """A normalizer for row payloads (JSON objects, as ``iter_file_rows`` yields them) under ``mapping``."""
+
+    resolved: dict[tuple[str, ...], FileMapping] = {}  # by a row's column names: once per header
 
     def normalize_rows(payload: bytes) -> list[Event]:
         check_size(payload, "file")
@@ -368,7 +350,13 @@ def file_normalizer(mapping: FileMapping = DEFAULT_MAPPING) -> Callable[[bytes],
             if isinstance(exc, msgspec.ValidationError):
                 err = PayloadError("a file row must be a JSON object", field="row")
             raise err from None
-        return [normalize_row(mapping, row)]
+        keys = tuple(row)
+        cols = resolved.get(keys)
+        if cols is None:
+            if len(resolved) >= _RESOLVED_HEADERS:  # rows of ever new columns: keep memory bounded
+                resolved.clear()
+            cols = resolved[keys] = mapping.resolve(keys)
+        return [_normalize_row(mapping, cols, row)]
 
     return normalize_rows
 
@@ -523,6 +511,34 @@ def _csv_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
             yield (str(number), _row_bytes(row))
 
 
+def file_columns(path: str | Path, format: str) -> list[str] | None:
+    """The column names of a CSV file's header or a Parquet file's schema, as written; None for
+    formats without a header (JSON lines: each row has its own) and for an empty CSV file (no rows
+    to read). Raises ``SourceError`` if unreadable."""
+    p = Path(path)
+    base = format.partition("?")[0].partition("@")[0]
+    if base == "csv":
+        try:
+            with p.open("r", encoding=csv_encoding(p), errors="replace", newline="") as fh:
+                delimiter = "\t" if p.suffix.lower() in (".tsv", ".tab") else _delimiter(fh.readline())
+                fh.seek(0)
+                header = next(csv.reader(fh, delimiter=delimiter), None)
+                return None if header is None else [h.strip() for h in header]
+        except (OSError, csv.Error) as exc:
+            msg = f"{p}: the CSV header row cannot be read ({exc})"
+            raise SourceError(msg) from None
+    if base == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.ParquetFile(p).schema_arrow.names)
+        except (OSError, pa.ArrowException) as exc:
+            msg = f"{p} cannot be read as Parquet: {exc}"
+            raise SourceError(msg) from None
+    return None
+
+
 def _parquet_rows(path: Path, start_after: int) -> Iterator[tuple[str, bytes]]:
     import pyarrow as pa  # imported lazily: pyarrow is heavy and only Parquet files need it
     import pyarrow.parquet as pq
@@ -578,7 +594,7 @@ def iter_file_rows(path: str | Path, format: str, *, start_after: int = 0) -> It
     if not p.is_file():
         msg = f"{p} is not a readable file"
         raise SourceError(msg)
-    base = format.partition("@")[0]
+    base = format.partition("?")[0].partition("@")[0]
     if base == "csv":
         return _csv_rows(p, start_after)
     if base == "parquet":
@@ -603,6 +619,7 @@ __all__ = [
     "ERROR_KEY",
     "FILE_FORMATS",
     "FileMapping",
+    "file_columns",
     "file_normalizer",
     "iter_file_rows",
     "normalize_jsonl",
