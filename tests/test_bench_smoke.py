@@ -112,3 +112,13 @@ def test_overload_bench() -> None:
     assert re.search(r"backfill +[\d,]+ upgraded; done [\d.]+ s after", out), out
     assert "awaiting_backfill 0" in out, out
     assert re.search(r"verdict: (ok|FAILED) \(nothing lost: yes, every post labelled: yes, ", out), out
+
+
+def test_file_rows_bench() -> None:
+    from murmur.testing import shared_data
+
+    name = "2013_Boston_bombings"
+    csv = shared_data("topics", "crisislex-t26", name, f"{name}-tweets_labeled.csv")
+    out = run_bench("bench/file_rows.py", str(csv), "--repeat", "1")
+    # no time column: every row is quarantined unless the time comes from the id (--time-from-id)
+    assert re.search(r"\(csv\): [\d,]+ rows/s, 0 normalized, 1000 quarantined", out), out
