@@ -28,8 +28,9 @@ would behind a real Jetstream, which does not wait for its readers. The stored m
 (``BatchHook``, called by the writer just before the batch's transaction) notes the batch's posts
 and ``on_batch`` (called once that transaction has committed and the runtime has counted it) stamps
 them, so the figure covers the socket, the hand-off, normalizing, the gate, enrichment, the hooks
-and the write. ``ingested_at`` is not used: the gate sets it when a batch is handed to processing,
-so it misses the time a post waited before that.
+and the write. ``ingested_at`` is not the end point: it is when the oldest event of the post's batch
+arrived in the hand-off (where the tiered enricher's budget starts), so it can even precede the
+post's own due time ("waited" below zero).
 
     python bench/overload.py                       # 10x capacity for 20 s
     python bench/overload.py --seconds 60 --json   # the figures as JSON
@@ -136,7 +137,7 @@ class StoredClock:
         """Per stored post: when its event was due to be sent (epoch seconds)."""
         self.latency: list[float] = []
         self.queued: list[float] = []
-        """Per stored post: seconds from its due time to ``ingested_at`` (its batch handed to processing)."""
+        """Per stored post: seconds from its due time to ``ingested_at`` (its batch's first arrival)."""
         self.by_firehose: list[bool] = []
         self.unlabelled = 0
         self.upgraded: set[str] = set()
