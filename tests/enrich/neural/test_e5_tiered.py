@@ -235,3 +235,24 @@ def test_the_hand_off_says_when_a_taken_batch_arrived() -> None:
     assert before <= arrived <= before + 0.1
     assert taken_at - arrived >= 0.25
     assert nothing is None
+
+
+def test_chunks_are_sized_by_the_measured_rate() -> None:
+    # The clock is read between chunks: at 20 posts/s a chunk of 64 ran 3.2 s past the check.
+    now = datetime.now(UTC)
+    seen: list[int] = []
+
+    class Count:
+        name = "count"
+        requires: frozenset[str] = frozenset()
+        assigns: frozenset[str] = frozenset({"embedding"})
+
+        def process(self, batch: Sequence[Post]) -> None:
+            seen.append(len(batch))
+
+    tiered = TieredEnricher([Count()], LexicalSentiment(), capacity=FixedCapacity(20.0), clock=lambda: 0.0)
+    tiered.now = lambda: now
+    tiered.enrich(make_posts(["good"] * 200, now, rate=1e9))
+    assert seen
+    assert max(seen) == 5  # 0.25 s at 20 posts/s
+    assert sum(seen) == int(20 * 0.8 * 4.0)

@@ -33,6 +33,8 @@ from murmur.types import Post
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_S = 5.0
+CHUNK_SECONDS = 0.25
+MIN_CHUNK = 4
 DEFAULT_RESERVE_S = 1.0
 """Seconds of the budget the neural tier never plans into: what a post still goes through after it
 (the firehose labels of the rest, terms, near-duplicates, the query layer's hooks, the write) and
@@ -180,8 +182,13 @@ class TieredEnricher:
         done = 0
         deadline = t0 + slack if slack > 0 else t0
         while done < len(neural):
-            part = neural[done : done + self.chunk]
-            expected = len(part) / max(self.capacity.rate(), 1e-9)
+            # A chunk takes at most ~CHUNK_SECONDS at the measured rate: the clock is read between
+            # chunks, so a slow machine (or a rate measured before it slowed) overran the deadline
+            # by up to a whole chunk (64 posts at 30 posts/s: 2 s).
+            rate_now = max(self.capacity.rate(), 1e-9)
+            size = max(MIN_CHUNK, min(self.chunk, int(rate_now * CHUNK_SECONDS)))
+            part = neural[done : done + size]
+            expected = len(part) / rate_now
             if self.clock() + expected > deadline:
                 break
             c0 = self.clock()
