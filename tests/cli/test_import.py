@@ -161,3 +161,28 @@ def test_column_options_are_checked_before_anything_is_read(tmp_path: Path) -> N
         tmp_path, str(path), "--column", "community=Information Source", "--time-from-id", "twitter"
     )
     assert (code, summary["posts"]) == (0, 30)
+
+
+def test_an_export_without_authors_says_its_counts_will_be_suppressed(tmp_path: Path) -> None:
+    # A research export without an author column (CrisisLex) imported fine, and then every count was
+    # "suppressed" with no word why: all its rows share one pseudonym, k-anonymity's one author.
+    config = tmp_path / "murmur.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "m.duckdb"}"\n[enrich]\ntier = "none"\n')
+    rows = "".join(f"storm number {i},2026-12-01T10:00:{i:02d}Z,user{i}\n" for i in range(6))
+    anonymous = tmp_path / "anonymous.csv"
+    anonymous.write_text("text,created_at\n" + "".join(r.rsplit(",", 1)[0] + "\n" for r in rows.splitlines()))
+    named = tmp_path / "named.csv"
+    named.write_text("text,created_at,author\n" + rows)
+    runner = CliRunner()
+    res = runner.invoke(app, ["import", str(anonymous), "-c", str(config), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["authorless"] == 6
+    res = runner.invoke(app, ["import", str(anonymous), "-c", str(config)])  # read again: a new run
+    assert "--column author=NAME" not in res.stdout  # nothing new was stored by this run
+    res = runner.invoke(app, ["import", str(named), "-c", str(config), "--json"])
+    assert json.loads(res.stdout)["authorless"] == 0
+    text = tmp_path / "other.csv"
+    text.write_text("text,created_at\nrain again,2026-12-02T10:00:00Z\n")
+    res = runner.invoke(app, ["import", str(text), "-c", str(config)])
+    assert "1 posts name no author" in res.stdout.replace("\n", " ")
+    assert "--column author=NAME" in res.stdout.replace("\n", " ")

@@ -21,7 +21,7 @@ from murmur.query.aggregate import store_stats
 from murmur.runtime import RuntimeStats
 from murmur.service import purge_expired, run_service
 from murmur.sources.normalize import detect_format, mapping_format
-from murmur.sources.normalize.files import FILE_FORMATS, file_columns
+from murmur.sources.normalize.files import FILE_FORMATS, UNKNOWN_AUTHOR, file_columns
 from murmur.sources.normalize.mapping import COLUMN_FIELDS, TIME_FROM_ID, find_columns
 from murmur.store import Store, open_reader
 
@@ -149,7 +149,7 @@ def quarantine_reasons(cfg: Config, source_ids: list[str], since: datetime) -> l
     if not source_ids:
         return []
     marks = ", ".join("?" for _ in source_ids)
-    with closing(open_reader(cfg.store.path)) as reader:
+    with closing(open_reader(cfg.store.path, memory_limit=cfg.store.memory_limit)) as reader:
         return list(
             reader.query(
                 f"SELECT reason, count(*) AS rows FROM quarantine WHERE source_id IN ({marks}) "
@@ -157,6 +157,19 @@ def quarantine_reasons(cfg: Config, source_ids: list[str], since: datetime) -> l
                 [*source_ids, since],
             ).to_pylist()
         )
+
+
+def authorless_posts(cfg: Config, since: datetime, platform: str = "file") -> int:
+    """Posts stored since ``since`` whose row named no author (``UNKNOWN_AUTHOR``): they share one
+    pseudonym, so k-anonymity counts them as one author and suppresses every count over them alone."""
+    from murmur.service import build_gate
+
+    key = build_gate(cfg).pseudonyms.key(platform, UNKNOWN_AUTHOR, now=since)
+    with closing(open_reader(cfg.store.path, memory_limit=cfg.store.memory_limit)) as reader:
+        rows = reader.query(
+            "SELECT count(*) AS n FROM posts WHERE author_key = ? AND ingested_at >= ?", [key, since]
+        ).to_pylist()
+    return int(rows[0]["n"]) if rows else 0
 
 
 def register(app: typer.Typer) -> None:
@@ -219,10 +232,16 @@ def register(app: typer.Typer) -> None:
                 time_from_id=(time_from_id or "").strip().lower(),
             )
             reasons = quarantine_reasons(cfg, list(stats.sources), started) if stats.quarantined else []
+            authorless = authorless_posts(cfg, started) if stats.posts else 0
         except MurmurError as exc:
             raise fail(exc) from None
         unread = {imported_path(sid): c.stopped_by for sid, c in stats.sources.items() if c.stopped_by}
-        summary = {"posts": stats.posts, "deletions": stats.deletions, "quarantined": stats.quarantined}
+        summary = {
+            "posts": stats.posts,
+            "deletions": stats.deletions,
+            "quarantined": stats.quarantined,
+            "authorless": authorless,
+        }
         if json_out:
             sys.stdout.write(
                 orjson.dumps({**summary, "quarantine_reasons": reasons, "unread": unread}).decode() + "\n"
@@ -234,6 +253,14 @@ def register(app: typer.Typer) -> None:
             )
             for r in reasons:
                 out.print(f"  {r['rows']} quarantined: {r['reason']}", markup=False, highlight=False)
+            if authorless:
+                out.print(
+                    f"  {authorless} posts name no author (no author column): k-anonymity counts them as "
+                    f"one author, so counts over them alone are suppressed (k={cfg.privacy.k}); if the "
+                    "file has an author column, import it again with --column author=NAME",
+                    markup=False,
+                    highlight=False,
+                )
         if unread:  # what was read is stored (and resumes from its cursor); the rest failed
             for name, why in unread.items():
                 error(why if Path(name).name in why else f"{name}: {why}")

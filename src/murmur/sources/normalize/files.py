@@ -66,6 +66,9 @@ from murmur.urls import domain_of
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_AUTHOR = "(unknown)"
+"""The author of a row that names none: one pseudonym for all such rows, so k-anonymity counts them
+as one author (it cannot know that more people stand behind them)."""
 ERROR_KEY = "_murmur_error"
 """A row payload ``{"_murmur_error": reason}`` stands for a row the file reader could not read."""
 
@@ -288,7 +291,7 @@ def _normalize_row(mapping: FileMapping, cols: FileMapping, row: Mapping[str, An
         post_id = mapping.id_prefix + content_hash(_canonical(row))
     _, raw_author = _first(row, cols.author)
     author = _scalar_str(raw_author)
-    author = clean_id(author, "author", fmt) if author and author.strip() else "(unknown)"
+    author = clean_id(author, "author", fmt) if author and author.strip() else UNKNOWN_AUTHOR
 
     _, raw_url = _first(row, cols.url)
     urls = [u for u in _strings(raw_url, ("expanded_url", "url")) if u.startswith(("http://", "https://"))]
