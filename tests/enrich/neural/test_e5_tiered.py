@@ -203,7 +203,7 @@ def test_the_plan_keeps_a_reserve_for_what_follows_the_neural_tier() -> None:
         now=lambda: now,
     )
     report = tiered.enrich(posts)
-    assert report.neural == sum(seen) == int(100 * 0.8 * (5.0 - 1.0))  # 320, not 400
+    assert report.neural == sum(seen) == int(100 * 0.8 * (5.0 - 1.5))  # 280, not 400
     old = TieredEnricher([Count()], LexicalSentiment(), capacity=FixedCapacity(100.0), reserve_s=0.0)
     old.now = lambda: now
     old.clock = lambda: 0.0
@@ -255,4 +255,4 @@ def test_chunks_are_sized_by_the_measured_rate() -> None:
     tiered.enrich(make_posts(["good"] * 200, now, rate=1e9))
     assert seen
     assert max(seen) == 5  # 0.25 s at 20 posts/s
-    assert sum(seen) == int(20 * 0.8 * 4.0)
+    assert sum(seen) == int(20 * 0.8 * 3.5)
