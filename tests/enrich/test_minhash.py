@@ -77,7 +77,7 @@ def test_a_batch_gives_the_clusters_and_index_of_the_same_signatures_one_by_one(
         at += size
     assert got == expected
     assert 30 < len(set(expected)) < len(sigs) // 2  # the data did cluster, and not into one
-    for name in ("_sig", "_cluster", "_seq", "_key", "_next", "_head"):
+    for name in ("_sig", "_cluster", "_key", "_next", "_head"):
         assert np.array_equal(getattr(batched, name), getattr(one_by_one, name)), name
     assert batched._count == one_by_one._count
 
