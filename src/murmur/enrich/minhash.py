@@ -34,6 +34,9 @@ SIGNATURE_BYTES = 4 * PERMUTATIONS
 """A signature as it travels in a batch (``Post.minhash``): 64 little-endian uint32."""
 
 U32 = npt.NDArray[np.uint32]
+SHORT_RUN = 24
+"""Runs of posts without candidates shorter than this are indexed one by one (``_add``), longer ones
+at once (``_add_run``): the break-even, measured."""
 
 
 _MULTIPLIERS = (splitmix64(np.arange(PERMUTATIONS, dtype=np.uint64) + np.uint64(0x6D68)) | np.uint64(1))[
@@ -182,15 +185,21 @@ class MinHashIndex:
         return int(self._cluster[oldest]), int(exact.max()) if len(exact) else -1
 
     def _add(self, sig8: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int) -> None:
-        slot = self._count % self.capacity
+        cap, size = self.capacity, 1 << self.head_bits
+        slot = self._count % cap
         self._sig[slot] = sig8
         self._cluster[slot] = cluster
-        mask = (1 << self.head_bits) - 1
+        heads, links, tags = (
+            self._head.reshape(-1).data,
+            self._next.reshape(-1).data,
+            self._key.reshape(-1).data,
+        )
         for band in range(self.bands):
             key = keys[band]
-            self._key[band, slot] = key >> 16
-            self._next[band, slot] = self._head[band, key & mask]
-            self._head[band, key & mask] = slot + 1
+            head = band * size + (key & (size - 1))
+            tags[band * cap + slot] = key >> 16
+            links[band * cap + slot] = heads[head]
+            heads[head] = slot + 1
         self._count += 1
 
     def _add_run(
@@ -270,24 +279,27 @@ class MinHashIndex:
         keys = band_keys(sigs, self.bands, self.rows)
         alone = self._unmatched(keys)
         out = [0] * m
-        key_rows = keys.tolist()
         i = 0
         while i < m:
             if alone[i]:
                 j = i + 1
                 while j < m and alone[j] and j - i < self.capacity:
                     j += 1
-                run = np.array(names[i:j], dtype=np.uint64)
-                self._add_run(sig8[i:j], keys[i:j], run)
+                if j - i >= SHORT_RUN:
+                    self._add_run(sig8[i:j], keys[i:j], np.array(names[i:j], dtype=np.uint64))
+                else:  # a numpy call per step costs more than a few posts one by one
+                    for k in range(i, j):
+                        self._add(sig8[k], keys[k].tolist(), names[k])
                 out[i:j] = names[i:j]
                 i = j
                 continue
             self.looked_up += 1
-            cluster, exact = self._find(sig8[i], key_rows[i])
+            row = keys[i].tolist()
+            cluster, exact = self._find(sig8[i], row)
             if cluster is None:
                 cluster = names[i]
             if exact < 0 or exact < self._count - self.capacity // 2:
-                self._add(sig8[i], key_rows[i], cluster)
+                self._add(sig8[i], row, cluster)
             out[i] = cluster
             i += 1
         return [cluster_name(c) for c in out]

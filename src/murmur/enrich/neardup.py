@@ -1,29 +1,35 @@
-"""Near-duplicates: 64-bit SimHash signatures (``murmur.neardup.simhash@1``) and cluster ids
-(``murmur.neardup.cluster@1``).
+"""Near-duplicates: signatures (``murmur.neardup.simhash@1``) and cluster ids
+(``murmur.neardup.cluster@2``; ``cluster@1`` is the former SimHash-only clustering).
 
 A copy-paste campaign posts the same text with small edits: another link, another @mention, an
-emoji, a changed word. Such posts should count as one story, so each post gets
+emoji, a changed word, a typo, an appended line. Such posts should count as one story, so each
+post gets
 
 * ``simhash``: a 64-bit SimHash of its normalized text: links, @mentions, hashtags, a leading
   ``RT``, emoji and punctuation dropped, words case- and accent-folded (the shared tokenizer) and
   joined by single spaces; the features are its character 4-grams, hashed in one vectorized
-  pass for the whole batch (``murmur.enrich.hashing``) and mixed with SplitMix64 so every bit is usable;
-* ``dup_cluster``: the cluster of the first post seen whose signature is within Hamming distance
-  ``max_distance`` (3), or a new cluster named after this post's own signature (``sh:<16 hex>``).
+  pass for the whole batch (``murmur.enrich.hashing``) and mixed with SplitMix64 so every bit is
+  usable. Stored, as before.
+* ``minhash``: 64 MinHash minima of the same 4-gram hashes (``murmur.enrich.minhash``), computed in
+  the same pass (~6 µs a post). Batch-only: it travels from the worker processes to the ordered
+  stage inside the ``PostBatch`` and is not stored.
+* ``dup_cluster``: the cluster of the oldest indexed post whose MinHash signature shares one of 10
+  LSH bands (6 minima each) with this one and whose estimated Jaccard similarity is ≥ 0.75, or a
+  new cluster named after this post's SimHash (``sh:<16 hex>``, the same names ``cluster@1`` gave).
 
-The index is in memory and bounded (``capacity`` signatures, ~40 bytes each, oldest evicted
-first). Lookups use the pigeonhole principle: with 4 bands of 16 bits, two signatures within
-distance 3 agree exactly on at least one band, so only posts sharing a band value are compared.
-Posts are indexed in the order they arrive, so the result is deterministic, and a batch gives the
-same result as the same posts one by one. A batch first rules out, for all its posts at once
-(numpy), the lookups that surely find nothing, and only looks up the rest one by one: in a full
-index (1,000,000 signatures) a lookup in Python walks ~60 chain entries (~29 us a post), a batch
-of real posts takes ~6 us a post. Texts with fewer than ``min_features`` 4-grams (emoji only, a
-link only) get neither field.
+The index (``minhash.MinHashIndex``) is in memory and bounded (``capacity`` signatures, ~132 bytes
+each plus 20 MB of chain heads: ~144 MB at 1,000,000; oldest evicted first). Posts are indexed in
+the order they arrive, so the result is deterministic, and a batch gives the same result as the
+same posts one by one: a batch first finds, for all its posts at once (numpy), those that share no
+band with an indexed or earlier post, and indexes them in vectorized runs; only the rest (~3 % of
+real posts) are looked up one by one. Texts with fewer than ``min_features`` 4-grams (emoji only,
+a link only) get none of the fields.
 
-Measured (``bench/neardup.py``, docs/enrichment.md "Near-duplicates"): copies that differ only in
-what normalization drops all join their original's cluster; a changed word, a typo or an appended
-sentence mostly does not in a tweet-length text (6 % of such variants), and does in long texts.
+Measured (``bench/neardup.py``, docs/enrichment.md "Near-duplicates"): 55 % of word-edited copies
+(one or two words replaced, a sentence appended, a typo) join their original's cluster (SimHash at
+Hamming ≤ 3: 6 %; datasketch's MinHashLSH at Jaccard ≥ 0.7: 59 %), 1.0 % of distinct real posts
+share a cluster, none of them clearly different. ``SimHashIndex`` (Hamming ≤ 3) stays for
+``cluster@1``.
 """
 
 from __future__ import annotations
