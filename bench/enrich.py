@@ -33,6 +33,7 @@ import psutil
 
 from murmur.config import parse_config
 from murmur.enrich.base import Pipeline
+from murmur.enrich.minhash import PERMUTATIONS
 from murmur.enrich.neardup import NearDupClusters
 from murmur.enrich.neural.embedder import cpu_summary
 from murmur.privacy import PrivacyGate
@@ -157,15 +158,18 @@ def _cpu_seconds() -> float:
 def fill_near_dup_index(pipeline: Pipeline | None, n: int) -> None:
     """A service that has run for a while holds a full near-duplicate index (1,000,000 signatures by
     default), whose lookups walk longer chains than a fresh one's: fill it with ``n`` random
-    signatures first (not timed), as the running service would have."""
+    signatures first (not timed), as the running service would have. (Random: they give real posts
+    no candidates, so a real full index, where similar posts share bands more often, may be slower.)"""
     if pipeline is None or n <= 0:
         return
     rng = np.random.default_rng(0)
     for comp in pipeline.components:
         if isinstance(comp, NearDupClusters):
             for i in range(0, n, 10_000):  # in chunks: a list of 1,000,000 ints would stay in the RSS
-                chunk = rng.integers(0, 2**64 - 1, size=min(10_000, n - i), dtype=np.uint64, endpoint=True)
-                comp.index.assign_many(chunk.tolist())
+                size = min(10_000, n - i)
+                names = rng.integers(0, 2**64 - 1, size=size, dtype=np.uint64, endpoint=True)
+                sigs = rng.integers(0, 2**32 - 1, size=(size, PERMUTATIONS), dtype=np.uint32, endpoint=True)
+                comp.index.assign_many(sigs, names.tolist())
 
 
 def run_tier(

@@ -47,8 +47,9 @@ import threadpoolctl
 from datasketch import MinHash, MinHashLSH
 
 from murmur.batch import PostBatch
+from murmur.enrich import minhash
 from murmur.enrich.evaluate import load_xlmt
-from murmur.enrich.neardup import SHINGLE, SimHashNearDup, normalized, simhashes
+from murmur.enrich.neardup import SHINGLE, NearDup, SimHashNearDup, normalized, signatures, simhashes
 from murmur.testing import has_shared_data, shared_data
 from murmur.types import Post
 
@@ -243,9 +244,8 @@ class Engine:
     """The clusters of texts looked up (not indexed): ``None`` where a text found none."""
 
 
-def run_murmur(texts: Sequence[str], batch: int) -> Engine:
+def run_murmur(texts: Sequence[str], batch: int, comp: NearDup | SimHashNearDup) -> Engine:
     simhashes(texts[:100])  # warm-up: the character tables and caches (not timed)
-    comp = SimHashNearDup()
     now = datetime.now(UTC)
     posts = [
         Post(platform="file", post_id=str(i), created_at=now, ingested_at=now, author_key="k", text=t)
@@ -258,10 +258,28 @@ def run_murmur(texts: Sequence[str], batch: int) -> Engine:
         comp.clusters.process_batch(PostBatch(part))
     seconds = time.process_time() - t0
 
-    def lookup(variants: Sequence[str]) -> list[str | None]:
-        return [None if s is None else comp.index.lookup(s) for s in simhashes(variants)]
+    if isinstance(comp, NearDup):
+        index = comp.index
 
-    name = f"murmur ({comp.signature.name}, {comp.clusters.name}, Hamming <= {comp.index.max_distance})"
+        def lookup(variants: Sequence[str]) -> list[str | None]:
+            found: list[str | None] = []
+            for sig in signatures(variants):
+                found.append(None if sig is None else index.lookup(np.frombuffer(sig[1], dtype="<u4")))
+            return found
+
+        name = (
+            f"murmur MinHash ({comp.signature.name}, {comp.clusters.name}, {minhash.PERMUTATIONS} minima, "
+            f"{index.bands} bands x {index.rows} rows, Jaccard >= {index.threshold}; "
+            f"{index.looked_up / len(posts):.1%} of the stream had candidates)"
+        )
+    else:
+        simhash_index = comp.index
+
+        def lookup(variants: Sequence[str]) -> list[str | None]:
+            return [None if s is None else simhash_index.lookup(s) for s in simhashes(variants)]
+
+        distance = simhash_index.max_distance
+        name = f"murmur SimHash ({comp.signature.name}, {comp.clusters.name}, Hamming <= {distance})"
     return Engine(name, [p.dup_cluster or "" for p in posts], seconds, lookup)
 
 
@@ -391,6 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--threshold", type=float, default=0.7, help="the peer's Jaccard threshold")
     p.add_argument("--num-perm", type=int, default=128, help="the peer's MinHash permutations")
+    p.add_argument(
+        "--minhash-threshold", type=float, default=minhash.THRESHOLD, help="murmur MinHash's threshold"
+    )
+    p.add_argument("--minhash-bands", type=int, default=minhash.BANDS, help="murmur MinHash's LSH bands")
+    p.add_argument("--minhash-rows", type=int, default=minhash.ROWS, help="murmur MinHash's minima per band")
     p.add_argument("--no-peer", action="store_true", help="measure murmur only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -413,7 +436,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     originals = pick_originals(texts, n_orig, rng)
     plain = [t.text for t in texts]
 
-    engines = [run_murmur(plain, args.batch)]
+    engines = [
+        run_murmur(plain, args.batch, SimHashNearDup()),
+        run_murmur(
+            plain,
+            args.batch,
+            NearDup(threshold=args.minhash_threshold, bands=args.minhash_bands, rows=args.minhash_rows),
+        ),
+    ]
     if not args.no_peer:
         engines.append(run_peer(plain, args.threshold, args.num_perm))
     report: dict[str, Any] = {

@@ -85,7 +85,8 @@ def test_soak_bench() -> None:
 
 def test_neardup_bench() -> None:
     out = run_bench("bench/neardup.py", "--quick", "--sweep")
-    assert re.search(r"murmur \(murmur\.neardup\.simhash@\d.*\): [\d,]+ posts/s", out), out
+    assert re.search(r"murmur SimHash \(murmur\.neardup\.simhash@\d.*\): [\d,]+ posts/s", out), out
+    assert re.search(r"murmur MinHash \(.*murmur\.neardup\.cluster@2.*\): [\d,]+ posts/s", out), out
     assert re.search(r"datasketch MinHashLSH \(Jaccard >= 0\.7, 128 perm\): [\d,]+ posts/s", out), out
     assert re.search(r"one word replaced +\d+\.\d%", out), out
     assert re.search(r"false merges: \d+\.\d% of [\d,]+ distinct posts", out), out

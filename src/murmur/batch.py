@@ -58,12 +58,16 @@ POST_SCHEMA = pa.schema(
         ("embedding_model", pa.string()),
     ]
 )
-"""The ``posts`` table's columns (every ``Post`` field but the embedding, which has its own table)."""
+"""The ``posts`` table's columns (every ``Post`` field but the embedding, which has its own table,
+and the MinHash signature, which is not stored)."""
 
 POST_COLUMNS: tuple[str, ...] = tuple(POST_SCHEMA.names)
 
-BATCH_SCHEMA = POST_SCHEMA.append(pa.field("embedding", pa.list_(pa.float32())))
-"""Every ``Post`` field: what a ``PostBatch`` carries."""
+BATCH_SCHEMA = POST_SCHEMA.append(pa.field("embedding", pa.list_(pa.float32()))).append(
+    pa.field("minhash", pa.binary())
+)
+"""Every ``Post`` field: what a ``PostBatch`` carries (the stored row, the embedding, which has its
+own table, and the MinHash signature, which only the near-duplicate clusters read)."""
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Post))  # ``Post(*values)`` order
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -117,6 +117,9 @@ class Post:
     dup_cluster: str | None = None
     embedding: list[float] | None = None
     embedding_model: str | None = None
+    minhash: bytes | None = None
+    """The MinHash signature the near-duplicate clusters read (``murmur.enrich.minhash``): it
+    travels with the batch from the worker processes to the ordered stage, and is not stored."""
 
     @property
     def key(self) -> tuple[str, str]:

@@ -9,7 +9,8 @@ component                               assigns                             requ
 ``murmur.sentiment.lexical@1``          ``sentiment``, ``sentiment_score``,  ``lang``
                                         ``sentiment_model``
 ``murmur.terms@1``                      ``terms``                            ``lang``
-``murmur.neardup.simhash@1``            ``simhash``
+``murmur.neardup.simhash@1``            ``simhash``, ``minhash``
+``murmur.neardup.cluster@2``            ``dup_cluster``                      ``simhash``, ``minhash``
 ``murmur.neardup.cluster@1``            ``dup_cluster``                      ``simhash``
 ======================================  ==================================  =======================
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from murmur.enrich.base import COMPONENTS, Component, Pipeline
 from murmur.enrich.langid import Cld2LinguaLanguage
 from murmur.enrich.lexical import LexicalSentiment
-from murmur.enrich.neardup import NearDupClusters, SimHashSignature
+from murmur.enrich.neardup import NearDupClusters, SimHashClusters, SimHashSignature
 from murmur.enrich.terms import Terms
 
 BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
@@ -31,6 +32,7 @@ BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Terms,
     SimHashSignature,
     NearDupClusters,
+    SimHashClusters,
 )
 
 FIREHOSE: tuple[str, ...] = (
@@ -38,7 +40,7 @@ FIREHOSE: tuple[str, ...] = (
     "murmur.sentiment.lexical@1",
     "murmur.terms@1",
     "murmur.neardup.simhash@1",
-    "murmur.neardup.cluster@1",
+    "murmur.neardup.cluster@2",
 )
 """The firehose tier's components, in pipeline order."""
 
@@ -52,7 +54,8 @@ def register_builtins() -> None:
 
 
 def firehose_pipeline() -> Pipeline:
-    """Language → lexical sentiment → terms → SimHash → near-duplicate clusters, built from the registry."""
+    """Language → lexical sentiment → terms → SimHash and MinHash → near-duplicate clusters, built
+    from the registry."""
     register_builtins()
     return Pipeline([COMPONENTS.get(name)() for name in FIREHOSE])
 

@@ -33,6 +33,7 @@ ENRICHMENT_FIELDS: frozenset[str] = frozenset(
         "sentiment_model",
         "terms",
         "simhash",
+        "minhash",
         "dup_cluster",
         "embedding",
         "embedding_model",

@@ -67,6 +67,15 @@ def char_classes(cps: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
     return out
 
 
+def splitmix64(x: U64) -> U64:
+    """SplitMix64's finalizer on every value: a bijection that spreads each input bit over all bits."""
+    x = x + _MIX
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    out: U64 = x ^ (x >> np.uint64(31))
+    return out
+
+
 def _powers(base: int, n: int) -> U64:
     """``base**k mod 2⁶⁴`` for k in [0, n), by doubling (log n vectorized steps)."""
     out = np.ones(max(n, 1), dtype=np.uint64)

@@ -1,41 +1,48 @@
-"""Near-duplicates: 64-bit SimHash signatures (``murmur.neardup.simhash@1``) and cluster ids
-(``murmur.neardup.cluster@1``).
+"""Near-duplicates: signatures (``murmur.neardup.simhash@1``) and cluster ids
+(``murmur.neardup.cluster@2``; ``cluster@1`` is the former SimHash-only clustering).
 
 A copy-paste campaign posts the same text with small edits: another link, another @mention, an
-emoji, a changed word. Such posts should count as one story, so each post gets
+emoji, a changed word, a typo, an appended line. Such posts should count as one story, so each
+post gets
 
 * ``simhash``: a 64-bit SimHash of its normalized text: links, @mentions, hashtags, a leading
   ``RT``, emoji and punctuation dropped, words case- and accent-folded (the shared tokenizer) and
   joined by single spaces; the features are its character 4-grams, hashed in one vectorized
-  pass for the whole batch (``murmur.enrich.hashing``) and mixed with SplitMix64 so every bit is usable;
-* ``dup_cluster``: the cluster of the first post seen whose signature is within Hamming distance
-  ``max_distance`` (3), or a new cluster named after this post's own signature (``sh:<16 hex>``).
+  pass for the whole batch (``murmur.enrich.hashing``) and mixed with SplitMix64 so every bit is
+  usable. Stored, as before.
+* ``minhash``: 64 MinHash minima of the same 4-gram hashes (``murmur.enrich.minhash``), computed in
+  the same pass (~6 µs a post). Batch-only: it travels from the worker processes to the ordered
+  stage inside the ``PostBatch`` and is not stored.
+* ``dup_cluster``: the cluster of the oldest indexed post whose MinHash signature shares one of 10
+  LSH bands (6 minima each) with this one and whose estimated Jaccard similarity is ≥ 0.75, or a
+  new cluster named after this post's SimHash (``sh:<16 hex>``, the same names ``cluster@1`` gave).
 
-The index is in memory and bounded (``capacity`` signatures, ~40 bytes each, oldest evicted
-first). Lookups use the pigeonhole principle: with 4 bands of 16 bits, two signatures within
-distance 3 agree exactly on at least one band, so only posts sharing a band value are compared.
-Posts are indexed in the order they arrive, so the result is deterministic, and a batch gives the
-same result as the same posts one by one. A batch first rules out, for all its posts at once
-(numpy), the lookups that surely find nothing, and only looks up the rest one by one: in a full
-index (1,000,000 signatures) a lookup in Python walks ~60 chain entries (~29 us a post), a batch
-of real posts takes ~6 us a post. Texts with fewer than ``min_features`` 4-grams (emoji only, a
-link only) get neither field.
+The index (``minhash.MinHashIndex``) is in memory and bounded (``capacity`` signatures, ~132 bytes
+each plus 20 MB of chain heads: ~144 MB at 1,000,000; oldest evicted first). Posts are indexed in
+the order they arrive, so the result is deterministic, and a batch gives the same result as the
+same posts one by one: a batch first finds, for all its posts at once (numpy), those that share no
+band with an indexed or earlier post, and indexes them in vectorized runs; only the rest (~3 % of
+real posts) are looked up one by one. Texts with fewer than ``min_features`` 4-grams (emoji only,
+a link only) get none of the fields.
 
-Measured (``bench/neardup.py``, docs/enrichment.md "Near-duplicates"): copies that differ only in
-what normalization drops all join their original's cluster; a changed word, a typo or an appended
-sentence mostly does not in a tweet-length text (6 % of such variants), and does in long texts.
+Measured (``bench/neardup.py``, docs/enrichment.md "Near-duplicates"): 55 % of word-edited copies
+(one or two words replaced, a sentence appended, a typo) join their original's cluster (SimHash at
+Hamming ≤ 3: 6 %; datasketch's MinHashLSH at Jaccard ≥ 0.7: 59 %), 1.0 % of distinct real posts
+share a cluster, none of them clearly different. ``SimHashIndex`` (Hamming ≤ 3) stays for
+``cluster@1``.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from murmur.batch import PostBatch
-from murmur.enrich import hashing
+from murmur.enrich import hashing, minhash
 from murmur.enrich.text import content_tokens
 from murmur.types import Post
 
@@ -52,39 +59,68 @@ def normalized(text: str) -> str:
     return " " + " ".join(tokens) + " "
 
 
-def _splitmix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    out: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
-    return out
-
-
 _BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.float32)
 """Row v: the 8 bits of the byte value v, least significant first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """The character 4-grams of a batch of texts, hashed once for both signatures."""
+
+    n_docs: int
+    doc: npt.NDArray[np.int64]
+    """The text of each 4-gram (in order: each text's run is contiguous)."""
+    hashes: npt.NDArray[np.uint64]
+    """Each 4-gram's hash, mixed with SplitMix64 so that every bit is usable."""
+    counts: npt.NDArray[np.int64]
+    """4-grams per text."""
+
+
+def features(texts: Sequence[str]) -> Features:
+    """The 4-gram hashes of the normalized ``texts``, in one vectorized pass (``hashing``)."""
+    batch = hashing.layout([normalized(t) for t in texts])
+    ((doc, h),) = hashing.char_ngrams(batch, [SHINGLE])
+    return Features(len(texts), doc, hashing.splitmix64(h), np.bincount(doc, minlength=len(texts)))
+
+
+def simhash_array(f: Features) -> npt.NDArray[np.uint64]:
+    """The 64-bit SimHash of each text of ``f`` (0 for a text without features)."""
+    n_docs, doc = f.n_docs, f.doc
+    # Per text, how many features have each bit set: count the values of each byte of the hashes
+    # per text (one bincount per byte), then turn byte-value counts into bit counts with a small
+    # matrix product, instead of 64 passes over all features.
+    as_bytes = f.hashes.view(np.uint8).reshape(-1, 8)  # little-endian: byte k holds bits 8k .. 8k+7
+    ones = np.empty((n_docs, 64), dtype=np.float32)
+    base = doc * 256
+    for k in range(8):
+        table = np.bincount(base + as_bytes[:, k], minlength=n_docs * 256).reshape(n_docs, 256)
+        ones[:, 8 * k : 8 * k + 8] = table.astype(np.float32) @ _BYTE_BITS
+    set_bits = (2 * ones > f.counts[:, None]).astype(np.uint64)
+    out: npt.NDArray[np.uint64] = (set_bits << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    return out
 
 
 def simhashes(texts: Sequence[str], *, min_features: int = 3) -> list[int | None]:
     """The 64-bit SimHash of each text (``None`` for texts with too few features)."""
     if not texts:
         return []
-    batch = hashing.layout([normalized(t) for t in texts])
-    ((doc, h),) = hashing.char_ngrams(batch, [SHINGLE])
-    h = _splitmix64(h)
-    n_docs = len(texts)
-    counts = np.bincount(doc, minlength=n_docs)
-    # Per text, how many features have each bit set: count the values of each byte of the hashes
-    # per text (one bincount per byte), then turn byte-value counts into bit counts with a small
-    # matrix product, instead of 64 passes over all features.
-    as_bytes = h.view(np.uint8).reshape(-1, 8)  # little-endian: byte k holds bits 8k .. 8k+7
-    ones = np.empty((n_docs, 64), dtype=np.float32)
-    base = doc * 256
-    for k in range(8):
-        table = np.bincount(base + as_bytes[:, k], minlength=n_docs * 256).reshape(n_docs, 256)
-        ones[:, 8 * k : 8 * k + 8] = table.astype(np.float32) @ _BYTE_BITS
-    set_bits = (2 * ones > counts[:, None]).astype(np.uint64)
-    sig = (set_bits << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
-    return [int(s) if c >= min_features else None for s, c in zip(sig.tolist(), counts.tolist(), strict=True)]
+    f = features(texts)
+    sig = simhash_array(f)
+    counts = f.counts.tolist()
+    return [int(s) if c >= min_features else None for s, c in zip(sig.tolist(), counts, strict=True)]
+
+
+def signatures(texts: Sequence[str], *, min_features: int = 3) -> list[tuple[int, bytes] | None]:
+    """Each text's SimHash and MinHash signature (``minhash.SIGNATURE_BYTES`` bytes), from one pass
+    over its 4-grams; ``None`` for texts with too few features."""
+    if not texts:
+        return []
+    f = features(texts)
+    sim = simhash_array(f).tolist()
+    mins = minhash.minhashes(f.n_docs, f.doc, f.hashes).astype("<u4", copy=False)
+    return [
+        (sim[i], mins[i].tobytes()) if c >= min_features else None for i, c in enumerate(f.counts.tolist())
+    ]
 
 
 def cluster_name(cluster: int) -> str:
@@ -265,12 +301,14 @@ class SimHashIndex:
 
 
 class SimHashSignature:
-    """``murmur.neardup.simhash@1``: assigns ``simhash`` (see module doc). Stateless, so it runs in
-    the runtime's worker processes; the clustering that needs every post in order does not."""
+    """``murmur.neardup.simhash@1``: assigns ``simhash`` and the batch-only ``minhash`` (see module
+    doc), from one pass over each text's 4-grams. Stateless, so it runs in the runtime's worker
+    processes; the clustering that needs every post in order does not. (The stored ``simhash`` is
+    what it was; ``minhash`` is not stored, hence no new version.)"""
 
     name = "murmur.neardup.simhash@1"
     requires: frozenset[str] = frozenset()
-    assigns: frozenset[str] = frozenset({"simhash"})
+    assigns: frozenset[str] = frozenset({"simhash", "minhash"})
 
     chunk = 256
     """Posts per vectorized call: small enough for the n-gram arrays to stay in cache."""
@@ -278,18 +316,51 @@ class SimHashSignature:
     def process(self, posts: Sequence[Post]) -> None:
         for i in range(0, len(posts), self.chunk):
             part = posts[i : i + self.chunk]
-            for post, sig in zip(part, simhashes([p.text for p in part]), strict=True):
-                post.simhash = sig
+            for post, sig in zip(part, signatures([p.text for p in part]), strict=True):
+                post.simhash, post.minhash = sig if sig is not None else (None, None)
 
 
 class NearDupClusters:
-    """``murmur.neardup.cluster@1``: assigns ``dup_cluster`` from ``simhash`` (see module doc)."""
+    """``murmur.neardup.cluster@2``: assigns ``dup_cluster`` from ``minhash`` (LSH bands, estimated
+    Jaccard; ``minhash.MinHashIndex``), naming a new cluster after its first post's ``simhash``."""
+
+    name = "murmur.neardup.cluster@2"
+    requires: frozenset[str] = frozenset({"simhash", "minhash"})
+    assigns: frozenset[str] = frozenset({"dup_cluster"})
+    stateful = True
+    """The index must see every post, in order: the runtime runs it in its single ordered stage."""
+
+    def __init__(
+        self,
+        capacity: int = 1_000_000,
+        threshold: float = minhash.THRESHOLD,
+        bands: int = minhash.BANDS,
+        rows: int = minhash.ROWS,
+    ) -> None:
+        self.index = minhash.MinHashIndex(capacity, threshold, bands, rows)
+
+    def process(self, posts: Sequence[Post]) -> None:
+        self.process_batch(PostBatch(list(posts)))
+
+    def process_batch(self, batch: PostBatch) -> None:
+        """On the batch's ``minhash`` and ``simhash`` columns: no ``Post`` objects needed."""
+        mins = batch.column("minhash")
+        names = batch.column("simhash")
+        have = [i for i, m in enumerate(mins) if m is not None]
+        joined = b"".join(mins[i] for i in have)
+        sigs = np.frombuffer(joined, dtype="<u4").reshape(len(have), minhash.PERMUTATIONS)
+        clusters = iter(self.index.assign_many(sigs, [names[i] for i in have]))
+        batch.set_column("dup_cluster", [None if m is None else next(clusters) for m in mins])
+
+
+class SimHashClusters:
+    """``murmur.neardup.cluster@1``: ``dup_cluster`` from ``simhash`` alone, Hamming ≤ 3 (``SimHashIndex``).
+    Superseded by ``cluster@2`` (it misses word-edited copies); kept for pipelines that name it."""
 
     name = "murmur.neardup.cluster@1"
     requires: frozenset[str] = frozenset({"simhash"})
     assigns: frozenset[str] = frozenset({"dup_cluster"})
     stateful = True
-    """The index must see every post, in order: the runtime runs it in its single ordered stage."""
 
     def __init__(self, capacity: int = 1_000_000, max_distance: int = 3) -> None:
         self.index = SimHashIndex(capacity, max_distance)
@@ -298,23 +369,49 @@ class NearDupClusters:
         self.process_batch(PostBatch(list(posts)))
 
     def process_batch(self, batch: PostBatch) -> None:
-        """On the batch's ``simhash`` column: no ``Post`` objects needed (``enrich.base``)."""
         sigs = batch.column("simhash")
         clusters = iter(self.index.assign_many([s for s in sigs if s is not None]))
         batch.set_column("dup_cluster", [None if s is None else next(clusters) for s in sigs])
 
 
-class SimHashNearDup:
+class NearDup:
     """Both steps in one object, for using near-duplicate detection outside a pipeline."""
+
+    name = "murmur.neardup@2"
+    requires: frozenset[str] = frozenset()
+    assigns: frozenset[str] = frozenset({"simhash", "minhash", "dup_cluster"})
+    stateful = True
+
+    def __init__(
+        self,
+        capacity: int = 1_000_000,
+        threshold: float = minhash.THRESHOLD,
+        bands: int = minhash.BANDS,
+        rows: int = minhash.ROWS,
+    ) -> None:
+        self.signature = SimHashSignature()
+        self.clusters = NearDupClusters(capacity, threshold, bands, rows)
+
+    @property
+    def index(self) -> minhash.MinHashIndex:
+        return self.clusters.index
+
+    def process(self, posts: Sequence[Post]) -> None:
+        self.signature.process(posts)
+        self.clusters.process(posts)
+
+
+class SimHashNearDup:
+    """SimHash signatures and ``cluster@1`` in one object (what ``bench/neardup.py`` compares)."""
 
     name = "murmur.neardup@1"
     requires: frozenset[str] = frozenset()
-    assigns: frozenset[str] = frozenset({"simhash", "dup_cluster"})
+    assigns: frozenset[str] = frozenset({"simhash", "minhash", "dup_cluster"})
     stateful = True
 
     def __init__(self, capacity: int = 1_000_000, max_distance: int = 3) -> None:
         self.signature = SimHashSignature()
-        self.clusters = NearDupClusters(capacity, max_distance)
+        self.clusters = SimHashClusters(capacity, max_distance)
 
     @property
     def index(self) -> SimHashIndex:

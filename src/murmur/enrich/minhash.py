@@ -1,0 +1,313 @@
+"""MinHash signatures and their LSH index: the near-duplicate clusters of ``murmur.neardup.cluster@2``.
+
+A copy-paste campaign changes a word, fixes a typo or appends a line. That changes a few of a
+text's character 4-grams, so the Jaccard similarity of the two texts' 4-gram sets stays high (~0.8
+for one word in a tweet), and MinHash estimates it:
+
+* ``minhashes``: for each of ``PERMUTATIONS`` (64) hash functions, the smallest hash over the text's
+  4-grams (32 bits each). Two texts agree on one such minimum with probability their Jaccard
+  similarity. The 4-gram hashes are the ones the SimHash already computed for the batch
+  (``neardup.features``); each function is a multiply-shift of them (``x · aₖ``, high 32 bits, ``aₖ``
+  odd), for all of the batch's 4-grams and all 64 functions in one numpy product, reduced per text
+  with ``np.minimum.reduceat``: ~6 µs a post.
+* ``MinHashIndex``: locality-sensitive hashing over ``BANDS`` bands of ``ROWS`` minima each: two
+  texts that agree on a whole band are candidates (probability ``1 − (1 − Jᴿ)ᴮ``); a candidate
+  counts when its estimated Jaccard (the share of equal minima) reaches ``threshold``. The cluster
+  is the oldest such post's, else a new one. Bands, rows and threshold were chosen with
+  ``bench/neardup.py`` (docs/enrichment.md, "Near-duplicates").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from murmur.enrich.hashing import splitmix64
+
+PERMUTATIONS = 64
+BANDS = 10
+ROWS = 6
+THRESHOLD = 0.75
+SIGNATURE_BYTES = 4 * PERMUTATIONS
+"""A signature as it travels in a batch (``Post.minhash``): 64 little-endian uint32."""
+
+U32 = npt.NDArray[np.uint32]
+SHORT_RUN = 24
+"""Runs of posts without candidates shorter than this are indexed one by one (``_add``), longer ones
+at once (``_add_run``): the break-even, measured."""
+
+
+_MULTIPLIERS = (splitmix64(np.arange(PERMUTATIONS, dtype=np.uint64) + np.uint64(0x6D68)) | np.uint64(1))[
+    :, None
+]
+"""The odd multipliers ``aₖ`` of the hash functions, one per row (fixed: signatures are comparable
+across processes, machines and releases)."""
+
+_BAND_MIX = splitmix64(np.arange(PERMUTATIONS, dtype=np.uint64) + np.uint64(0xBA4D)) | np.uint64(1)
+
+
+def minhashes(n_docs: int, doc: npt.NDArray[np.int64], hashes: npt.NDArray[np.uint64]) -> U32:
+    """The ``(n_docs, PERMUTATIONS)`` minima of each text's feature ``hashes`` (``doc``: the text of
+    each feature, in order, as ``hashing.char_ngrams`` gives them; well-mixed 64-bit values). A text
+    without features gets all ones."""
+    counts = np.bincount(doc, minlength=n_docs)
+    out = np.full((PERMUTATIONS, n_docs), 0xFFFFFFFF, dtype=np.uint32)
+    some = counts > 0
+    if len(hashes):
+        # (a · x) mod 2⁶⁴, high 32 bits: the odd uint32 of each little-endian product, no copy
+        high = (_MULTIPLIERS * hashes[None, :]).view(np.uint32)[:, 1::2]
+        starts = (np.cumsum(counts) - counts)[some]
+        out[:, some] = np.minimum.reduceat(high, starts, axis=1)
+    return np.ascontiguousarray(out.T)
+
+
+def band_keys(sigs: U32, bands: int = BANDS, rows: int = ROWS) -> U32:
+    """``(n, bands)``: a 32-bit key per band of ``rows`` minima of each signature (equal bands give
+    equal keys)."""
+    part = sigs[:, : bands * rows].astype(np.uint64) * _BAND_MIX[: bands * rows]
+    mixed = splitmix64(part.reshape(len(sigs), bands, rows).sum(axis=2, dtype=np.uint64))
+    out: U32 = (mixed >> np.uint64(32)).astype(np.uint32)
+    return out
+
+
+def cluster_name(cluster: int) -> str:
+    """A cluster's id: ``sh:`` and its first post's SimHash in 16 hex digits (as ``cluster@1`` named them)."""
+    return f"sh:{cluster:016x}"
+
+
+class MinHashIndex:
+    """Bounded in-memory LSH index of the last ``capacity`` MinHash signatures (1,000,000 by
+    default): ~132 bytes a signature with 10 bands, plus 2 MB of chain heads a band; a full index
+    of 1,000,000 takes ~144 MB (measured RSS; ``SimHashIndex``: ~41 MB).
+
+    Per signature: its minima's low 8 bits (64 bytes: two texts' minima agree by chance once in
+    256, which adds ~0.001 to an estimated Jaccard near the threshold; the low bits, since a
+    minimum's high bits are mostly zeros), a 16-bit tag of its key and a link per band
+    (``bands`` × 6 bytes), its cluster (8 bytes). Its arrival number is not stored: slots are
+    written in turn, so it follows from the slot (``_seq``). Per band, a table of 2¹⁹ chain heads
+    chains the signatures whose band key falls in that bucket, newest first, as in
+    ``neardup.SimHashIndex``: slots form a ring, the oldest is overwritten, and a walk stops at an
+    entry newer than the one before it (overwritten). Heads and links hold slot + 1 (0: none), so
+    the tables start as zeros, which the OS maps lazily.
+
+    Cost in the ordered stage (batches of 2,000 real posts, full index of random signatures): ~15-19
+    µs a post against ~11-12 for ``SimHashIndex`` in the same run; the ~3-4 % of real posts that
+    have a candidate are looked up in Python (~60-100 µs each: a stream of nothing but copies costs
+    that much a post).
+    """
+
+    def __init__(
+        self,
+        capacity: int = 1_000_000,
+        threshold: float = THRESHOLD,
+        bands: int = BANDS,
+        rows: int = ROWS,
+        max_walk: int = 64,
+        head_bits: int = 19,
+    ) -> None:
+        if capacity < 1:
+            msg = f"capacity must be at least 1, got {capacity}"
+            raise ValueError(msg)
+        if not 0.0 < threshold <= 1.0:
+            msg = f"threshold is an estimated Jaccard similarity in (0, 1], got {threshold}"
+            raise ValueError(msg)
+        if bands < 1 or rows < 1 or bands * rows > PERMUTATIONS:
+            msg = f"bands × rows must fit in the {PERMUTATIONS} minima, got {bands} × {rows}"
+            raise ValueError(msg)
+        self.capacity = capacity
+        self.threshold = threshold
+        self.bands = bands
+        self.rows = rows
+        self.looked_up = 0
+        """Signatures that had candidates, so were looked up one by one (the rest were just indexed)."""
+        self.max_walk = max_walk
+        self.head_bits = head_bits
+        self._need = int(np.ceil(threshold * PERMUTATIONS - 1e-9))  # equal minima for a match
+        n, b = capacity, bands
+        self._count = 0
+        self._sig = np.zeros((n, PERMUTATIONS), dtype=np.uint8)
+        self._cluster = np.zeros(n, dtype=np.uint64)
+        self._key = np.zeros((b, n), dtype=np.uint16)
+        self._next = np.zeros((b, n), dtype=np.int32)
+        self._head = np.zeros((b, 1 << self.head_bits), dtype=np.int32)
+
+    def __len__(self) -> int:
+        return min(self._count, self.capacity)
+
+    def _seq(self, slot: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The arrival number of what each slot holds: slots are written in turn, so it is the last
+        number below ``_count`` that falls on the slot."""
+        last = self._count - 1
+        out: npt.NDArray[np.int64] = last - (last - slot) % self.capacity
+        return out
+
+    def _find(self, sig8: npt.NDArray[np.uint8], keys: Sequence[int]) -> tuple[int | None, int]:
+        """(cluster of the oldest match, arrival number of the newest exact match or -1). Each
+        band's chain is walked for at most ``max_walk`` entries, so a flood of one text cannot make
+        a lookup slow."""
+        size = 1 << self.head_bits
+        last, cap = self._count - 1, self.capacity
+        heads, links, tags = (
+            self._head.reshape(-1).data,
+            self._next.reshape(-1).data,
+            self._key.reshape(-1).data,
+        )
+        found: set[int] = set()
+        for band in range(self.bands):
+            key = keys[band]
+            tag = key >> 16
+            base = band * cap
+            link = heads[band * size + (key & (size - 1))]
+            prev = self._count
+            for _ in range(self.max_walk):
+                if not link:
+                    break
+                slot = link - 1
+                seq = last - (last - slot) % cap
+                if seq >= prev:  # overwritten: the rest of this chain was evicted
+                    break
+                if tags[base + slot] == tag:
+                    found.add(slot)
+                prev = seq
+                link = links[base + slot]
+        if not found:
+            return None, -1
+        slots = np.fromiter(found, dtype=np.int64, count=len(found))
+        same = np.count_nonzero(self._sig[slots] == sig8, axis=1)
+        near = slots[same >= self._need]
+        if not len(near):
+            return None, -1
+        seq_near = self._seq(near)
+        oldest = near[np.argmin(seq_near)]
+        exact = seq_near[same[same >= self._need] == PERMUTATIONS]
+        return int(self._cluster[oldest]), int(exact.max()) if len(exact) else -1
+
+    def _add(self, sig8: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int) -> None:
+        cap, size = self.capacity, 1 << self.head_bits
+        slot = self._count % cap
+        self._sig[slot] = sig8
+        self._cluster[slot] = cluster
+        heads, links, tags = (
+            self._head.reshape(-1).data,
+            self._next.reshape(-1).data,
+            self._key.reshape(-1).data,
+        )
+        for band in range(self.bands):
+            key = keys[band]
+            head = band * size + (key & (size - 1))
+            tags[band * cap + slot] = key >> 16
+            links[band * cap + slot] = heads[head]
+            heads[head] = slot + 1
+        self._count += 1
+
+    def _add_run(
+        self, sig8: npt.NDArray[np.uint8], keys: npt.NDArray[np.uint32], clusters: npt.NDArray[np.uint64]
+    ) -> None:
+        """``_add`` of each row in order, vectorized over rows and bands (at most ``capacity`` rows,
+        so no slot is written twice)."""
+        m, n, b = len(sig8), self.capacity, self.bands
+        slots = (self._count + np.arange(m)) % n
+        self._sig[slots] = sig8
+        self._cluster[slots] = clusters
+        self._key[:, slots] = (keys.T >> np.uint32(16)).astype(np.uint16)
+        # every (band, row) pair at once, on the flat tables: head ``band · 2²⁰ + bucket``, link
+        # ``band · capacity + slot``; within a bucket the rows chain in order, the first to the old head
+        size = 1 << self.head_bits
+        bucket = ((keys.T & np.uint32(size - 1)).astype(np.intp) + (np.arange(b) * size)[:, None]).ravel()
+        entry = (slots[None, :] + (np.arange(b) * n)[:, None]).ravel()
+        order = np.argsort(bucket, kind="stable")
+        ordered, entry = bucket[order], entry[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = first[1:]
+        heads, links = self._head.reshape(-1), self._next.reshape(-1)
+        new = np.empty(len(order), dtype=np.int32)
+        new[first] = heads[ordered[first]]
+        new[~first] = (entry[:-1] % n + 1)[~first[1:]]
+        links[entry] = new
+        heads[ordered[last]] = entry[last] % n + 1
+        self._count += m
+
+    def _unmatched(self, keys: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+        """Which of the signatures (band ``keys``, to be assigned in this order) surely find no
+        candidate, so need no lookup: no earlier one of the batch shares a band key with it, and no
+        entry among the first ``max_walk`` of its chains as they stand now does (a lookup in order
+        walks the batch's earlier entries first, then these). All chains walked together (numpy)."""
+        m = len(keys)
+        hit = np.zeros(m, dtype=bool)
+        for b in range(self.bands):
+            col = keys[:, b]
+            order = np.argsort(col, kind="stable")
+            ordered = col[order]
+            hit[order[1:][ordered[1:] == ordered[:-1]]] = True
+        mask = np.uint32((1 << self.head_bits) - 1)
+        lane = np.tile(np.arange(m), self.bands)
+        band = np.repeat(np.arange(self.bands), m)
+        want = keys.T.ravel()
+        link = self._head[band, (want & mask).astype(np.intp)]
+        prev = np.full(len(lane), self._count, dtype=np.int64)
+        for _ in range(self.max_walk):
+            go = (link > 0) & ~hit[lane]
+            lane, band, want, prev, slot = lane[go], band[go], want[go], prev[go], link[go] - 1
+            if not len(lane):
+                return ~hit
+            seq = self._seq(slot.astype(np.int64))
+            go = seq < prev  # not overwritten (``_find``)
+            lane, band, want, slot, prev = lane[go], band[go], want[go], slot[go], seq[go]
+            same = self._key[band, slot] == (want >> np.uint32(16))
+            hit[lane[same]] = True
+            link = self._next[band, slot]
+        hit[lane[link > 0]] = True  # chains longer than max_walk: let the lookup decide
+        out: npt.NDArray[np.bool_] = ~hit
+        return out
+
+    def assign_many(self, sigs: U32, names: Sequence[int]) -> list[str]:
+        """The cluster of each signature (rows of ``sigs``, in order): the oldest indexed match's,
+        or a new one named after ``names[i]`` (the post's SimHash). Each is then indexed, unless an
+        identical signature is and is not yet half-way to eviction (so a copy-paste flood keeps a
+        few entries alive instead of filling the ring). Gives the same as one call per signature.
+
+        Signatures that surely find no candidate (``_unmatched``: nearly all but copies) are just
+        indexed, runs of them at once; only the others are looked up one by one."""
+        m = len(sigs)
+        if not m:
+            return []
+        sig8 = sigs.astype(np.uint8)  # the low bits: the high bits of a minimum are mostly zeros
+        keys = band_keys(sigs, self.bands, self.rows)
+        alone = self._unmatched(keys)
+        out = [0] * m
+        i = 0
+        while i < m:
+            if alone[i]:
+                j = i + 1
+                while j < m and alone[j] and j - i < self.capacity:
+                    j += 1
+                if j - i >= SHORT_RUN:
+                    self._add_run(sig8[i:j], keys[i:j], np.array(names[i:j], dtype=np.uint64))
+                else:  # a numpy call per step costs more than a few posts one by one
+                    for k in range(i, j):
+                        self._add(sig8[k], keys[k].tolist(), names[k])
+                out[i:j] = names[i:j]
+                i = j
+                continue
+            self.looked_up += 1
+            row = keys[i].tolist()
+            cluster, exact = self._find(sig8[i], row)
+            if cluster is None:
+                cluster = names[i]
+            if exact < 0 or exact < self._count - self.capacity // 2:
+                self._add(sig8[i], row, cluster)
+            out[i] = cluster
+            i += 1
+        return [cluster_name(c) for c in out]
+
+    def lookup(self, sig: U32) -> str | None:
+        """The cluster of the oldest indexed match of one signature (``PERMUTATIONS`` minima), or
+        ``None``; nothing is indexed."""
+        row = np.asarray(sig, dtype=np.uint32).reshape(1, PERMUTATIONS)
+        keys = band_keys(row, self.bands, self.rows)[0].tolist()
+        cluster, _ = self._find(row[0].astype(np.uint8), keys)
+        return None if cluster is None else cluster_name(cluster)

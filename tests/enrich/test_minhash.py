@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from murmur.enrich.minhash import PERMUTATIONS, MinHashIndex, cluster_name
+from murmur.enrich.neardup import NearDup, signatures
+from tests.enrich.conformance import make_posts
+
+
+def sig_of(text: str) -> np.ndarray:
+    (found,) = signatures([text])
+    assert found is not None
+    return np.frombuffer(found[1], dtype="<u4")
+
+
+def shingles(text: str) -> set[str]:
+    return {text[i : i + 4] for i in range(len(text) - 3)}
+
+
+def test_equal_minima_estimate_the_jaccard_similarity_of_the_4_grams() -> None:
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(400)]
+    errors = []
+    for _ in range(200):
+        a = list(rng.choice(words, 30))
+        b = a[: rng.integers(5, 30)] + list(rng.choice(words, int(rng.integers(0, 20))))
+        ta, tb = " ".join(a), " ".join(b)
+        true = len(shingles(f" {ta} ") & shingles(f" {tb} ")) / len(shingles(f" {ta} ") | shingles(f" {tb} "))
+        errors.append(np.mean(sig_of(ta) == sig_of(tb)) - true)
+    assert abs(np.mean(errors)) < 0.02  # unbiased
+    assert np.std(errors) < 0.08  # ~sqrt(J(1-J)/64)
+
+
+def random_sigs(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 2**32, size=(n, PERMUTATIONS), dtype=np.uint32)
+
+
+def near(rng: np.random.Generator, sig: np.ndarray, changed: int) -> np.ndarray:
+    out = sig.copy()
+    at = rng.choice(PERMUTATIONS, changed, replace=False)
+    out[at] = rng.integers(0, 2**32, size=changed, dtype=np.uint32)
+    return out
+
+
+@pytest.mark.parametrize(("capacity", "max_walk"), [(1_000_000, 64), (50, 64), (7, 3), (1, 64)])
+def test_a_batch_gives_the_clusters_and_index_of_the_same_signatures_one_by_one(
+    capacity: int, max_walk: int
+) -> None:
+    # near copies (a few minima changed: some match, some are only candidates), exact copies of
+    # recent and evicted ones, floods, and unrelated signatures crowded into few buckets
+    rng = np.random.default_rng(capacity + max_walk)
+    bases = random_sigs(rng, 30)
+    rows: list[np.ndarray] = []
+    while len(rows) < 5000:
+        r = rng.random()
+        if r < 0.3:
+            rows.append(random_sigs(rng, 1)[0])
+        elif r < 0.75:
+            rows.append(near(rng, bases[rng.integers(30)], int(rng.integers(0, 40))))
+        else:
+            pick = rows[int(rng.integers(len(rows)))] if rows else bases[0]
+            rows.extend([pick] * int(rng.integers(1, 30)))
+    sigs = np.array(rows, dtype=np.uint32)
+    names = [int(x) for x in rng.integers(0, 2**63, size=len(sigs))]
+    # 16 buckets a band: long chains, unrelated signatures sharing buckets
+    one_by_one = MinHashIndex(capacity, max_walk=max_walk, head_bits=4)
+    batched = MinHashIndex(capacity, max_walk=max_walk, head_bits=4)
+    expected = [one_by_one.assign_many(sigs[i : i + 1], names[i : i + 1])[0] for i in range(len(sigs))]
+    got: list[str] = []
+    at = 0
+    while at < len(sigs):
+        size = int(rng.choice([1, 2, 17, 500, 2000]))
+        got += batched.assign_many(sigs[at : at + size], names[at : at + size])
+        at += size
+    assert got == expected
+    assert 30 < len(set(expected)) < len(sigs) // 2  # the data did cluster, and not into one
+    for name in ("_sig", "_cluster", "_key", "_next", "_head"):
+        assert np.array_equal(getattr(batched, name), getattr(one_by_one, name)), name
+    assert batched._count == one_by_one._count
+
+
+def test_index_is_bounded_and_evicts_the_oldest() -> None:
+    rng = np.random.default_rng(1)
+    idx = MinHashIndex(capacity=3)
+    sigs = random_sigs(rng, 4)
+    assert idx.assign_many(sigs, [1, 2, 3, 4]) == [cluster_name(c) for c in (1, 2, 3, 4)]
+    assert len(idx) == 3
+    assert idx.lookup(sigs[0]) is None  # the oldest was evicted
+    assert idx.lookup(near(rng, sigs[3], 10)) == cluster_name(4)  # 54 of 64 minima agree: J ~0.84
+    assert idx.lookup(near(rng, sigs[3], 24)) is None  # 40 of 64: below the threshold
+
+
+def test_lookup_prefers_the_oldest_match_and_survives_pickling() -> None:
+    rng = np.random.default_rng(2)
+    a = random_sigs(rng, 1)[0]
+    b = near(rng, a, 8)
+    idx = MinHashIndex(capacity=1000)
+    assert idx.assign_many(np.array([a, near(rng, a, 40)]), [10, 11]) == [cluster_name(10), cluster_name(11)]
+    probe = near(rng, a, 4)
+    assert idx.assign_many(np.array([b]), [12]) == [cluster_name(10)]
+    assert idx.lookup(probe) == cluster_name(10)
+    clone = pickle.loads(pickle.dumps(idx))
+    assert clone.lookup(probe) == idx.lookup(probe)
+    assert clone.assign_many(np.array([probe]), [13]) == idx.assign_many(np.array([probe]), [13])
+    assert len(clone) == len(idx)
+    with pytest.raises(ValueError, match="bands × rows"):
+        MinHashIndex(bands=11, rows=6)
+    with pytest.raises(ValueError, match="threshold"):
+        MinHashIndex(threshold=0)
+
+
+def test_a_copy_paste_flood_keeps_the_index_small() -> None:
+    rng = np.random.default_rng(3)
+    idx = MinHashIndex(capacity=1000)
+    sig = random_sigs(rng, 1)
+    got = {c for _ in range(50) for c in idx.assign_many(np.repeat(sig, 100, axis=0), [7] * 100)}
+    assert got == {cluster_name(7)}
+    assert len(idx) <= 10  # re-indexed only when half-way to eviction
+    assert idx.assign_many(random_sigs(rng, 1), [8]) == [cluster_name(8)]
+
+
+def test_the_pipeline_step_reads_the_batch_columns() -> None:
+    comp = NearDup(capacity=100)
+    text = "the same campaign text, word for word, again"
+    posts = make_posts([text, text.replace("again", "agian")])
+    comp.process(posts)
+    assert posts[0].minhash is not None
+    assert len(posts[0].minhash) == 4 * PERMUTATIONS
+    assert posts[0].dup_cluster == posts[1].dup_cluster == f"sh:{posts[0].simhash:016x}"
