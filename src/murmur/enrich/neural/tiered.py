@@ -43,7 +43,7 @@ its work, ``w``), then its own batch's share, planned from its age: ``safety · 
 5 s while the rest of a batch's work (the firehose labels, terms, near-duplicates, the query
 layer's hooks, the write) takes up to ~1.4 s. Measured end to end at 10x capacity
 (``bench/overload.py``, 2 cores, one of them busy with other work): p99 5.8 s with no reserve, 5.3 s
-with 1 s."""
+with 1 s, 3.8 s with 1.5 s."""
 FIREHOSE_SENTIMENT = "murmur.sentiment.lexical@1"
 
 
