@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from murmur.sources.normalize._common import MAX_PAYLOAD_BYTES
+from murmur.urls import scrub_secrets
 
 MAX_ANSWER_BYTES = MAX_PAYLOAD_BYTES
 """The largest answer a REST source reads (16 MiB, the normalizers' own payload limit): a Reddit
@@ -63,23 +64,19 @@ async def fetch(
     """Send the request and read its whole answer within ``deadline`` seconds (all of it, headers to
     last byte) and ``max_bytes`` (decoded). ``kwargs`` go to ``client.stream`` (``params``,
     ``headers``, ``auth``, ``data``...). Raises ``AnswerTimeout``, ``AnswerTooLarge`` or httpx's
-    own ``HTTPError``; the message of the first two says what was asked (no query string: it may
-    hold a token)."""
+    own ``HTTPError``; the message of the first two says what was asked (a token in its query
+    string masked by ``scrub_secrets``)."""
     try:
         async with asyncio.timeout(deadline), client.stream(method, url, **kwargs) as response:
             body = await read_capped(response, max_bytes)
     except TimeoutError:
-        msg = f"{method} {_without_query(url)}: no complete answer within {deadline:g} s (timeout)"
+        msg = f"{method} {scrub_secrets(url)}: no complete answer within {deadline:g} s (timeout)"
         raise AnswerTimeout(msg) from None
     if body is None:
-        msg = f"{method} {_without_query(url)}: the answer is larger than {max_bytes:,} bytes"
+        msg = f"{method} {scrub_secrets(url)}: the answer is larger than {max_bytes:,} bytes"
         raise AnswerTooLarge(msg)
     headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _FRAMING]
     return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
-
-
-def _without_query(url: str) -> str:
-    return url.split("?", 1)[0]
 
 
 __all__ = ["MAX_ANSWER_BYTES", "AnswerTimeout", "AnswerTooLarge", "IncompleteAnswer", "fetch", "read_capped"]

@@ -180,23 +180,29 @@ def test_tiered_enricher_pickles_for_worker_processes() -> None:
     assert (report.neural, report.firehose) == (0, 2)
 
 
+class ChunkCounter:
+    """A neural component stand-in that records the size of each chunk it is given."""
+
+    name = "count"
+    requires: frozenset[str] = frozenset()
+    assigns: frozenset[str] = frozenset({"embedding"})
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def process(self, batch: Sequence[Post]) -> None:
+        self.seen.append(len(batch))
+
+
 def test_the_plan_keeps_a_reserve_for_what_follows_the_neural_tier() -> None:
     # Planned up to the oldest post's deadline, the neural tier left no time for the write, the
     # rest of the pipeline and the posts arriving meanwhile: p99 5.8 s end to end at 10x capacity.
     now = datetime.now(UTC)
-    seen: list[int] = []
-
-    class Count:
-        name = "count"
-        requires: frozenset[str] = frozenset()
-        assigns: frozenset[str] = frozenset({"embedding"})
-
-        def process(self, batch: Sequence[Post]) -> None:
-            seen.append(len(batch))
-
+    counter = ChunkCounter()
+    seen = counter.seen
     posts = make_posts(["good"] * 1000, now, rate=1e9)  # all arrived now
     tiered = TieredEnricher(
-        [Count()],
+        [counter],
         LexicalSentiment(),
         capacity=FixedCapacity(100.0),
         clock=lambda: 0.0,
@@ -204,7 +210,7 @@ def test_the_plan_keeps_a_reserve_for_what_follows_the_neural_tier() -> None:
     )
     report = tiered.enrich(posts)
     assert report.neural == sum(seen) == int(100 * 0.8 * (5.0 - 1.5))  # 280, not 400
-    old = TieredEnricher([Count()], LexicalSentiment(), capacity=FixedCapacity(100.0), reserve_s=0.0)
+    old = TieredEnricher([counter], LexicalSentiment(), capacity=FixedCapacity(100.0), reserve_s=0.0)
     old.now = lambda: now
     old.clock = lambda: 0.0
     assert old.enrich(make_posts(["good"] * 1000, now, rate=1e9)).neural == 400
@@ -240,17 +246,9 @@ def test_the_hand_off_says_when_a_taken_batch_arrived() -> None:
 def test_chunks_are_sized_by_the_measured_rate() -> None:
     # The clock is read between chunks: at 20 posts/s a chunk of 64 ran 3.2 s past the check.
     now = datetime.now(UTC)
-    seen: list[int] = []
-
-    class Count:
-        name = "count"
-        requires: frozenset[str] = frozenset()
-        assigns: frozenset[str] = frozenset({"embedding"})
-
-        def process(self, batch: Sequence[Post]) -> None:
-            seen.append(len(batch))
-
-    tiered = TieredEnricher([Count()], LexicalSentiment(), capacity=FixedCapacity(20.0), clock=lambda: 0.0)
+    counter = ChunkCounter()
+    seen = counter.seen
+    tiered = TieredEnricher([counter], LexicalSentiment(), capacity=FixedCapacity(20.0), clock=lambda: 0.0)
     tiered.now = lambda: now
     tiered.enrich(make_posts(["good"] * 200, now, rate=1e9))
     assert seen
