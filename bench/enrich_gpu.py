@@ -7,7 +7,8 @@ the way Hugging Face ``pipeline()`` runs it (fixed batches in arrival order, pad
 Posts are real tweets (XLM-T train + val, 8 languages) repeated to ``--n``; both paths include
 tokenization; the neural tier includes the e5 sentiment head's members and its fine-tuned branch
 (same forward pass); ``--lexical`` adds the lexical model's share, which runs on the CPU in numpy and
-then bounds the rate.
+then bounds the rate. On a GPU the tokenizer runs in worker processes (all cores but two, at most 16:
+``murmur.enrich.neural.tokenize_pool``); one Python thread tokenizes only ~30,000-40,000 tweets/s.
 Goal: ≥ 93,000 posts/s on one H100 and ≥ 5× the eager baseline. Exits cleanly without CUDA, unless
 ``--quick``: then both paths run on a few hundred posts on the CPU (the GPU is rare here, so this is
 how the tests keep the benchmark's code working); its rates say nothing about a GPU.
@@ -34,6 +35,17 @@ def main() -> None:
         action="store_true",
         help="also mix in the lexical model (CPU-bound: numpy n-gram hashing)",
     )
+    parser.add_argument(
+        "--tokenize-processes",
+        type=int,
+        default=None,
+        help="processes tokenizing for the neural tier (default: on a GPU all cores but two, at most 16)",
+    )
+    parser.add_argument(
+        "--strict-baseline",
+        action="store_true",
+        help="compare against the eager model without its tokenization time (the baseline at its fastest)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 posts, on the CPU without CUDA")
     args = parser.parse_args()
 
@@ -55,6 +67,7 @@ def main() -> None:
     from murmur.enrich.neural.head import default_head
     from murmur.enrich.neural.model import E5Model
     from murmur.enrich.neural.samples import xlmt
+    from murmur.enrich.neural.tokenize_pool import POOL_MIN_TEXTS
     from murmur.testing import has_shared_data
 
     if not has_shared_data():
@@ -67,10 +80,24 @@ def main() -> None:
 
     head = default_head()
     embedder = E5Embedder(
-        backend="torch", device=device, max_batch_tokens=args.batch_tokens, branch=head.branch
+        backend="torch",
+        device=device,
+        max_batch_tokens=args.batch_tokens,
+        branch=head.branch,
+        tokenize_processes=args.tokenize_processes,
     )
     if args.compile:
         embedder.model = torch.compile(embedder.model, dynamic=True)  # type: ignore[assignment]
+    procs = embedder.tokenize_processes
+    embedder.windows(["start the pool"] * POOL_MIN_TEXTS)  # starts the tokenizing processes, if any
+    t0 = time.perf_counter()
+    embedder.windows(base)
+    cold = len(base) / (time.perf_counter() - t0)
+    print(
+        f"tokenizing in {procs or 'no'} worker process(es): {cold:,.0f} posts/s on the distinct tweets "
+        "(words not yet cached; below, the repeated tweets' words are)",
+        flush=True,
+    )
     tier = NeuralSentimentModel(embedder, head)
     if args.lexical:
         _ = tier.lexical
@@ -111,11 +138,13 @@ def main() -> None:
     tok = embedder.tokenizer
     sample = texts[: args.eager_n]
 
-    def eager(batch_texts: list[str]) -> None:
+    def tokenize(batch_texts: list[str]) -> list[list[int]]:
+        return [[tok.bos, *ids[: embedder.max_content], tok.eos] for ids in tok.encode(batch_texts)]
+
+    def eager(seqs_all: list[list[int]]) -> None:
         with torch.inference_mode():
-            for a in range(0, len(batch_texts), args.eager_batch):
-                part = batch_texts[a : a + args.eager_batch]
-                seqs = [[tok.bos, *ids[: embedder.max_content], tok.eos] for ids in tok.encode(part)]
+            for a in range(0, len(seqs_all), args.eager_batch):
+                seqs = seqs_all[a : a + args.eager_batch]
                 width = max(map(len, seqs))
                 ids = torch.full((len(seqs), width), tok.pad, dtype=torch.long)
                 real = torch.zeros((len(seqs), width), dtype=torch.bool)
@@ -127,17 +156,26 @@ def main() -> None:
                 if logits is not None:
                     torch.softmax(logits, dim=-1).cpu()
 
-    eager(sample[: warm // 2 if args.quick else 2000])
+    eager(tokenize(sample[: warm // 2 if args.quick else 2000]))
     sync()
     t0 = time.perf_counter()
-    eager(sample)
+    seqs = tokenize(sample)
+    tok_s = time.perf_counter() - t0
+    eager(seqs)
     sync()
-    slow = len(sample) / (time.perf_counter() - t0)
-    print(f"eager fp32 (batch {args.eager_batch}, arrival order): {slow:,.0f} posts/s")
+    eager_s = time.perf_counter() - t0
+    slow = len(sample) / eager_s
+    model_only = len(sample) / (eager_s - tok_s)
+    print(
+        f"eager fp32 (batch {args.eager_batch}, arrival order): {slow:,.0f} posts/s with tokenization "
+        f"in one thread (as pipeline() does), {model_only:,.0f} posts/s without it"
+    )
+    slow = max(slow, model_only) if args.strict_baseline else slow
     verdict = "met" if fast >= 93_000 and fast / slow >= 5 else "NOT met"
     if device == "cpu":
         verdict = "not checked (CPU smoke run)"
     print(f"speed-up: {fast / slow:.1f}x; goal >= 93,000 posts/s and >= 5x: {verdict}")
+    embedder.close()
 
 
 if __name__ == "__main__":

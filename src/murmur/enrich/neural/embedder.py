@@ -42,7 +42,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from murmur.enrich.neural.e5file import E5File
+from murmur.enrich.neural.tokenize_pool import POOL_MIN_TEXTS, TokenizerPool, default_processes, flat_ids
 from murmur.enrich.neural.tokenizer import QUERY_PREFIX, E5Tokenizer
 from murmur.errors import ModelError
 
@@ -224,6 +224,7 @@ class E5Embedder:
         feature_layers: Sequence[int] = (),
         branch: SentimentBranch | Mapping[str, npt.NDArray[Any]] | None = None,
         int8: Int8Recipe | None = None,
+        tokenize_processes: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             msg = f"E5Embedder: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -239,6 +240,7 @@ class E5Embedder:
             "feature_layers": tuple(feature_layers),
             "branch": branch,
             "int8": int8,
+            "tokenize_processes": tokenize_processes,
         }
         weights = E5File(weights_path)
         self.weights = weights
@@ -261,6 +263,11 @@ class E5Embedder:
         on_gpu = self.device_type == "cuda"
         self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 1024)
         self._lock = threading.Lock()
+        self.tokenize_processes = (
+            default_processes(on_gpu) if tokenize_processes is None else max(0, tokenize_processes)
+        )
+        self._pool: TokenizerPool | None = None
+        self._pool_lock = threading.Lock()
         if backend == "torch":
             import torch
 
@@ -395,11 +402,27 @@ class E5Embedder:
         )
 
     # --- steps ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stops the tokenizing processes, if any ran (they also stop when the embedder is collected)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def _flat_ids(self, texts: Sequence[str]) -> tuple[I64, I64]:
+        """Content ids of ``texts``, concatenated, and their counts: in the tokenizing processes
+        (``tokenize_processes``, on a GPU) for large batches, else in this thread."""
+        if self.tokenize_processes < 1 or len(texts) < POOL_MIN_TEXTS:
+            return flat_ids(self.tokenizer, texts)
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = TokenizerPool(self.tokenize_processes, self.weights.path, self.tokenizer.prefix)
+            pool = self._pool
+        return pool.flat_ids(texts)
+
     def windows(self, texts: Sequence[str]) -> Windows:
-        content = self.tokenizer.encode(texts)
-        n = len(content)
-        clen = np.fromiter(map(len, content), dtype=np.int64, count=n)
-        flat = np.fromiter(chain.from_iterable(content), dtype=np.int64, count=int(clen.sum()))
+        flat, clen = self._flat_ids(texts)
+        n = len(clen)
         cstart = np.zeros(n, dtype=np.int64)
         np.cumsum(clen[:-1], out=cstart[1:])
         w = self.max_content
