@@ -33,7 +33,7 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 
-def softmax(z: F64) -> F64:
+def softmax(z: F32 | F64) -> F64:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
@@ -46,8 +46,8 @@ class Dense:
     w: F32
     b: F32
 
-    def __call__(self, x: F64) -> F64:
-        return np.asarray(x @ self.w.astype(np.float64) + self.b.astype(np.float64), dtype=np.float64)
+    def __call__(self, x: F32) -> F32:
+        return np.asarray(x @ self.w + self.b, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +57,10 @@ class Member:
     layers: tuple[Dense, ...]
     input_scale: float = 1.0
 
-    def proba(self, x: F64) -> F64:
-        h = x * self.input_scale
+    def proba(self, x: F32) -> F64:
+        """Class probabilities; the products in float32 (float64 took ~3x the time, 65 vs 22 µs a
+        post for the shipped members on an AVX2 core, for differences under 2e-7)."""
+        h = np.asarray(x, dtype=np.float32) * np.float32(self.input_scale)
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i < len(self.layers) - 1:
@@ -111,7 +113,7 @@ class E5Head:
 
     def proba_e5(self, vectors: F32 | F64) -> F64:
         """The e5 members' mean probabilities, ``[n, 3]``."""
-        x = np.asarray(vectors, dtype=np.float64)
+        x = np.asarray(vectors, dtype=np.float32)
         if x.ndim != 2 or (len(x) and x.shape[1] != self.dim):
             msg = f"e5 sentiment head: expected vectors of shape [n, {self.dim}], got {x.shape}"
             raise ModelError(msg)
