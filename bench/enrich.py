@@ -155,21 +155,25 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def fill_near_dup_index(pipeline: Pipeline | None, n: int) -> None:
+def fill_near_dup_index(pipeline: Pipeline | None, n: int | None) -> int:
     """A service that has run for a while holds a full near-duplicate index (1,000,000 signatures by
-    default), whose lookups walk longer chains than a fresh one's: fill it with ``n`` random
-    signatures first (not timed), as the running service would have. (Random: they give real posts
-    no candidates, so a real full index, where similar posts share bands more often, may be slower.)"""
-    if pipeline is None or n <= 0:
-        return
+    default, 500,000 in the neural tier), whose lookups walk longer chains than a fresh one's: fill
+    it with ``n`` random signatures first (not timed; ``None``: its capacity), as the running
+    service would have. (Random: they give real posts no candidates, so a real full index, where
+    similar posts share bands more often, may be slower.) Returns the signatures it then holds."""
+    if pipeline is None:
+        return 0
     rng = np.random.default_rng(0)
     for comp in pipeline.components:
         if isinstance(comp, NearDupClusters):
+            n = comp.index.capacity if n is None else n
             for i in range(0, n, 10_000):  # in chunks: a list of 1,000,000 ints would stay in the RSS
                 size = min(10_000, n - i)
                 names = rng.integers(0, 2**64 - 1, size=size, dtype=np.uint64, endpoint=True)
                 sigs = rng.integers(0, 2**32 - 1, size=(size, PERMUTATIONS), dtype=np.uint32, endpoint=True)
                 comp.index.assign_many(sigs, names.tolist())
+            return len(comp.index)
+    return 0
 
 
 def run_tier(
@@ -179,7 +183,7 @@ def run_tier(
     batch: int,
     *,
     query_layer: bool = False,
-    index_fill: int = 0,
+    index_fill: int | None = 0,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = parse_config(
@@ -192,10 +196,11 @@ def run_tier(
             # it cannot finish in time to the firehose model (``murmur run`` keeps it).
             from murmur.enrich.neural import neural_pipeline
 
-            pipeline: Pipeline | None = neural_pipeline(tiered=False)
+            capacity = cfg.enrich.neardup_capacity
+            pipeline: Pipeline | None = neural_pipeline(tiered=False, neardup_capacity=capacity)
         else:
             pipeline = build_pipeline(cfg.enrich)
-        fill_near_dup_index(pipeline, index_fill)
+        filled = fill_near_dup_index(pipeline, index_fill)
         processor = Processor(PrivacyGate(key_file=Path(tmp) / "keys"), pipeline)
         sources = [ListSource(fmt, fmt, items) for fmt, items in payloads.items()]
         steady = SteadyState()
@@ -220,7 +225,7 @@ def run_tier(
     return {
         "tier": tier,
         "query_layer": query_layer,
-        "index_fill": index_fill,
+        "index_fill": filled,
         "checkpoint_us_per_post": checkpoint / max(stats.posts, 1) * 1e6,
         "workers": setup.workers,
         "posts": stats.posts,
@@ -315,7 +320,8 @@ def main() -> None:
         "--index-fill",
         type=int,
         default=None,
-        help="signatures in the near-duplicate index before the run (default: its capacity, 1,000,000, "
+        help="signatures in the near-duplicate index before the run (default: its capacity, 1,000,000 "
+        "(500,000 in the neural tier), "
         "as in a service that has run for a while; 10,000 with --quick)",
     )
     args = parser.parse_args()
@@ -326,7 +332,7 @@ def main() -> None:
     print(f"cpu: {cpu_summary()}")
     print(f"cpus: {os.cpu_count()}, raw payloads: {sum(len(v) for v in payloads.values()):,}")
     batch = args.batch or (256 if args.tier == "neural" else 2000)
-    fill = args.index_fill if args.index_fill is not None else (10_000 if args.quick else 1_000_000)
+    fill = args.index_fill if args.index_fill is not None else (10_000 if args.quick else None)
     result = run_tier(args.tier, payloads, args.workers, batch, query_layer=args.query_layer, index_fill=fill)
     report(result)
     if args.tier == "neural" and not args.quick:

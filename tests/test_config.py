@@ -66,6 +66,7 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], needle: s
         # were accepted and silently taken as 1 (workers: in-process), 1 and 0
         ("[enrich]\nworkers = 0\n", "enrich.workers must be at least 1"),
         ("[enrich]\nbackfill_chunk = -5\n", "enrich.backfill_chunk must be at least 1"),
+        ("[enrich]\nneardup_capacity = 0\n", "enrich.neardup_capacity must be at least 1"),
         ("[enrich]\nbackfill_idle_seconds = -1.0\n", "enrich.backfill_idle_seconds"),
         ("[enrich]\nbackfill_idle_seconds = nan\n", "enrich.backfill_idle_seconds"),
         # DuckDB would refuse these only when the service opens the store, or take them as bytes
@@ -98,3 +99,33 @@ def test_a_section_that_is_not_a_table_is_named_also_with_an_environment_overrid
     with pytest.raises(ConfigError, match=r"\$\.store") as info:
         load_config(path, env={"MURMUR_STORE_PATH": "/data/m.duckdb"})
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("enrich", "capacity"),
+    [
+        ({"tier": "firehose"}, 1_000_000),
+        ({"tier": "neural"}, 500_000),  # the neural tier's models leave less of its 1 GB to the index
+        ({"tier": "neural", "neardup_capacity": 2_000_000}, 2_000_000),
+        ({"tier": "firehose", "neardup_capacity": 1234}, 1234),
+        (
+            {"components": ["murmur.neardup.simhash@1", "murmur.neardup.cluster@2"], "neardup_capacity": 99},
+            99,
+        ),
+        (
+            {"components": ["murmur.neardup.simhash@1", "murmur.neardup.cluster@1"], "neardup_capacity": 99},
+            99,
+        ),
+    ],
+)
+def test_neardup_capacity_reaches_the_near_duplicate_index(enrich: dict[str, object], capacity: int) -> None:
+    from murmur.enrich.neardup import NearDupClusters, SimHashClusters
+    from murmur.enrich.neural.tiered import TieredEnricher
+    from murmur.service import build_pipeline
+
+    pipeline = build_pipeline(parse_config({"enrich": enrich}, env={}).enrich)
+    assert pipeline is not None
+    (index,) = [c.index for c in pipeline.components if isinstance(c, NearDupClusters | SimHashClusters)]
+    assert index.capacity == capacity
+    if enrich.get("tier") == "neural":
+        assert any(isinstance(c, TieredEnricher) for c in pipeline.components)

@@ -100,6 +100,9 @@ class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backfill_chunk: int = 256
     """Most posts per backfill chunk (a chunk is about a second of the neural tier's measured rate):
     new input waits for at most one chunk."""
+    neardup_capacity: int | None = None
+    """Signatures the near-duplicate index holds (the last N posts; ~100 bytes each). Default: 500,000
+    for the neural tier (its 1 GB budget), 1,000,000 otherwise."""
 
 
 class SourceConfig(msgspec.Struct, kw_only=True):
@@ -196,6 +199,12 @@ def parse_config(
             "at least 1 (or unset)",
         ),
         ("enrich.backfill_chunk", enrich.backfill_chunk, enrich.backfill_chunk >= 1, "at least 1"),
+        (
+            "enrich.neardup_capacity",
+            enrich.neardup_capacity,
+            enrich.neardup_capacity is None or enrich.neardup_capacity >= 1,
+            "at least 1 (or unset)",
+        ),
         ("enrich.backfill_idle_seconds", idle, 0 <= idle < math.inf, "a number >= 0"),
         (
             "store.memory_limit",

@@ -43,22 +43,23 @@ def build_gate(config: Config) -> PrivacyGate:
 
 def build_pipeline(enrich: EnrichConfig) -> Pipeline | None:
     """The enrichment pipeline for the configured tier (``none`` stores posts un-enriched)."""
+    capacity = enrich.neardup_capacity
     if enrich.components is not None:
+        from murmur.enrich import components_pipeline
         from murmur.enrich import register_builtins as register_components
-        from murmur.enrich.base import COMPONENTS
 
         register_components()
-        return Pipeline([COMPONENTS.get(name)() for name in enrich.components])
+        return components_pipeline(enrich.components, neardup_capacity=capacity)
     if enrich.tier == "none":
         return None
     if enrich.tier == "firehose":
         from murmur.enrich import firehose_pipeline
 
-        return firehose_pipeline()
+        return firehose_pipeline(neardup_capacity=capacity)
     if enrich.tier == "neural":
         from murmur.enrich.neural import neural_pipeline
 
-        return neural_pipeline()
+        return neural_pipeline(neardup_capacity=capacity)
     msg = f"enrich.tier must be 'neural', 'firehose' or 'none', got {enrich.tier!r}"
     raise ConfigError(msg)
 

@@ -122,3 +122,19 @@ def test_firehose_sentiment_targets_on_val_and_dev() -> None:
         majority = int(np.bincount(s.labels, minlength=3).argmax())
         ours = macro_f1(s.labels, firehose_predict(s.texts))
         assert ours > macro_f1(s.labels, [majority] * len(s.labels)) + 0.03, s.language
+
+
+def test_the_shipped_heads_stay_float16_and_the_table_is_their_float32_product() -> None:
+    # load() used to widen the heads to float32 (38 MB) beside the combined table (38 MB) that
+    # predicts; kept as saved (19 MB), the table holds the very same float32 values
+    model = LexicalSentimentModel.load()
+    for head in model.heads.values():
+        assert head.idf.dtype == head.coef.dtype == np.float16
+    names, table = model._table()
+    assert table.dtype == np.float32
+    assert table.shape == (model.config.n_features, 4 * len(names))
+    for i, name in enumerate(names):
+        idf, coef = (model.heads[name].idf.astype(np.float32), model.heads[name].coef.astype(np.float32))
+        expected = np.stack([idf * coef[:, 0], idf * coef[:, 1], idf * coef[:, 2], idf * idf], axis=1)
+        assert np.array_equal(table[:, 4 * i : 4 * i + 4], expected)
+        assert np.array_equal(model.heads[name].table(), expected)

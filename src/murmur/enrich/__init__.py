@@ -20,6 +20,8 @@ the neural tier (``murmur.enrich.neural``) adds embeddings and neural sentiment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from murmur.enrich.base import COMPONENTS, Component, Pipeline
 from murmur.enrich.langid import Cld2LinguaLanguage
 from murmur.enrich.lexical import LexicalSentiment
@@ -53,11 +55,25 @@ def register_builtins() -> None:
             COMPONENTS.register(cls.name, cls)
 
 
-def firehose_pipeline() -> Pipeline:
+def firehose_pipeline(*, neardup_capacity: int | None = None) -> Pipeline:
     """Language → lexical sentiment → terms → SimHash and MinHash → near-duplicate clusters, built
-    from the registry."""
+    from the registry. ``neardup_capacity``: signatures the near-duplicate index holds (default
+    ``NearDupClusters``', 1,000,000)."""
     register_builtins()
-    return Pipeline([COMPONENTS.get(name)() for name in FIREHOSE])
+    return components_pipeline(FIREHOSE, neardup_capacity=neardup_capacity)
 
 
-__all__ = ["BUILTIN_COMPONENTS", "FIREHOSE", "firehose_pipeline", "register_builtins"]
+def components_pipeline(names: Sequence[str], *, neardup_capacity: int | None = None) -> Pipeline:
+    """The registered components ``names``, in order; a near-duplicate index among them holds
+    ``neardup_capacity`` signatures (unset: the component's default)."""
+    out: list[Component] = []
+    for name in names:
+        cls = COMPONENTS.get(name)
+        if neardup_capacity is not None and issubclass(cls, (NearDupClusters, SimHashClusters)):
+            out.append(cls(capacity=neardup_capacity))
+        else:
+            out.append(cls())
+    return Pipeline(out)
+
+
+__all__ = ["BUILTIN_COMPONENTS", "FIREHOSE", "components_pipeline", "firehose_pipeline", "register_builtins"]

@@ -158,18 +158,29 @@ def fit_idf(occ: Occurrences, cfg: FeatureConfig) -> F32:
     return (np.log((1 + occ.n_docs) / (1 + df)) + 1.0).astype(np.float32)
 
 
+Floats = npt.NDArray[np.float16] | F32
+
+
 @dataclass(frozen=True, slots=True)
 class LinearHead:
-    """``softmax(x @ coef + intercept)`` over (negative, neutral, positive)."""
+    """``softmax(x @ coef + intercept)`` over (negative, neutral, positive). ``idf`` and ``coef``
+    are float32 as trained, or float16 as shipped (``LexicalSentimentModel.load`` keeps them so:
+    half the memory, and ``table`` computes in float32 either way)."""
 
-    idf: F32
-    coef: F32  # (n_features, 3)
+    idf: Floats
+    coef: Floats  # (n_features, 3)
     intercept: F32  # (3,)
 
-    def table(self) -> F32:
-        """Per feature: ``idf · coef`` (3 columns) and ``idf²`` (1 column)."""
-        cols = [self.idf * self.coef[:, k] for k in range(3)] + [self.idf * self.idf]
-        return np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float32)
+    def table(self, out: F32 | None = None) -> F32:
+        """Per feature: ``idf · coef`` (3 columns) and ``idf²`` (1 column), in float32, written into
+        ``out`` when given (an ``(n_features, 4)`` view), so no temporary is as large as the table."""
+        if out is None:
+            out = np.empty((len(self.idf), 4), dtype=np.float32)
+        idf = self.idf.astype(np.float32, copy=False)
+        for k in range(3):
+            np.multiply(idf, self.coef[:, k], out=out[:, k], dtype=np.float32)
+        np.multiply(idf, idf, out=out[:, 3])
+        return out
 
     def proba(self, occ: Occurrences, cfg: FeatureConfig) -> npt.NDArray[np.float64]:
         return head_proba(block_sums(self.table()[occ.col], occ, cfg), self.intercept)
@@ -236,7 +247,10 @@ class LexicalSentimentModel:
         """Every head's ``table()`` side by side: one gather per n-gram serves all heads."""
         if self._combined is None:
             names = tuple(sorted(self.heads))
-            self._combined = (names, np.concatenate([self.heads[h].table() for h in names], axis=1))
+            table = np.empty((self.config.n_features, 4 * len(names)), dtype=np.float32)
+            for i, name in enumerate(names):
+                self.heads[name].table(out=table[:, 4 * i : 4 * i + 4])
+            self._combined = (names, table)
         return self._combined
 
     def mixture_for(self, lang: str | None) -> Mixture:
@@ -300,9 +314,9 @@ class LexicalSentimentModel:
             meta: dict[str, Any] = json.loads(str(z["meta"]))
             names = sorted({k.split(".")[0] for k in z.files if k.endswith(".coef")})
             heads = {
-                n: LinearHead(
-                    idf=z[f"{n}.idf"].astype(np.float32),
-                    coef=z[f"{n}.coef"].astype(np.float32),
+                n: LinearHead(  # float16 as saved: the combined table is what predicts
+                    idf=z[f"{n}.idf"],
+                    coef=z[f"{n}.coef"],
                     intercept=z[f"{n}.intercept"].astype(np.float32),
                 )
                 for n in names

@@ -12,7 +12,8 @@ for one word in a tweet), and MinHash estimates it:
   with ``np.minimum.reduceat``: ~6 µs a post.
 * ``MinHashIndex``: locality-sensitive hashing over ``BANDS`` bands of ``ROWS`` minima each: two
   texts that agree on a whole band are candidates (probability ``1 − (1 − Jᴿ)ᴮ``); a candidate
-  counts when its estimated Jaccard (the share of equal minima) reaches ``threshold``. The cluster
+  counts when its estimated Jaccard (the share of equal minima, compared on their low 4 bits with
+  the chance agreements allowed for: ``minima_needed``) reaches ``threshold``. The cluster
   is the oldest such post's, else a new one. Bands, rows and threshold were chosen with
   ``bench/neardup.py`` (docs/enrichment.md, "Near-duplicates").
 """
@@ -32,6 +33,10 @@ ROWS = 6
 THRESHOLD = 0.75
 SIGNATURE_BYTES = 4 * PERMUTATIONS
 """A signature as it travels in a batch (``Post.minhash``): 64 little-endian uint32."""
+BITS = 4
+"""Low bits of each minimum the index keeps (b-bit MinHash): two minima a byte."""
+CHANCE = 1 / (1 << BITS)
+"""How often two different minima agree on their low ``BITS`` bits by chance."""
 
 U32 = npt.NDArray[np.uint32]
 SHORT_RUN = 24
@@ -72,6 +77,32 @@ def band_keys(sigs: U32, bands: int = BANDS, rows: int = ROWS) -> U32:
     return out
 
 
+def pack_low_bits(sigs: U32) -> npt.NDArray[np.uint8]:
+    """``(n, PERMUTATIONS / 2)``: the low ``BITS`` (4) bits of each minimum, two a byte (minimum
+    ``2j`` in the low half of byte ``j``); the low bits, since a minimum's high bits are mostly
+    zeros."""
+    low = (sigs & np.uint32(0xF)).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = low[:, 0::2] | (low[:, 1::2] << np.uint8(4))
+    return out
+
+
+_EQUAL_HALVES = np.array([((x & 0xF) == 0) + ((x >> 4) == 0) for x in range(256)], dtype=np.uint8)
+"""For a byte of ``packed ^ packed``: how many of its two 4-bit minima agree (0, 1 or 2)."""
+
+
+def equal_minima(stored: npt.NDArray[np.uint8], packed: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """How many of the ``PERMUTATIONS`` packed minima of each row of ``stored`` equal ``packed``'s."""
+    out: npt.NDArray[np.int64] = _EQUAL_HALVES[stored ^ packed].sum(axis=-1, dtype=np.int64)
+    return out
+
+
+def minima_needed(threshold: float) -> int:
+    """Equal 4-bit minima (of ``PERMUTATIONS``) that a Jaccard similarity of ``threshold`` gives on
+    average: ``J + (1 − J) / 16`` of them agree (the rest by chance), so ``ceil(64 · (t + (1 − t) /
+    16))``: 49 for 0.75."""
+    return int(np.ceil(PERMUTATIONS * (threshold + (1 - threshold) * CHANCE) - 1e-9))
+
+
 def cluster_name(cluster: int) -> str:
     """A cluster's id: ``sh:`` and its first post's SimHash in 16 hex digits (as ``cluster@1`` named them)."""
     return f"sh:{cluster:016x}"
@@ -79,15 +110,20 @@ def cluster_name(cluster: int) -> str:
 
 class MinHashIndex:
     """Bounded in-memory LSH index of the last ``capacity`` MinHash signatures (1,000,000 by
-    default): ~132 bytes a signature with 10 bands, plus 2 MB of chain heads a band; a full index
-    of 1,000,000 takes ~144 MB (measured RSS; ``SimHashIndex``: ~41 MB).
+    default; the neural tier's: 500,000): 100 bytes a signature with 10 bands, plus 4 bytes a chain
+    head (2¹⁹ a band for 1,000,000: 2 MB); a full index of 1,000,000 takes 121 MB, of 500,000 60 MB
+    (8 bits a minimum until 2026-12-03: 132 bytes a signature, 153 MB; ``SimHashIndex``: ~41 MB).
 
-    Per signature: its minima's low 8 bits (64 bytes: two texts' minima agree by chance once in
-    256, which adds ~0.001 to an estimated Jaccard near the threshold; the low bits, since a
-    minimum's high bits are mostly zeros), a 16-bit tag of its key and a link per band
-    (``bands`` × 6 bytes), its cluster (8 bytes). Its arrival number is not stored: slots are
-    written in turn, so it follows from the slot (``_seq``). Per band, a table of 2¹⁹ chain heads
-    chains the signatures whose band key falls in that bucket, newest first, as in
+    Per signature: its minima's low 4 bits (b-bit MinHash: 32 bytes; the low bits, since a
+    minimum's high bits are mostly zeros), a 16-bit tag of its key and a link per band (``bands`` ×
+    6 bytes), its cluster (8 bytes). Two different minima agree on 4 bits once in 16, so a
+    Jaccard of ``t`` gives ``t + (1 − t) / 16`` equal minima on average, and a match needs
+    ``minima_needed(threshold)`` of them (49 of 64 for 0.75; ``bench/neardup.py``: word-edit recall
+    54.6 % against 55.0 % with 8 bits, and the same 1.0 % of distinct posts sharing a cluster, none
+    clearly different). The bands' keys are made from the full minima, so the candidates are the
+    same. Its arrival number is not stored: slots are written in turn, so it follows from the slot
+    (``_seq``). Per band, a table of chain heads chains the signatures whose band key falls in that
+    bucket, newest first, as in
     ``neardup.SimHashIndex``: slots form a ring, the oldest is overwritten, and a walk stops at an
     entry newer than the one before it (overwritten). Heads and links hold slot + 1 (0: none), so
     the tables start as zeros, which the OS maps lazily.
@@ -105,7 +141,7 @@ class MinHashIndex:
         bands: int = BANDS,
         rows: int = ROWS,
         max_walk: int = 64,
-        head_bits: int = 19,
+        head_bits: int | None = None,
     ) -> None:
         if capacity < 1:
             msg = f"capacity must be at least 1, got {capacity}"
@@ -123,11 +159,13 @@ class MinHashIndex:
         self.looked_up = 0
         """Signatures that had candidates, so were looked up one by one (the rest were just indexed)."""
         self.max_walk = max_walk
-        self.head_bits = head_bits
-        self._need = int(np.ceil(threshold * PERMUTATIONS - 1e-9))  # equal minima for a match
+        self.head_bits = head_bits if head_bits is not None else max(1, (capacity - 1).bit_length() - 1)
+        """Chain heads a band: 2**head_bits, by default the power of two at or below half the capacity
+        (2¹⁹ for 1,000,000), so chains stay ~2 entries long."""
+        self._need = minima_needed(threshold)  # equal 4-bit minima for a match
         n, b = capacity, bands
         self._count = 0
-        self._sig = np.zeros((n, PERMUTATIONS), dtype=np.uint8)
+        self._sig = np.zeros((n, PERMUTATIONS * BITS // 8), dtype=np.uint8)
         self._cluster = np.zeros(n, dtype=np.uint64)
         self._key = np.zeros((b, n), dtype=np.uint16)
         self._next = np.zeros((b, n), dtype=np.int32)
@@ -143,7 +181,7 @@ class MinHashIndex:
         out: npt.NDArray[np.int64] = last - (last - slot) % self.capacity
         return out
 
-    def _find(self, sig8: npt.NDArray[np.uint8], keys: Sequence[int]) -> tuple[int | None, int]:
+    def _find(self, packed: npt.NDArray[np.uint8], keys: Sequence[int]) -> tuple[int | None, int]:
         """(cluster of the oldest match, arrival number of the newest exact match or -1). Each
         band's chain is walked for at most ``max_walk`` entries, so a flood of one text cannot make
         a lookup slow."""
@@ -175,7 +213,7 @@ class MinHashIndex:
         if not found:
             return None, -1
         slots = np.fromiter(found, dtype=np.int64, count=len(found))
-        same = np.count_nonzero(self._sig[slots] == sig8, axis=1)
+        same = equal_minima(self._sig[slots], packed)
         near = slots[same >= self._need]
         if not len(near):
             return None, -1
@@ -184,10 +222,10 @@ class MinHashIndex:
         exact = seq_near[same[same >= self._need] == PERMUTATIONS]
         return int(self._cluster[oldest]), int(exact.max()) if len(exact) else -1
 
-    def _add(self, sig8: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int) -> None:
+    def _add(self, packed: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int) -> None:
         cap, size = self.capacity, 1 << self.head_bits
         slot = self._count % cap
-        self._sig[slot] = sig8
+        self._sig[slot] = packed
         self._cluster[slot] = cluster
         heads, links, tags = (
             self._head.reshape(-1).data,
@@ -203,13 +241,13 @@ class MinHashIndex:
         self._count += 1
 
     def _add_run(
-        self, sig8: npt.NDArray[np.uint8], keys: npt.NDArray[np.uint32], clusters: npt.NDArray[np.uint64]
+        self, packed: npt.NDArray[np.uint8], keys: npt.NDArray[np.uint32], clusters: npt.NDArray[np.uint64]
     ) -> None:
         """``_add`` of each row in order, vectorized over rows and bands (at most ``capacity`` rows,
         so no slot is written twice)."""
-        m, n, b = len(sig8), self.capacity, self.bands
+        m, n, b = len(packed), self.capacity, self.bands
         slots = (self._count + np.arange(m)) % n
-        self._sig[slots] = sig8
+        self._sig[slots] = packed
         self._cluster[slots] = clusters
         self._key[:, slots] = (keys.T >> np.uint32(16)).astype(np.uint16)
         # every (band, row) pair at once, on the flat tables: head ``band · 2²⁰ + bucket``, link
@@ -275,7 +313,7 @@ class MinHashIndex:
         m = len(sigs)
         if not m:
             return []
-        sig8 = sigs.astype(np.uint8)  # the low bits: the high bits of a minimum are mostly zeros
+        packed = pack_low_bits(sigs)
         keys = band_keys(sigs, self.bands, self.rows)
         alone = self._unmatched(keys)
         out = [0] * m
@@ -286,20 +324,20 @@ class MinHashIndex:
                 while j < m and alone[j] and j - i < self.capacity:
                     j += 1
                 if j - i >= SHORT_RUN:
-                    self._add_run(sig8[i:j], keys[i:j], np.array(names[i:j], dtype=np.uint64))
+                    self._add_run(packed[i:j], keys[i:j], np.array(names[i:j], dtype=np.uint64))
                 else:  # a numpy call per step costs more than a few posts one by one
                     for k in range(i, j):
-                        self._add(sig8[k], keys[k].tolist(), names[k])
+                        self._add(packed[k], keys[k].tolist(), names[k])
                 out[i:j] = names[i:j]
                 i = j
                 continue
             self.looked_up += 1
             row = keys[i].tolist()
-            cluster, exact = self._find(sig8[i], row)
+            cluster, exact = self._find(packed[i], row)
             if cluster is None:
                 cluster = names[i]
             if exact < 0 or exact < self._count - self.capacity // 2:
-                self._add(sig8[i], row, cluster)
+                self._add(packed[i], row, cluster)
             out[i] = cluster
             i += 1
         return [cluster_name(c) for c in out]
@@ -309,5 +347,5 @@ class MinHashIndex:
         ``None``; nothing is indexed."""
         row = np.asarray(sig, dtype=np.uint32).reshape(1, PERMUTATIONS)
         keys = band_keys(row, self.bands, self.rows)[0].tolist()
-        cluster, _ = self._find(row[0].astype(np.uint8), keys)
+        cluster, _ = self._find(pack_low_bits(row)[0], keys)
         return None if cluster is None else cluster_name(cluster)

@@ -57,13 +57,23 @@ def register_builtins() -> None:
             COMPONENTS.register(name, cls)
 
 
-def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pipeline:
+NEARDUP_CAPACITY = 500_000
+"""The neural tier's near-duplicate index (the firehose tier's holds 1,000,000): ~60 MB instead of
+~125, which keeps the tier under 1 GB; at the 90-300 posts/s the tier stores, still 30-90 minutes of
+stream. Under overload every post still passes through it, so at the firehose model's rate it spans
+half the time the firehose tier's would (``enrich.neardup_capacity`` sets it)."""
+
+
+def neural_pipeline(
+    *, tiered: bool = True, budget_s: float | None = None, neardup_capacity: int | None = None
+) -> Pipeline:
     """The firehose tier's components with its sentiment replaced by the neural tier.
 
     ``tiered=True`` (default) wraps the e5 embedding and sentiment in a ``TieredEnricher``: under
     overload the lexical model labels what the neural tier cannot finish within ``budget_s`` (5 s),
     and the runtime upgrades those posts when the stream is idle (``TieredEnricher.upgrade``, called
-    by ``murmur.runtime``'s backfill).
+    by ``murmur.runtime``'s backfill). ``neardup_capacity``: signatures the near-duplicate index
+    holds (default ``NEARDUP_CAPACITY``, 500,000).
     """
     from murmur.enrich.neural.components import neural_components
     from murmur.enrich.neural.tiered import DEFAULT_BUDGET_S, TieredEnricher
@@ -74,7 +84,7 @@ def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pi
     except ImportError:  # pragma: no cover - the firehose tier ships with murmur
         base: list[Component] = []
     else:
-        base = list(firehose_pipeline().components)
+        base = list(firehose_pipeline(neardup_capacity=neardup_capacity or NEARDUP_CAPACITY).components)
     at = next((i for i, c in enumerate(base) if c.name.startswith("murmur.sentiment.")), len(base))
     neural: list[Component] = list(neural_components())
     if tiered and at < len(base):
@@ -83,4 +93,4 @@ def neural_pipeline(*, tiered: bool = True, budget_s: float | None = None) -> Pi
     return Pipeline([*base[:at], *neural, *base[at + 1 :]])
 
 
-__all__ = ["neural_pipeline", "neural_sentiment_model", "register_builtins"]
+__all__ = ["NEARDUP_CAPACITY", "neural_pipeline", "neural_sentiment_model", "register_builtins"]
