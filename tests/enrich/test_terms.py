@@ -5,7 +5,7 @@ from typing import Any
 import stopwordsiso
 
 from murmur.enrich.terms import MAX_WORD, Terms, keyphrases, stopwords, terms_of
-from murmur.text import fold
+from murmur.text import fold, written_hashtags
 from tests.enrich.conformance import make_post
 
 
@@ -176,3 +176,24 @@ def test_warm_up_folds_every_language_s_stopwords() -> None:
     misses = stopwords.cache_info().misses
     stopwords("de")
     assert stopwords.cache_info().misses == misses  # loaded before the first batch, not inside it
+
+
+def test_terms_reuse_the_hashtags_the_gate_read_from_the_same_text() -> None:
+    # The gate and the terms component both read a post's written hashtags: the second reading
+    # (later in the same batch) is remembered, not parsed again (~3 us a post).
+    from murmur.privacy import PrivacyGate
+    from murmur.text import _written_tags
+    from tests.privacy.test_gate import NOW, draft
+
+    _written_tags.cache_clear()
+    text = "#####NOTE: read the rules\n    #authenticating\nFloods again #Klima #1 run `#pragma` then #metoo"
+    post = PrivacyGate(key_file=None).apply(draft(platform="reddit", text=text), now=NOW)
+    post.lang = "en"
+    Terms().process([post])
+    assert post.hashtags == ["klima", "metoo"]
+    assert [t for t in post.terms or [] if t.startswith("#")] == ["#klima", "#metoo"]
+    assert _written_tags.cache_info().misses == 1
+    assert _written_tags.cache_info().hits == 1
+    written = written_hashtags(post.text, markdown=True)
+    written.append("changed")  # a caller's own list: the remembered tags stay as they were
+    assert written_hashtags(post.text, markdown=True) == ["Klima", "metoo"]
