@@ -71,5 +71,8 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 
 _ACCENT_RANGES: tuple[tuple[int, int], ...] = (
     (0x0300, 0x036F),
@@ -171,8 +171,16 @@ def written_hashtags(text: str, *, markdown: bool = False) -> list[str]:
     gate and the terms component both read tags this way, so they agree on what is one."""
     if not may_have_hashtag(text):
         return []
+    return list(_written_tags(text, markdown))
+
+
+@lru_cache(maxsize=4096)
+def _written_tags(text: str, markdown: bool) -> tuple[str, ...]:
+    """``written_hashtags``, remembered for the last few thousand texts with a ``#``: the privacy
+    gate reads a post's tags and the terms component reads the same text's again later in the same
+    batch (the text itself is held anyway, by the post and by ``content_tokens``' cache)."""
     prose = _markdown_prose(text) if markdown else text
-    return [t for t in hashtag_re().findall(prose) if not t.isdigit()]
+    return tuple(t for t in hashtag_re().findall(prose) if not t.isdigit())
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")

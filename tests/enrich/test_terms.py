@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from murmur.enrich.terms import MAX_WORD, Terms, keyphrases, terms_of
-from murmur.text import fold
+import stopwordsiso
+
+from murmur.enrich.terms import MAX_WORD, Terms, keyphrases, stopwords, terms_of
+from murmur.text import fold, written_hashtags
 from tests.enrich.conformance import make_post
 
 
@@ -150,3 +152,48 @@ def test_reddit_headings_and_code_are_no_hashtag_terms() -> None:
     got = [t for t in terms(text, platform="reddit") if t.startswith("#")]
     assert got == ["#metoo"]
     assert [t for t in terms(text) if t.startswith("#")] == ["#note", "#authenticating", "#pragma", "#metoo"]
+
+
+def test_stopwords_are_english_and_the_language_s_own_folded() -> None:
+    english = {fold(w) for w in stopwordsiso.stopwords("en")}
+    for lang in ("fr", "de", "ja", "nb"):
+        own = stopwordsiso.stopwords("no" if lang == "nb" else lang)
+        assert stopwords(lang) == english | {fold(w) for w in own}, lang
+    for unknown in (None, "und", "xx"):
+        assert stopwords(unknown) == english
+
+
+def test_languages_without_a_list_share_the_english_set() -> None:
+    # One frozenset per detected language without a stopword list (CLD2 names ~160) held a copy
+    # of the English set each: ~27 MB per worker process once they had all turned up.
+    assert stopwords("xx") is stopwords("yy") is stopwords("und") is stopwords(None)
+
+
+def test_warm_up_folds_every_language_s_stopwords() -> None:
+    stopwords.cache_clear()
+    Terms().warm_up()
+    assert stopwords.cache_info().currsize >= len(stopwordsiso.langs())
+    misses = stopwords.cache_info().misses
+    stopwords("de")
+    assert stopwords.cache_info().misses == misses  # loaded before the first batch, not inside it
+
+
+def test_terms_reuse_the_hashtags_the_gate_read_from_the_same_text() -> None:
+    # The gate and the terms component both read a post's written hashtags: the second reading
+    # (later in the same batch) is remembered, not parsed again (~3 us a post).
+    from murmur.privacy import PrivacyGate
+    from murmur.text import _written_tags
+    from tests.privacy.test_gate import NOW, draft
+
+    _written_tags.cache_clear()
+    text = "#####NOTE: read the rules\n    #authenticating\nFloods again #Klima #1 run `#pragma` then #metoo"
+    post = PrivacyGate(key_file=None).apply(draft(platform="reddit", text=text), now=NOW)
+    post.lang = "en"
+    Terms().process([post])
+    assert post.hashtags == ["klima", "metoo"]
+    assert [t for t in post.terms or [] if t.startswith("#")] == ["#klima", "#metoo"]
+    assert _written_tags.cache_info().misses == 1
+    assert _written_tags.cache_info().hits == 1
+    written = written_hashtags(post.text, markdown=True)
+    written.append("changed")  # a caller's own list: the remembered tags stay as they were
+    assert written_hashtags(post.text, markdown=True) == ["Klima", "metoo"]

@@ -14,6 +14,7 @@ import pytest
 from murmur.errors import PayloadError, SourceError
 from murmur.sources import normalize as normalize_pkg
 from murmur.sources.normalize import (
+    BUILTINS,
     DEFAULT_MAPPING,
     NORMALIZERS,
     FileMapping,
@@ -339,6 +340,23 @@ def test_registry_names_and_versions() -> None:
     for name in ("jetstream", "mastodon", "reddit", "feed", "jsonl", "csv", "parquet"):
         assert f"{name}@1" in NORMALIZERS.names()
         assert get_normalizer(name) is get_normalizer(f"{name}@1")
+
+
+def test_a_registry_counts_its_names_without_listing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # get_normalizer checks the registry's size for every payload: len(), not a sorted names() list
+    register_builtins()
+    assert len(NORMALIZERS) == len(NORMALIZERS.names()) >= len(BUILTINS)
+    listed: list[bool] = []
+    original = NORMALIZERS.names
+
+    def names() -> list[str]:
+        listed.append(True)
+        return original()
+
+    monkeypatch.setattr(NORMALIZERS, "names", names)
+    get_normalizer("jetstream")
+    get_normalizer("jetstream")
+    assert listed == []
 
 
 def test_a_newer_version_registered_later_is_picked_up() -> None:

@@ -87,8 +87,9 @@ def get_normalizer(format: str) -> Normalizer:
     source and call it directly on the hot path."""
     if not _state["builtins"]:
         register_builtins()
-    # Resolving a bare name scans the registry; cache it until something new is registered.
-    size = len(NORMALIZERS.names())
+    # Resolving a bare name scans the registry; cache it until something new is registered (counted
+    # with ``len``: ``names()`` sorts them, ~1.3 us, paid for every payload).
+    size = len(NORMALIZERS)
     cached = _resolved.get(format)
     if cached is not None and cached[0] == size:
         return cached[1]
