@@ -72,7 +72,7 @@ def test_shipped_members_compute_in_float32_as_float64_would() -> None:
             if i < len(m.layers) - 1:
                 h = np.maximum(h, 0.0)
         e = np.exp(h - h.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
 
     ref = np.mean([float64(m) for m in head.members], axis=0)
     ours = head.proba_e5(x)
