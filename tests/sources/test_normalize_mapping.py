@@ -195,6 +195,20 @@ def test_time_from_id_is_opt_in_and_a_time_column_comes_first() -> None:
         FileMapping(time_from_id="facebook")
 
 
+def test_an_id_a_spreadsheet_quoted_is_the_same_id() -> None:
+    """CrisisLex T6 writes tweet ids as ``'325208201740029952'`` (a spreadsheet's "keep as text"
+    marks): the post's id is the tweet's id, so the same tweet from T26 is the same post."""
+    by_id = FileMapping(time_from_id="twitter")
+    for quoted in (f"'{BOSTON_ID}'", f"'{BOSTON_ID}", f'"{BOSTON_ID}"', f" '{BOSTON_ID}' "):
+        got = normalize_row(by_id, {**CRISISLEX, "Tweet ID": quoted})
+        assert got.post_id == normalize_row(by_id, CRISISLEX).post_id
+        assert BOSTON_ID in got.post_id
+        assert "'" not in got.post_id
+    # only numbers are unquoted: an id that is text keeps its marks
+    text_id = {"id": "'abc'", "text": "x", "time": "2024-01-01"}
+    assert "'abc'" in normalize_row(DEFAULT_MAPPING, text_id).post_id
+
+
 # --- the file source's options ------------------------------------------------------------------------
 
 

@@ -60,6 +60,7 @@ from murmur.sources.normalize.mapping import (
     Columns,
     FileMapping,
     time_from_twitter_id,
+    unquoted_number,
 )
 from murmur.types import Draft, Event
 from murmur.urls import domain_of
@@ -286,6 +287,8 @@ def _normalize_row(mapping: FileMapping, cols: FileMapping, row: Mapping[str, An
     _, raw_id = _first(row, cols.id)
     raw_id_str = _scalar_str(raw_id)
     if raw_id_str:
+        raw_id_str = unquoted_number(raw_id_str)  # one tweet, one id, quoted or not
+
         post_id = clean_id(mapping.id_prefix + raw_id_str, "id", fmt)
     else:
         post_id = mapping.id_prefix + content_hash(_canonical(row))

@@ -213,9 +213,18 @@ before snowflakes (at most about 3e10, all within its first 8 seconds), or not t
 _MAX_ID_DIGITS = 20  # 2**64 has 20 digits
 
 
+def unquoted_number(text: str) -> str:
+    """A number a spreadsheet kept as text, without its quote marks: ``'325208201740029952'`` (as
+    CrisisLex T6 writes its tweet ids; Excel's leading ``'``) → ``325208201740029952``; anything
+    else as it is."""
+    inner = text.strip().strip("'\"")
+    return inner if inner != text and inner.isascii() and inner.isdigit() else text
+
+
 def time_from_twitter_id(raw: object, column: str) -> datetime:
     """The creation time a Twitter/X snowflake id holds; ``PayloadError`` for anything else."""
-    text = str(raw).strip().strip("'\"") if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    scalar = isinstance(raw, str | int) and not isinstance(raw, bool)
+    text = unquoted_number(str(raw).strip()) if scalar else ""
     if not text.isascii() or not text.isdigit() or len(text) > _MAX_ID_DIGITS:
         msg = (
             f"file: the id in column {column!r} is not a Twitter/X snowflake id (digits), so it gives no time"
@@ -243,4 +252,5 @@ __all__ = [
     "mapping_format",
     "parse_mapping_format",
     "time_from_twitter_id",
+    "unquoted_number",
 ]
