@@ -34,7 +34,7 @@ import psutil
 from murmur.config import parse_config
 from murmur.enrich.base import Pipeline
 from murmur.enrich.minhash import PERMUTATIONS
-from murmur.enrich.neardup import NearDupClusters
+from murmur.enrich.neardup import NearDupClusters, TieredNearDupClusters
 from murmur.enrich.neural.embedder import cpu_summary
 from murmur.privacy import PrivacyGate
 from murmur.runtime import Processor, Runtime, RuntimeStats
@@ -165,13 +165,17 @@ def fill_near_dup_index(pipeline: Pipeline | None, n: int | None) -> int:
         return 0
     rng = np.random.default_rng(0)
     for comp in pipeline.components:
-        if isinstance(comp, NearDupClusters):
+        if isinstance(comp, NearDupClusters | TieredNearDupClusters):
             n = comp.index.capacity if n is None else n
             for i in range(0, n, 10_000):  # in chunks: a list of 1,000,000 ints would stay in the RSS
                 size = min(10_000, n - i)
                 names = rng.integers(0, 2**64 - 1, size=size, dtype=np.uint64, endpoint=True)
                 sigs = rng.integers(0, 2**32 - 1, size=(size, PERMUTATIONS), dtype=np.uint32, endpoint=True)
-                comp.index.assign_many(sigs, names.tolist())
+                if isinstance(comp, TieredNearDupClusters):  # 4-gram counts: about half of them mid-range
+                    counts = rng.integers(10, 130, size=size)
+                    comp.index.assign_many(sigs, names.tolist(), counts)
+                else:
+                    comp.index.assign_many(sigs, names.tolist())
             return len(comp.index)
     return 0
 

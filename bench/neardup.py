@@ -49,7 +49,15 @@ from datasketch import MinHash, MinHashLSH
 from murmur.batch import PostBatch
 from murmur.enrich import minhash
 from murmur.enrich.evaluate import load_xlmt
-from murmur.enrich.neardup import SHINGLE, NearDup, SimHashNearDup, normalized, signatures, simhashes
+from murmur.enrich.neardup import (
+    SHINGLE,
+    NearDup,
+    SimHashNearDup,
+    TieredNearDup,
+    normalized,
+    signatures,
+    simhashes,
+)
 from murmur.testing import has_shared_data, shared_data
 from murmur.types import Post
 
@@ -244,7 +252,7 @@ class Engine:
     """The clusters of texts looked up (not indexed): ``None`` where a text found none."""
 
 
-def run_murmur(texts: Sequence[str], batch: int, comp: NearDup | SimHashNearDup) -> Engine:
+def run_murmur(texts: Sequence[str], batch: int, comp: NearDup | TieredNearDup | SimHashNearDup) -> Engine:
     simhashes(texts[:100])  # warm-up: the character tables and caches (not timed)
     now = datetime.now(UTC)
     posts = [
@@ -258,7 +266,26 @@ def run_murmur(texts: Sequence[str], batch: int, comp: NearDup | SimHashNearDup)
         comp.clusters.process_batch(PostBatch(part))
     seconds = time.process_time() - t0
 
-    if isinstance(comp, NearDup):
+    if isinstance(comp, TieredNearDup):
+        tiered = comp.index
+
+        def lookup(variants: Sequence[str]) -> list[str | None]:
+            found: list[str | None] = []
+            for sig in signatures(variants, counted=True):
+                if sig is None:
+                    found.append(None)
+                    continue
+                words = np.frombuffer(sig[1], dtype="<u4")
+                found.append(tiered.lookup(words[: minhash.PERMUTATIONS], int(words[-1])))
+            return found
+
+        lo, hi = tiered.mid_features
+        name = (
+            f"murmur MinHash ({comp.signature.name}, {comp.clusters.name}, {tiered.bands} bands x "
+            f"{tiered.rows} rows, Jaccard >= {tiered.threshold}, {lo}-{hi} 4-grams among themselves "
+            f">= {tiered.mid_threshold}; {tiered.looked_up / len(posts):.1%} of the stream had candidates)"
+        )
+    elif isinstance(comp, NearDup):
         index = comp.index
 
         def lookup(variants: Sequence[str]) -> list[str | None]:
@@ -414,6 +441,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--minhash-bands", type=int, default=minhash.BANDS, help="murmur MinHash's LSH bands")
     p.add_argument("--minhash-rows", type=int, default=minhash.ROWS, help="murmur MinHash's minima per band")
+    p.add_argument(
+        "--mid-threshold",
+        type=float,
+        default=minhash.MID_THRESHOLD,
+        help="murmur cluster@3's threshold for 45-90 4-gram texts",
+    )
     p.add_argument("--no-peer", action="store_true", help="measure murmur only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -442,6 +475,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             plain,
             args.batch,
             NearDup(threshold=args.minhash_threshold, bands=args.minhash_bands, rows=args.minhash_rows),
+        ),
+        run_murmur(
+            plain,
+            args.batch,
+            TieredNearDup(
+                threshold=args.minhash_threshold,
+                bands=args.minhash_bands,
+                rows=args.minhash_rows,
+                mid_threshold=args.mid_threshold,
+            ),
         ),
     ]
     if not args.no_peer:

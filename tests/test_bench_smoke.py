@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from murmur.enrich import FIREHOSE
 from murmur.testing import has_shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def test_enrich_bench_firehose() -> None:
     assert re.search(r"cpu: .+, \d+ cores \(avx2 (yes|no), .*e5 auto backend: [\w-]+\)", out), out
     assert "query layer's hooks): on" in out
     assert re.search(r"final checkpoint \(not in the figures above\): [\d.]+ us/post", out), out
-    for component in ("murmur.lang.cld2lingua@2", "murmur.sentiment.lexical@1", "murmur.neardup.simhash@1"):
+    for component in ("murmur.lang.cld2lingua@2", "murmur.sentiment.lexical@1", *FIREHOSE[-2:]):
         assert component in out
 
 
@@ -87,6 +88,7 @@ def test_neardup_bench() -> None:
     out = run_bench("bench/neardup.py", "--quick", "--sweep")
     assert re.search(r"murmur SimHash \(murmur\.neardup\.simhash@\d.*\): [\d,]+ posts/s", out), out
     assert re.search(r"murmur MinHash \(.*murmur\.neardup\.cluster@2.*\): [\d,]+ posts/s", out), out
+    assert re.search(r"murmur MinHash \(.*murmur\.neardup\.cluster@3.*\): [\d,]+ posts/s", out), out
     assert re.search(r"datasketch MinHashLSH \(Jaccard >= 0\.7, 128 perm\): [\d,]+ posts/s", out), out
     assert re.search(r"one word replaced +\d+\.\d%", out), out
     assert re.search(r"false merges: \d+\.\d% of [\d,]+ distinct posts", out), out

@@ -119,13 +119,17 @@ def test_a_section_that_is_not_a_table_is_named_also_with_an_environment_overrid
     ],
 )
 def test_neardup_capacity_reaches_the_near_duplicate_index(enrich: dict[str, object], capacity: int) -> None:
-    from murmur.enrich.neardup import NearDupClusters, SimHashClusters
+    from murmur.enrich.neardup import NearDupClusters, SimHashClusters, TieredNearDupClusters
     from murmur.enrich.neural.tiered import TieredEnricher
     from murmur.service import build_pipeline
 
     pipeline = build_pipeline(parse_config({"enrich": enrich}, env={}).enrich)
     assert pipeline is not None
-    (index,) = [c.index for c in pipeline.components if isinstance(c, NearDupClusters | SimHashClusters)]
+    (index,) = [
+        c.index
+        for c in pipeline.components
+        if isinstance(c, TieredNearDupClusters | NearDupClusters | SimHashClusters)
+    ]
     assert index.capacity == capacity
     if enrich.get("tier") == "neural":
         assert any(isinstance(c, TieredEnricher) for c in pipeline.components)

@@ -85,10 +85,17 @@ def make_posts(texts: Sequence[str]) -> list[Post]:
     return [make_post(t, i) for i, t in enumerate(texts)]
 
 
+def newest_first(name: str) -> tuple[str, int]:
+    base, _, version = name.partition("[")[0].rpartition("@")
+    return base, -int(version) if version.isdigit() else 0
+
+
 def prepare(posts: Sequence[Post], requires: frozenset[str], exclude: str) -> None:
-    """Fill ``requires`` with the registered components that assign them (not ``exclude``)."""
+    """Fill ``requires`` with the registered components that assign them (not ``exclude``), the
+    newest version of a component first (``murmur.neardup.cluster@3`` needs ``simhash@2``'s
+    signatures; ``cluster@2`` reads both versions')."""
     missing = set(requires) - (POST_FIELDS - ENRICHMENT_FIELDS)
-    for name in COMPONENTS.names():
+    for name in sorted(COMPONENTS.names(), key=newest_first):
         if not missing:
             break
         cls = COMPONENTS.get(name)

@@ -8,12 +8,14 @@ import pytest
 
 from murmur.enrich.evaluate import load_xlmt
 from murmur.enrich.minhash import (
+    MID_THRESHOLD,
     PERMUTATIONS,
     MinHashIndex,
     cluster_name,
     equal_minima,
     minima_needed,
     pack_low_bits,
+    split_counted,
 )
 from murmur.enrich.neardup import NearDup, signatures
 from murmur.testing import has_shared_data, shared_data
@@ -193,3 +195,75 @@ def test_4_bit_minima_decide_as_the_full_minima_on_real_word_edited_tweets() -> 
     assert agree >= 0.95
     assert abs(np.mean(full) - np.mean(packed)) <= 0.01
     assert 0.5 < np.mean(full) < 0.98  # the edits do straddle the threshold
+
+
+@pytest.mark.parametrize("capacity", [1_000_000, 50, 7])
+def test_a_batch_with_mid_range_texts_gives_the_clusters_of_the_same_signatures_one_by_one(
+    capacity: int,
+) -> None:
+    # near copies among mid-range texts (45-90 4-grams, matched at 0.68) and outside it, floods
+    rng = np.random.default_rng(capacity)
+    bases = random_sigs(rng, 20)
+    rows: list[np.ndarray] = []
+    while len(rows) < 3000:
+        r = rng.random()
+        if r < 0.3:
+            rows.append(random_sigs(rng, 1)[0])
+        elif r < 0.8:
+            rows.append(near(rng, bases[rng.integers(20)], int(rng.integers(0, 30))))
+        else:
+            pick = rows[int(rng.integers(len(rows)))] if rows else bases[0]
+            rows.extend([pick] * int(rng.integers(1, 20)))
+    sigs = np.array(rows, dtype=np.uint32)
+    counts = rng.choice([20, 45, 60, 89, 90, 300], size=len(sigs))
+    names = [int(x) for x in rng.integers(0, 2**63, size=len(sigs))]
+    one_by_one = MinHashIndex(capacity, mid_threshold=MID_THRESHOLD, head_bits=4)
+    batched = MinHashIndex(capacity, mid_threshold=MID_THRESHOLD, head_bits=4)
+    expected = [
+        one_by_one.assign_many(sigs[i : i + 1], names[i : i + 1], counts[i : i + 1])[0]
+        for i in range(len(sigs))
+    ]
+    got: list[str] = []
+    at = 0
+    while at < len(sigs):
+        size = int(rng.choice([1, 3, 40, 700]))
+        got += batched.assign_many(sigs[at : at + size], names[at : at + size], counts[at : at + size])
+        at += size
+    assert got == expected
+    assert 20 < len(set(expected)) < len(sigs) // 2
+    for name in ("_sig", "_cluster", "_key", "_next", "_head", "_mid"):
+        assert np.array_equal(getattr(batched, name), getattr(one_by_one, name)), name
+    if capacity > 7:  # the lower threshold decided some: at 0.75 for all the stream clusters differently
+        plain = MinHashIndex(capacity, head_bits=4)
+        assert plain.assign_many(sigs, names, counts) != expected
+
+
+def test_mid_range_texts_match_at_the_lower_threshold_and_only_among_themselves() -> None:
+    a = random_sigs(np.random.default_rng(4), 1)[0]
+    copy, far = a.copy(), a.copy()
+    copy[46:] ^= 1  # 46 of 64 minima agree (no 4-bit chance agreement): J ~0.72, below 0.75, above 0.68
+    far[36:] ^= 1  # 36 of 64: J ~0.56
+    idx = MinHashIndex(capacity=1000, mid_threshold=MID_THRESHOLD)
+    assert idx.assign_many(a[None], [1], np.array([60])) == [cluster_name(1)]
+    assert idx.lookup(copy, 60) == cluster_name(1)
+    assert idx.lookup(copy, 120) is None  # a long text: 0.75, as cluster@2
+    assert idx.lookup(copy, 30) is None  # a very short one: 0.75 (distinct posts share templates)
+    assert idx.lookup(copy) is None  # no count: 0.75
+    assert idx.lookup(far, 60) is None
+    long_original = MinHashIndex(capacity=1000, mid_threshold=MID_THRESHOLD)
+    long_original.assign_many(a[None], [1], np.array([120]))
+    assert long_original.lookup(copy, 60) is None  # both texts must be mid-range
+    assert MinHashIndex(capacity=1000).assign_many(np.array([a, copy]), [1, 2], np.array([60, 60])) == [
+        cluster_name(1),
+        cluster_name(2),
+    ]  # no mid_threshold (cluster@2): 0.75 for all
+
+
+def test_counted_signatures_carry_the_4_gram_count_and_a_wrong_size_is_explained() -> None:
+    (found,) = signatures(["the council votes tonight on the plan"], counted=True)
+    assert found is not None
+    sigs, counts = split_counted(found[1], 1)
+    assert np.array_equal(sigs[0], sig_of("the council votes tonight on the plan"))
+    assert counts.tolist() == [len(" the council votes tonight on the plan ") - 3]
+    with pytest.raises(ValueError, match=r"simhash@2 before murmur\.neardup\.cluster@3"):
+        split_counted(sig_of("the council votes tonight").tobytes(), 1)

@@ -9,6 +9,8 @@ component                               assigns                             requ
 ``murmur.sentiment.lexical@1``          ``sentiment``, ``sentiment_score``,  ``lang``
                                         ``sentiment_model``
 ``murmur.terms@1``                      ``terms``                            ``lang``
+``murmur.neardup.simhash@2``            ``simhash``, ``minhash`` (counted)
+``murmur.neardup.cluster@3``            ``dup_cluster``                      ``simhash``, ``minhash``
 ``murmur.neardup.simhash@1``            ``simhash``, ``minhash``
 ``murmur.neardup.cluster@2``            ``dup_cluster``                      ``simhash``, ``minhash``
 ``murmur.neardup.cluster@1``            ``dup_cluster``                      ``simhash``
@@ -25,13 +27,21 @@ from collections.abc import Sequence
 from murmur.enrich.base import COMPONENTS, Component, Pipeline
 from murmur.enrich.langid import Cld2LinguaLanguage
 from murmur.enrich.lexical import LexicalSentiment
-from murmur.enrich.neardup import NearDupClusters, SimHashClusters, SimHashSignature
+from murmur.enrich.neardup import (
+    CountedSignature,
+    NearDupClusters,
+    SimHashClusters,
+    SimHashSignature,
+    TieredNearDupClusters,
+)
 from murmur.enrich.terms import Terms
 
 BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Cld2LinguaLanguage,
     LexicalSentiment,
     Terms,
+    CountedSignature,  # before simhash@1: what a component that needs ``minhash`` is given first
+    TieredNearDupClusters,
     SimHashSignature,
     NearDupClusters,
     SimHashClusters,
@@ -41,8 +51,8 @@ FIREHOSE: tuple[str, ...] = (
     "murmur.lang.cld2lingua@2",
     "murmur.sentiment.lexical@1",
     "murmur.terms@1",
-    "murmur.neardup.simhash@1",
-    "murmur.neardup.cluster@2",
+    "murmur.neardup.simhash@2",
+    "murmur.neardup.cluster@3",
 )
 """The firehose tier's components, in pipeline order."""
 
@@ -69,7 +79,9 @@ def components_pipeline(names: Sequence[str], *, neardup_capacity: int | None = 
     out: list[Component] = []
     for name in names:
         cls = COMPONENTS.get(name)
-        if neardup_capacity is not None and issubclass(cls, (NearDupClusters, SimHashClusters)):
+        if neardup_capacity is not None and issubclass(
+            cls, (TieredNearDupClusters, NearDupClusters, SimHashClusters)
+        ):
             out.append(cls(capacity=neardup_capacity))
         else:
             out.append(cls())

@@ -1,4 +1,5 @@
-"""MinHash signatures and their LSH index: the near-duplicate clusters of ``murmur.neardup.cluster@2``.
+"""MinHash signatures and their LSH indexes: the near-duplicate clusters of ``murmur.neardup.cluster@2``
+and ``cluster@3`` (``mid_threshold``: texts of 45-90 4-grams match among themselves at 0.68).
 
 A copy-paste campaign changes a word, fixes a typo or appends a line. That changes a few of a
 text's character 4-grams, so the Jaccard similarity of the two texts' 4-gram sets stays high (~0.8
@@ -42,6 +43,29 @@ U32 = npt.NDArray[np.uint32]
 SHORT_RUN = 24
 """Runs of posts without candidates shorter than this are indexed one by one (``_add``), longer ones
 at once (``_add_run``): the break-even, measured."""
+
+
+MID_FEATURES = (45, 90)
+"""4-gram counts (from, below) of the texts that ``cluster@3`` matches among themselves at
+``MID_THRESHOLD``: posts of ~45-90 characters, where one replaced word or an appended sentence takes
+a copy below 0.75 (docs/enrichment.md, "Near-duplicates"). Shorter texts keep 0.75: there, distinct
+posts share templates ("home los angeles california" / "thankful los angeles california")."""
+MID_THRESHOLD = 0.68
+COUNTED_BYTES = SIGNATURE_BYTES + 4
+"""A counted signature (``murmur.neardup.simhash@2``): the minima, then the text's 4-gram count,
+all little-endian uint32."""
+
+
+def split_counted(raw: bytes, n: int) -> tuple[U32, npt.NDArray[np.int64]]:
+    """``n`` counted signatures laid end to end: their ``(n, PERMUTATIONS)`` minima and 4-gram counts."""
+    if len(raw) != n * COUNTED_BYTES:
+        msg = (
+            f"counted MinHash signatures are {COUNTED_BYTES} bytes each (murmur.neardup.simhash@2), "
+            f"got {len(raw)} bytes for {n}: put murmur.neardup.simhash@2 before murmur.neardup.cluster@3"
+        )
+        raise ValueError(msg)
+    words = np.frombuffer(raw, dtype="<u4").reshape(n, PERMUTATIONS + 1)
+    return np.ascontiguousarray(words[:, :PERMUTATIONS]), words[:, PERMUTATIONS].astype(np.int64)
 
 
 _MULTIPLIERS = (splitmix64(np.arange(PERMUTATIONS, dtype=np.uint64) + np.uint64(0x6D68)) | np.uint64(1))[
@@ -110,13 +134,14 @@ def cluster_name(cluster: int) -> str:
 
 class MinHashIndex:
     """Bounded in-memory LSH index of the last ``capacity`` MinHash signatures (1,000,000 by
-    default; the neural tier's: 500,000): 100 bytes a signature with 10 bands, plus 4 bytes a chain
-    head (2¹⁹ a band for 1,000,000: 2 MB); a full index of 1,000,000 takes 121 MB, of 500,000 60 MB
+    default; the neural tier's: 500,000): 101 bytes a signature with 10 bands, plus 4 bytes a chain
+    head (2¹⁹ a band for 1,000,000: 2 MB); a full index of 1,000,000 takes 122 MB, of 500,000 61 MB
     (8 bits a minimum until 2026-12-03: 132 bytes a signature, 153 MB; ``SimHashIndex``: ~41 MB).
 
     Per signature: its minima's low 4 bits (b-bit MinHash: 32 bytes; the low bits, since a
     minimum's high bits are mostly zeros), a 16-bit tag of its key and a link per band (``bands`` ×
-    6 bytes), its cluster (8 bytes). Two different minima agree on 4 bits once in 16, so a
+    6 bytes), its cluster (8 bytes), whether its text is mid-range (1 byte: ``mid_threshold``).
+    Two different minima agree on 4 bits once in 16, so a
     Jaccard of ``t`` gives ``t + (1 − t) / 16`` equal minima on average, and a match needs
     ``minima_needed(threshold)`` of them (49 of 64 for 0.75; ``bench/neardup.py``: word-edit recall
     54.6 % against 55.0 % with 8 bits, and the same 1.0 % of distinct posts sharing a cluster, none
@@ -142,6 +167,8 @@ class MinHashIndex:
         rows: int = ROWS,
         max_walk: int = 64,
         head_bits: int | None = None,
+        mid_threshold: float | None = None,
+        mid_features: tuple[int, int] = MID_FEATURES,
     ) -> None:
         if capacity < 1:
             msg = f"capacity must be at least 1, got {capacity}"
@@ -163,7 +190,13 @@ class MinHashIndex:
         """Chain heads a band: 2**head_bits, by default the power of two at or below half the capacity
         (2¹⁹ for 1,000,000), so chains stay ~2 entries long."""
         self._need = minima_needed(threshold)  # equal 4-bit minima for a match
+        self.mid_threshold = mid_threshold
+        """Where set, two texts of ``mid_features`` 4-grams each (``assign_many``'s ``counts``)
+        match at this estimated Jaccard instead (``cluster@3``); candidates come from the same bands."""
+        self.mid_features = mid_features
+        self._mid_need = minima_needed(mid_threshold) if mid_threshold is not None else self._need
         n, b = capacity, bands
+        self._mid = np.zeros(n, dtype=bool)  # the slot's text is mid-range
         self._count = 0
         self._sig = np.zeros((n, PERMUTATIONS * BITS // 8), dtype=np.uint8)
         self._cluster = np.zeros(n, dtype=np.uint64)
@@ -181,7 +214,18 @@ class MinHashIndex:
         out: npt.NDArray[np.int64] = last - (last - slot) % self.capacity
         return out
 
-    def _find(self, packed: npt.NDArray[np.uint8], keys: Sequence[int]) -> tuple[int | None, int]:
+    def in_mid(self, counts: npt.NDArray[np.int64] | None, m: int) -> npt.NDArray[np.bool_]:
+        """Which of ``m`` texts with ``counts`` 4-grams match among themselves at ``mid_threshold``."""
+        if counts is None or self.mid_threshold is None:
+            return np.zeros(m, dtype=bool)
+        lo, hi = self.mid_features
+        counts = np.asarray(counts, dtype=np.int64)
+        out: npt.NDArray[np.bool_] = (counts >= lo) & (counts < hi)
+        return out
+
+    def _find(
+        self, packed: npt.NDArray[np.uint8], keys: Sequence[int], mid: bool = False
+    ) -> tuple[int | None, int]:
         """(cluster of the oldest match, arrival number of the newest exact match or -1). Each
         band's chain is walked for at most ``max_walk`` entries, so a flood of one text cannot make
         a lookup slow."""
@@ -214,19 +258,24 @@ class MinHashIndex:
             return None, -1
         slots = np.fromiter(found, dtype=np.int64, count=len(found))
         same = equal_minima(self._sig[slots], packed)
-        near = slots[same >= self._need]
+        need = np.where(self._mid[slots], self._mid_need, self._need) if mid else self._need
+        ok = same >= need
+        near = slots[ok]
         if not len(near):
             return None, -1
         seq_near = self._seq(near)
         oldest = near[np.argmin(seq_near)]
-        exact = seq_near[same[same >= self._need] == PERMUTATIONS]
+        exact = seq_near[same[ok] == PERMUTATIONS]
         return int(self._cluster[oldest]), int(exact.max()) if len(exact) else -1
 
-    def _add(self, packed: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int) -> None:
+    def _add(
+        self, packed: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int, mid: bool = False
+    ) -> None:
         cap, size = self.capacity, 1 << self.head_bits
         slot = self._count % cap
         self._sig[slot] = packed
         self._cluster[slot] = cluster
+        self._mid[slot] = mid
         heads, links, tags = (
             self._head.reshape(-1).data,
             self._next.reshape(-1).data,
@@ -241,7 +290,11 @@ class MinHashIndex:
         self._count += 1
 
     def _add_run(
-        self, packed: npt.NDArray[np.uint8], keys: npt.NDArray[np.uint32], clusters: npt.NDArray[np.uint64]
+        self,
+        packed: npt.NDArray[np.uint8],
+        keys: npt.NDArray[np.uint32],
+        clusters: npt.NDArray[np.uint64],
+        mid: npt.NDArray[np.bool_] | None = None,
     ) -> None:
         """``_add`` of each row in order, vectorized over rows and bands (at most ``capacity`` rows,
         so no slot is written twice)."""
@@ -249,6 +302,7 @@ class MinHashIndex:
         slots = (self._count + np.arange(m)) % n
         self._sig[slots] = packed
         self._cluster[slots] = clusters
+        self._mid[slots] = False if mid is None else mid
         self._key[:, slots] = (keys.T >> np.uint32(16)).astype(np.uint16)
         # every (band, row) pair at once, on the flat tables: head ``band · 2²⁰ + bucket``, link
         # ``band · capacity + slot``; within a bucket the rows chain in order, the first to the old head
@@ -302,11 +356,15 @@ class MinHashIndex:
         out: npt.NDArray[np.bool_] = ~hit
         return out
 
-    def assign_many(self, sigs: U32, names: Sequence[int]) -> list[str]:
+    def assign_many(
+        self, sigs: U32, names: Sequence[int], counts: npt.NDArray[np.int64] | None = None
+    ) -> list[str]:
         """The cluster of each signature (rows of ``sigs``, in order): the oldest indexed match's,
         or a new one named after ``names[i]`` (the post's SimHash). Each is then indexed, unless an
         identical signature is and is not yet half-way to eviction (so a copy-paste flood keeps a
         few entries alive instead of filling the ring). Gives the same as one call per signature.
+
+        ``counts``: each text's 4-grams, for ``mid_threshold`` (``cluster@3``).
 
         Signatures that surely find no candidate (``_unmatched``: nearly all but copies) are just
         indexed, runs of them at once; only the others are looked up one by one."""
@@ -316,6 +374,7 @@ class MinHashIndex:
         packed = pack_low_bits(sigs)
         keys = band_keys(sigs, self.bands, self.rows)
         alone = self._unmatched(keys)
+        mids = self.in_mid(counts, m)
         out = [0] * m
         i = 0
         while i < m:
@@ -323,29 +382,48 @@ class MinHashIndex:
                 j = i + 1
                 while j < m and alone[j] and j - i < self.capacity:
                     j += 1
-                if j - i >= SHORT_RUN:
-                    self._add_run(packed[i:j], keys[i:j], np.array(names[i:j], dtype=np.uint64))
-                else:  # a numpy call per step costs more than a few posts one by one
-                    for k in range(i, j):
-                        self._add(packed[k], keys[k].tolist(), names[k])
+                self._add_many(packed[i:j], keys[i:j], names[i:j], mids[i:j])
                 out[i:j] = names[i:j]
                 i = j
                 continue
             self.looked_up += 1
             row = keys[i].tolist()
-            cluster, exact = self._find(packed[i], row)
+            mid = bool(mids[i])
+            cluster, exact = self._find(packed[i], row, mid)
             if cluster is None:
                 cluster = names[i]
-            if exact < 0 or exact < self._count - self.capacity // 2:
-                self._add(packed[i], row, cluster)
+            self._keep(packed[i], row, cluster, exact, mid)
             out[i] = cluster
             i += 1
         return [cluster_name(c) for c in out]
 
-    def lookup(self, sig: U32) -> str | None:
-        """The cluster of the oldest indexed match of one signature (``PERMUTATIONS`` minima), or
-        ``None``; nothing is indexed."""
+    def _add_many(
+        self,
+        packed: npt.NDArray[np.uint8],
+        keys: npt.NDArray[np.uint32],
+        names: Sequence[int],
+        mid: npt.NDArray[np.bool_],
+    ) -> None:
+        """``_add`` of each row in order (at most ``capacity`` rows): long runs at once."""
+        if len(packed) >= SHORT_RUN:
+            self._add_run(packed, keys, np.array(names, dtype=np.uint64), mid)
+        else:  # a numpy call per step costs more than a few posts one by one
+            for k in range(len(packed)):
+                self._add(packed[k], keys[k].tolist(), names[k], bool(mid[k]))
+
+    def _keep(
+        self, packed: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int, exact: int, mid: bool
+    ) -> None:
+        """Index a looked-up signature, unless an identical one (arrival number ``exact``) is
+        indexed and not yet half-way to eviction."""
+        if exact < 0 or exact < self._count - self.capacity // 2:
+            self._add(packed, keys, cluster, mid)
+
+    def lookup(self, sig: U32, count: int | None = None) -> str | None:
+        """The cluster of the oldest indexed match of one signature (``PERMUTATIONS`` minima; its
+        text's ``count`` of 4-grams, for ``mid_threshold``), or ``None``; nothing is indexed."""
         row = np.asarray(sig, dtype=np.uint32).reshape(1, PERMUTATIONS)
         keys = band_keys(row, self.bands, self.rows)[0].tolist()
-        cluster, _ = self._find(pack_low_bits(row)[0], keys)
+        mid = bool(self.in_mid(None if count is None else np.array([count]), 1)[0])
+        cluster, _ = self._find(pack_low_bits(row)[0], keys, mid)
         return None if cluster is None else cluster_name(cluster)

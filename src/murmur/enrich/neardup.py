@@ -1,5 +1,6 @@
-"""Near-duplicates: signatures (``murmur.neardup.simhash@1``) and cluster ids
-(``murmur.neardup.cluster@2``; ``cluster@1`` is the former SimHash-only clustering).
+"""Near-duplicates: signatures (``murmur.neardup.simhash@2``) and cluster ids
+(``murmur.neardup.cluster@3``). ``simhash@1`` (no 4-gram count), ``cluster@2`` (one threshold for
+every length) and ``cluster@1`` (the former SimHash-only clustering) stay registered.
 
 A copy-paste campaign posts the same text with small edits: another link, another @mention, an
 emoji, a changed word, a typo, an appended line. Such posts should count as one story, so each
@@ -16,6 +17,9 @@ post gets
 * ``dup_cluster``: the cluster of the oldest indexed post whose MinHash signature shares one of 10
   LSH bands (6 minima each) with this one and whose estimated Jaccard similarity is ≥ 0.75, or a
   new cluster named after this post's SimHash (``sh:<16 hex>``, the same names ``cluster@1`` gave).
+  ``cluster@3`` also matches posts of 45-90 4-grams among themselves at ≥ 0.68 (candidates from the
+  same bands): there one replaced word takes a copy below 0.75. For that, ``simhash@2`` appends
+  each text's 4-gram count to ``minhash`` (``minhash.COUNTED_BYTES``).
 
 The index (``minhash.MinHashIndex``) is in memory and bounded (``capacity`` signatures, ~132 bytes
 each plus 20 MB of chain heads: ~144 MB at 1,000,000; oldest evicted first). Posts are indexed in
@@ -25,10 +29,11 @@ band with an indexed or earlier post, and indexes them in vectorized runs; only 
 real posts) are looked up one by one. Texts with fewer than ``min_features`` 4-grams (emoji only,
 a link only) get none of the fields.
 
-Measured (``bench/neardup.py``, docs/enrichment.md "Near-duplicates"): 55 % of word-edited copies
-(one or two words replaced, a sentence appended, a typo) join their original's cluster (SimHash at
-Hamming ≤ 3: 6 %; datasketch's MinHashLSH at Jaccard ≥ 0.7: 59 %), 1.0 % of distinct real posts
-share a cluster, none of them clearly different. ``SimHashIndex`` (Hamming ≤ 3) stays for
+Measured (``bench/neardup.py``, docs/enrichment.md "Near-duplicates"): 61 % of word-edited copies
+(one or two words replaced, a sentence appended, a typo) join their original's cluster with
+``cluster@3`` (``cluster@2``: 55 %; SimHash at Hamming ≤ 3: 6 %; datasketch's MinHashLSH at Jaccard
+≥ 0.7: 59 %), 1.1 % of distinct real posts share a cluster (1.0 %), none of them clearly different.
+``SimHashIndex`` (Hamming ≤ 3) stays for
 ``cluster@1``.
 """
 
@@ -110,14 +115,19 @@ def simhashes(texts: Sequence[str], *, min_features: int = 3) -> list[int | None
     return [int(s) if c >= min_features else None for s, c in zip(sig.tolist(), counts, strict=True)]
 
 
-def signatures(texts: Sequence[str], *, min_features: int = 3) -> list[tuple[int, bytes] | None]:
-    """Each text's SimHash and MinHash signature (``minhash.SIGNATURE_BYTES`` bytes), from one pass
-    over its 4-grams; ``None`` for texts with too few features."""
+def signatures(
+    texts: Sequence[str], *, min_features: int = 3, counted: bool = False
+) -> list[tuple[int, bytes] | None]:
+    """Each text's SimHash and MinHash signature (``minhash.SIGNATURE_BYTES`` bytes; ``counted``:
+    followed by the text's 4-gram count, ``minhash.COUNTED_BYTES``), from one pass over its
+    4-grams; ``None`` for texts with too few features."""
     if not texts:
         return []
     f = features(texts)
     sim = simhash_array(f).tolist()
     mins = minhash.minhashes(f.n_docs, f.doc, f.hashes).astype("<u4", copy=False)
+    if counted:
+        mins = np.concatenate([mins, f.counts.astype("<u4")[:, None]], axis=1)
     return [
         (sim[i], mins[i].tobytes()) if c >= min_features else None for i, c in enumerate(f.counts.tolist())
     ]
@@ -313,11 +323,24 @@ class SimHashSignature:
     chunk = 256
     """Posts per vectorized call: small enough for the n-gram arrays to stay in cache."""
 
+    counted = False
+    """Whether ``minhash`` ends with the text's 4-gram count (``CountedSignature``)."""
+
     def process(self, posts: Sequence[Post]) -> None:
         for i in range(0, len(posts), self.chunk):
             part = posts[i : i + self.chunk]
-            for post, sig in zip(part, signatures([p.text for p in part]), strict=True):
+            sigs = signatures([p.text for p in part], counted=self.counted)
+            for post, sig in zip(part, sigs, strict=True):
                 post.simhash, post.minhash = sig if sig is not None else (None, None)
+
+
+class CountedSignature(SimHashSignature):
+    """``murmur.neardup.simhash@2``: as ``simhash@1``, with the text's 4-gram count after the 64
+    minima in ``minhash`` (``minhash.COUNTED_BYTES``), which ``cluster@3`` needs to know a
+    45-90 character post. ``simhash`` is the same."""
+
+    name = "murmur.neardup.simhash@2"
+    counted = True
 
 
 class NearDupClusters:
@@ -348,8 +371,43 @@ class NearDupClusters:
         names = batch.column("simhash")
         have = [i for i, m in enumerate(mins) if m is not None]
         joined = b"".join(mins[i] for i in have)
-        sigs = np.frombuffer(joined, dtype="<u4").reshape(len(have), minhash.PERMUTATIONS)
+        width = len(joined) // 4 // len(have) if have else minhash.PERMUTATIONS  # counted (simhash@2) or not
+        words = np.frombuffer(joined, dtype="<u4").reshape(len(have), width)
+        sigs = np.ascontiguousarray(words[:, : minhash.PERMUTATIONS])
         clusters = iter(self.index.assign_many(sigs, [names[i] for i in have]))
+        batch.set_column("dup_cluster", [None if m is None else next(clusters) for m in mins])
+
+
+class TieredNearDupClusters:
+    """``murmur.neardup.cluster@3``: as ``cluster@2``, and posts of 45-90 4-grams also join a copy
+    among them at estimated Jaccard ≥ 0.68 (``MinHashIndex(mid_threshold=...)``), so one replaced word
+    or an appended sentence in a short post keeps it in its campaign. Reads ``simhash@2``'s counted
+    signatures."""
+
+    name = "murmur.neardup.cluster@3"
+    requires: frozenset[str] = frozenset({"simhash", "minhash"})
+    assigns: frozenset[str] = frozenset({"dup_cluster"})
+    stateful = True
+
+    def __init__(
+        self,
+        capacity: int = 1_000_000,
+        threshold: float = minhash.THRESHOLD,
+        bands: int = minhash.BANDS,
+        rows: int = minhash.ROWS,
+        mid_threshold: float = minhash.MID_THRESHOLD,
+    ) -> None:
+        self.index = minhash.MinHashIndex(capacity, threshold, bands, rows, mid_threshold=mid_threshold)
+
+    def process(self, posts: Sequence[Post]) -> None:
+        self.process_batch(PostBatch(list(posts)))
+
+    def process_batch(self, batch: PostBatch) -> None:
+        mins = batch.column("minhash")
+        names = batch.column("simhash")
+        have = [i for i, m in enumerate(mins) if m is not None]
+        sigs, counts = minhash.split_counted(b"".join(mins[i] for i in have), len(have))
+        clusters = iter(self.index.assign_many(sigs, [names[i] for i in have], counts))
         batch.set_column("dup_cluster", [None if m is None else next(clusters) for m in mins])
 
 
@@ -391,6 +449,34 @@ class NearDup:
     ) -> None:
         self.signature = SimHashSignature()
         self.clusters = NearDupClusters(capacity, threshold, bands, rows)
+
+    @property
+    def index(self) -> minhash.MinHashIndex:
+        return self.clusters.index
+
+    def process(self, posts: Sequence[Post]) -> None:
+        self.signature.process(posts)
+        self.clusters.process(posts)
+
+
+class TieredNearDup:
+    """``simhash@2`` and ``cluster@3`` in one object, for use outside a pipeline."""
+
+    name = "murmur.neardup@3"
+    requires: frozenset[str] = frozenset()
+    assigns: frozenset[str] = frozenset({"simhash", "minhash", "dup_cluster"})
+    stateful = True
+
+    def __init__(
+        self,
+        capacity: int = 1_000_000,
+        threshold: float = minhash.THRESHOLD,
+        bands: int = minhash.BANDS,
+        rows: int = minhash.ROWS,
+        mid_threshold: float = minhash.MID_THRESHOLD,
+    ) -> None:
+        self.signature = CountedSignature()
+        self.clusters = TieredNearDupClusters(capacity, threshold, bands, rows, mid_threshold)
 
     @property
     def index(self) -> minhash.MinHashIndex:

@@ -125,7 +125,7 @@ def test_registered_and_neural_pipeline_builds() -> None:
     (enricher,) = [c for c in pipe.components if isinstance(c, TieredEnricher)]
     stateless, ordered = pipe.split()
     assert enricher in stateless.components  # it may run in worker processes
-    assert [c.name for c in ordered.components] == ["murmur.neardup.cluster@2"]
+    assert [c.name for c in ordered.components] == ["murmur.neardup.cluster@3"]
     plain = [c.name for c in neural_pipeline(tiered=False).components]
     assert plain[1:3] == [EMBED_NAME, SENTIMENT_NAME]
 
