@@ -255,3 +255,26 @@ def test_hashtag_terms_are_the_same_from_the_cache() -> None:
     first = terms_of(post)
     assert first == terms_of(post)
     assert [t for t in first if t.startswith("#")] == ["#cafe", "#uber"]
+
+
+def test_non_ascii_keyphrases_with_and_without_unsegmented_scripts() -> None:
+    """Texts without a token of an unsegmented script take the shorter loop too; a Thai mark after a
+    Latin letter (in a token that does not start with such a character) and half-width katakana
+    (folded into the katakana block) take the general one; the same keyphrases either way."""
+    assert keyphrases("Grüße aus Köln, Grüße aus Köln 2024", "de") == [
+        "grusse",
+        "koln",
+        "grusse",
+        "koln grusse",
+        "koln",
+    ]
+    assert keyphrases("x\u0e31 yz東京 ｶﾀｶﾅ wörd ä", "en") == [
+        "x\u0e31",
+        "yz",
+        "x\u0e31 yz",
+        "東京",
+        "カタ",
+        "タカ",
+        "カナ",
+        "word",
+    ]

@@ -112,7 +112,9 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> list[s
     out: list[str] = []
     emit = out.append
     prev: str | None = None  # previous kept word (None after a stopword or a script change)
-    if text.isascii():  # (most posts) no unsegmented script: the loop below without its branches
+    # (most posts) no token of an unsegmented script: the loop below without its branches (a
+    # character of those scripts in a token that does not start with one only costs the fast path)
+    if text.isascii() or not _SEGMENTED.search(" ".join(tokens)):
         for tok in tokens:
             if tok in stop or not 2 <= len(tok) <= MAX_WORD or tok.isdigit():
                 prev = None
