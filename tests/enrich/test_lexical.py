@@ -15,6 +15,7 @@ from murmur.enrich.lexical import (
     LexicalSentimentModel,
     default_model,
     normalize,
+    normalize_all,
 )
 from murmur.errors import ModelError
 from murmur.testing import has_shared_data, shared_data
@@ -44,6 +45,28 @@ def test_missing_artifact_names_the_training_command(tmp_path: object) -> None:
 def test_normalize() -> None:
     assert normalize("@Bob LOOOOOVE it https://t.co/x") == " @user looove it http "
     assert normalize("it\\u2019s") == " it’s "
+
+
+def test_normalize_all_is_normalize_of_each_text() -> None:
+    """The batch finds the texts with long runs for the long-run regex: a run neither starts nor ends
+    at a text's edge, line breaks are no run (the regex's ``.``), and the texts come back in order."""
+    texts = [
+        "aaa",
+        "a",  # "aaa" + "a" would be a run of four if texts ran into each other
+        "\n\n\n\n\n",
+        "SOOOOO good!!!!",
+        "",
+        "x\n\n\n\ny",
+        "ΣΣΣΣ İİİİ 😂😂😂😂 \ud800\ud800\ud800\ud800",
+        "@Bob aaaa https://t.co/x",
+        "abc",
+        "bbbb",
+    ]
+    assert normalize_all(texts) == [normalize(t) for t in texts]
+    assert normalize_all(texts)[3] == " sooo good!!! "
+    assert normalize_all([]) == []
+    for n in range(6):
+        assert normalize_all(["a" * n, "b" * n]) == [normalize("a" * n), normalize("b" * n)]
 
 
 def test_predict_proba_shape_and_obvious_cases() -> None:

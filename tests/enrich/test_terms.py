@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import stopwordsiso
 
-from murmur.enrich.terms import MAX_WORD, Terms, keyphrases, stopwords, terms_of
-from murmur.text import fold, written_hashtags
+from murmur.enrich.terms import (
+    _EMOJI,
+    _MODIFIERS,
+    _PICTOGRAPH,
+    MAX_WORD,
+    Terms,
+    emoji_terms,
+    keyphrases,
+    stopwords,
+    terms_of,
+)
+from murmur.enrich.text import markup_res, strip_markup
+from murmur.text import fold, hashtag_re, written_hashtags
 from tests.enrich.conformance import make_post
 
 
@@ -197,3 +209,72 @@ def test_terms_reuse_the_hashtags_the_gate_read_from_the_same_text() -> None:
     written = written_hashtags(post.text, markdown=True)
     written.append("changed")  # a caller's own list: the remembered tags stay as they were
     assert written_hashtags(post.text, markdown=True) == ["Klima", "metoo"]
+
+
+TRICKY = [
+    "a@b @bob x#y #tag ＃拡散希望 #बाढ़ @ # é#é _@x @x.y# #_ ##a @@b #\u0301 #\u200dx",
+    "mail me at a.b@c.org or @Some_One. #1 #42x ＃ #日本 #تست @",
+    "😂👍🏽🇺🇦👩‍💻🇺 🇦x☀️🀄🈁🏻\U0001f1e5\U0001f3fa\U0001faff👨‍👩‍👧 👍🏽‍🔥 \u200d😂",
+    "plain text, no markup at all",
+    "",
+]
+
+
+def test_the_fast_markup_and_emoji_regexes_match_the_plain_ones() -> None:
+    """The mention/hashtag and emoji regexes are written to start with one character class (fast);
+    they find exactly what the plain alternations find."""
+    plain_tags = re.compile(r"(?<!\w)@[\w.]+|" + hashtag_re().pattern)
+    fast_tags = markup_res()[1]
+    plain_emoji = re.compile(
+        f"[\U0001f1e6-\U0001f1ff]{{2}}|{_PICTOGRAPH}(?:{_MODIFIERS}*\u200d{_PICTOGRAPH})*"
+    )
+    for text in TRICKY:
+        for t in (text, text.upper(), text.replace(" ", "")):
+            assert [m.span() for m in fast_tags.finditer(t)] == [m.span() for m in plain_tags.finditer(t)], t
+            assert fast_tags.sub(" ", t) == plain_tags.sub(" ", t) == strip_markup(t), t
+            assert [m.span() for m in _EMOJI.finditer(t)] == [m.span() for m in plain_emoji.finditer(t)], t
+    assert emoji_terms(TRICKY[2])[:4] == ["😂", "👍", "🇺🇦", "👩‍💻"]
+
+
+def test_ascii_keyphrases_are_those_of_the_general_path() -> None:
+    """An ASCII text takes a shorter loop; a non-ASCII mark that makes no token sends the same words
+    through the general one, with the same keyphrases."""
+    for text in (
+        "Climate strike in Berlin: the 2024 climate strike, again and AGAIN",
+        "a an I 42 x1 " + "y" * 64 + " " + "z" * 65 + " go go",
+        "the of and",
+        "",
+    ):
+        general = keyphrases(text + " ¡", "en")
+        assert keyphrases(text, "en") == general
+        assert general or text in ("the of and", "")
+
+
+def test_hashtag_terms_are_the_same_from_the_cache() -> None:
+    post = make_post("#Café #CAFÉ #" + "x" * 65 + " #\u0301", 0, lang="fr", hashtags=["Café", "#Über"])
+    first = terms_of(post)
+    assert first == terms_of(post)
+    assert [t for t in first if t.startswith("#")] == ["#cafe", "#uber"]
+
+
+def test_non_ascii_keyphrases_with_and_without_unsegmented_scripts() -> None:
+    """Texts without a token of an unsegmented script take the shorter loop too; a Thai mark after a
+    Latin letter (in a token that does not start with such a character) and half-width katakana
+    (folded into the katakana block) take the general one; the same keyphrases either way."""
+    assert keyphrases("Grüße aus Köln, Grüße aus Köln 2024", "de") == [
+        "grusse",
+        "koln",
+        "grusse",
+        "koln grusse",
+        "koln",
+    ]
+    assert keyphrases("x\u0e31 yz東京 ｶﾀｶﾅ wörd ä", "en") == [
+        "x\u0e31",
+        "yz",
+        "x\u0e31 yz",
+        "東京",
+        "カタ",
+        "タカ",
+        "カナ",
+        "word",
+    ]

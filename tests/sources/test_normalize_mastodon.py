@@ -312,3 +312,23 @@ def test_a_profile_card_leaves_only_its_instance_domain() -> None:
     assert post.text == "follow mastodon.social"
     assert post.domains == ["mastodon.social"]
     assert "someone" not in repr(post).lower()
+
+
+def test_leading_whitespace_and_a_byte_order_mark_before_the_json() -> None:
+    """The first significant byte (``first_non_space``, read within the first 4 KB) picks the
+    payload's shape: whitespace and a UTF-8 byte-order mark before it are skipped."""
+    from murmur.sources.normalize._common import first_non_space
+
+    assert first_non_space(b"") == -1
+    assert first_non_space(b" \t\r\n") == -1
+    assert first_non_space(b"\xef\xbb\xbf \n[1]") == ord("[")
+    assert first_non_space(b"\n {}") == ord("{")
+    assert first_non_space(b" \x0b{}") == 0x0B  # only JSON's four whitespace bytes are skipped
+    assert first_non_space(b" " * 4096 + b"{}") == -1
+    assert first_non_space(b"\xef\xbb\xbf" + b" " * 4095 + b"{}") == ord("{")
+    status = orjson.dumps(dict(_STATUS, uri="https://mastodon.social/users/a/statuses/1"))
+    for payload in (b"\r\n " + status, b"  [" + status + b"]"):
+        (draft,) = normalize_mastodon(payload)
+        assert isinstance(draft, Draft)
+    with pytest.raises(PayloadError, match="JSON object"):
+        normalize_mastodon(b"  \n  true")

@@ -58,6 +58,20 @@ def _link_or_mention(m: re.Match[str]) -> str:
 
 def normalize(text: str) -> str:
     """The text as the model sees it (see module doc), padded with one space on each side."""
+    return _spaced(_REPEAT.sub(r"\1\1\1", _marked(text)))
+
+
+def normalize_all(texts: Sequence[str]) -> list[str]:
+    """``[normalize(t) for t in texts]``, the same strings, with the long-run regex (~2.8 µs a text:
+    it tries a back-reference at every character) run only on the texts that have a run of four or
+    more of one character (~5 % of posts), found for the whole batch at once."""
+    marked = [_marked(t) for t in texts]
+    runs = _has_runs(marked)
+    return [_spaced(_REPEAT.sub(r"\1\1\1", m) if r else m) for m, r in zip(marked, runs, strict=True)]
+
+
+def _marked(text: str) -> str:
+    """Escapes decoded, lower case, links → ``http``, mentions → ``@user``."""
     if "\\u" in text:  # some corpora (XLM-T) keep JSON escapes such as \u2019 literally
         text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     text = text.lower()
@@ -65,7 +79,26 @@ def normalize(text: str) -> str:
         text = _LINK_OR_MENTION.sub(_link_or_mention, text)
     elif "@" in text:  # mentions only (most texts with markup): one pass without the links' callback
         text = _MENTION.sub("@user", text)
-    return " " + " ".join(_REPEAT.sub(r"\1\1\1", text).split()) + " "
+    return text
+
+
+def _spaced(text: str) -> str:
+    return " " + " ".join(text.split()) + " "
+
+
+def _has_runs(texts: Sequence[str]) -> list[bool]:
+    """Per text, whether ``_REPEAT`` finds something in it: four or more of one character in a row,
+    other than line breaks (``.`` does not match one)."""
+    # joined by line breaks, which cannot extend a run nor be one
+    cps = np.frombuffer("\n".join(texts).encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    same = cps[1:] == cps[:-1]
+    at = np.flatnonzero(same[:-2] & same[1:-1] & same[2:] & (cps[:-3] != ord("\n")))
+    out = [False] * len(texts)
+    if len(at):
+        ends = np.cumsum(np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts)))
+        for d in np.unique(np.searchsorted(ends, at, side="right")).tolist():
+            out[d] = True
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +303,10 @@ class LexicalSentimentModel:
         out = np.zeros((len(texts), 3), dtype=np.float64)
         if not texts:
             return out
-        mixes = [self.mixture_for(lg) for lg in (langs if langs is not None else [None] * len(texts))]
-        occ = occurrences([normalize(t) for t in texts], self.config)
+        langs = langs if langs is not None else [None] * len(texts)
+        by_lang = {lg: self.mixture_for(lg) for lg in set(langs)}  # a few languages a batch
+        mixes = [by_lang[lg] for lg in langs]
+        occ = occurrences(normalize_all(texts), self.config)
         names, table = self._table()
         # np.take, not table[occ.col]: the same rows, ~4x faster for a 2-D table (numpy's fancy
         # indexing takes its general path; take copies whole rows)

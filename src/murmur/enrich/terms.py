@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import stopwordsiso
 
@@ -40,7 +40,13 @@ _PICTOGRAPH = (
 )
 _MODIFIERS = "[\U0001f3fb-\U0001f3ff\ufe0f]"  # skin tones, the emoji presentation selector
 # a flag (two regional indicators), or a pictograph and the ones a zero-width joiner binds to it
-_EMOJI = re.compile(f"[\U0001f1e6-\U0001f1ff]{{2}}|{_PICTOGRAPH}(?:{_MODIFIERS}*\u200d{_PICTOGRAPH})*")
+_FLAG = "[\U0001f1e6-\U0001f1ff]"  # a regional indicator
+# written to start with one character class (a flag's first half or a pictograph): Python's ``re``
+# then skips to those characters in C, instead of trying both alternatives at every position
+_EMOJI = re.compile(
+    f"[{_FLAG[1:-1]}{_PICTOGRAPH[1:-1]}]"
+    f"(?:(?<={_FLAG}){_FLAG}|(?<={_PICTOGRAPH})(?:{_MODIFIERS}*\u200d{_PICTOGRAPH})*)"
+)
 _STRIP = re.compile(_MODIFIERS)
 _SEGMENTED = re.compile(
     "[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in SEGMENTED_BY_CHARACTER) + "]"
@@ -77,8 +83,18 @@ def _is_tag_body(folded: str) -> bool:
 
 def hashtag_terms(post: Post) -> list[str]:
     tags = [*post.hashtags, *written_hashtags(post.text, markdown=post.platform == "reddit")]
-    bodies = (fold(t.lstrip("#")) for t in tags if len(t.lstrip("#")) <= MAX_WORD)
-    return ["#" + b for b in bodies if _is_tag_body(b)]
+    return [term for term in map(_tag_term, tags) if term is not None]
+
+
+@lru_cache(maxsize=8192)
+def _tag_term(tag: str) -> str | None:
+    """The term of one hashtag (``#`` and its folded body; None for no term), remembered for the
+    last few thousand tags: the same tags turn up in post after post."""
+    body = tag.lstrip("#")
+    if len(body) > MAX_WORD:
+        return None
+    folded = fold(body)
+    return "#" + folded if _is_tag_body(folded) else None
 
 
 def domain_terms(post: Post) -> list[str]:
@@ -93,10 +109,22 @@ def keyphrases(text: str, lang: str | None, *, max_tokens: int = 1000) -> list[s
     """Non-stopword words and adjacent pairs of them; character pairs in unsegmented scripts."""
     stop = stopwords(lang)
     tokens = content_tokens(text)[:max_tokens]
-    gaps: list[bool] | None = None  # computed only for a text with characters of such scripts
     out: list[str] = []
     emit = out.append
     prev: str | None = None  # previous kept word (None after a stopword or a script change)
+    # (most posts) no token of an unsegmented script: the loop below without its branches (a
+    # character of those scripts in a token that does not start with one only costs the fast path)
+    if text.isascii() or not _SEGMENTED.search(" ".join(tokens)):
+        for tok in tokens:
+            if tok in stop or not 2 <= len(tok) <= MAX_WORD or tok.isdigit():
+                prev = None
+                continue
+            emit(tok)
+            if prev is not None:
+                emit(prev + " " + tok)
+            prev = tok
+        return out
+    gaps: list[bool] | None = None  # computed only for a text with characters of such scripts
     prev_seg: str | None = None  # previous character of an unsegmented script
     run = 0
     for i, tok in enumerate(tokens):

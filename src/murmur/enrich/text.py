@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import cache, lru_cache
 
-from murmur.text import hashtag_re, may_have_link, may_have_markup, token_gaps, tokenize
+from murmur.text import HASH_SIGNS, hashtag_re, may_have_link, may_have_markup, token_gaps, tokenize
 
 
 @cache
@@ -18,7 +18,22 @@ def markup_res() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Links, @mentions and #hashtags (markup around the words of a post), and the same without
     links: for a text without ``://`` or ``w.`` it finds the same, faster."""
     tags = r"(?<!\w)@[\w.]+|" + hashtag_re().pattern
-    return re.compile(r"(?:https?://|www\.)\S+|" + tags, re.IGNORECASE), re.compile(tags)
+    return re.compile(r"(?:https?://|www\.)\S+|" + tags, re.IGNORECASE), _tags_re()
+
+
+@cache
+def _tags_re() -> re.Pattern[str]:
+    """@mentions and #hashtags: ``(?<!\\w)@[\\w.]+`` or ``hashtag_re``, the same matches, written to
+    start with one character class (``[@#＃]``, the "not after a word character" test moved behind
+    it): Python's ``re`` then skips to those characters in C instead of trying both alternatives,
+    each with its look-behind, at every position (7.3 → 2.4 µs a bench text with an ``@`` or ``#``)."""
+    head = rf"(?<!\w)[{HASH_SIGNS}]"
+    pattern = hashtag_re().pattern
+    if not pattern.startswith(head):  # the shape this was written for
+        msg = f"hashtag_re no longer starts with {head!r}: {pattern[:40]!r}"
+        raise AssertionError(msg)
+    signs = "@" + HASH_SIGNS
+    return re.compile(rf"[{signs}](?<!\w[{signs}])(?:(?<=@)[\w.]+|(?<=[{HASH_SIGNS}]){pattern[len(head) :]})")
 
 
 def strip_markup(text: str) -> str:

@@ -196,11 +196,9 @@ def content_hash(*parts: str) -> str:
 def first_non_space(payload: bytes) -> int:
     """The first byte that is not whitespace or a UTF-8 BOM (-1 when there is none)."""
     start = 3 if payload[:3] == b"\xef\xbb\xbf" else 0
-    for i in range(start, min(len(payload), start + 4096)):
-        b = payload[i]
-        if b not in b" \t\r\n":
-            return b
-    return -1
+    # in C (a copy of at most 4 KB), not a Python loop over the bytes: ~1 us less a payload
+    rest = payload[start : start + 4096].lstrip(b" \t\r\n")
+    return rest[0] if rest else -1
 
 
 def raw_first(raw: bytes | msgspec.Raw) -> int:
