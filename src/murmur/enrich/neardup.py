@@ -21,8 +21,9 @@ post gets
   same bands): there one replaced word takes a copy below 0.75. For that, ``simhash@2`` appends
   each text's 4-gram count to ``minhash`` (``minhash.COUNTED_BYTES``).
 
-The index (``minhash.MinHashIndex``) is in memory and bounded (``capacity`` signatures, ~132 bytes
-each plus 20 MB of chain heads: ~144 MB at 1,000,000; oldest evicted first). Posts are indexed in
+The index (``minhash.MinHashIndex``) is in memory and bounded (``capacity`` signatures, ~101 bytes
+each with ``cluster@3``'s length flag, plus the chain heads: ~122 MB at 1,000,000, the firehose
+tier's; the neural tier's holds 500,000; oldest evicted first). Posts are indexed in
 the order they arrive, so the result is deterministic, and a batch gives the same result as the
 same posts one by one: a batch first finds, for all its posts at once (numpy), those that share no
 band with an indexed or earlier post, and indexes them in vectorized runs; only the rest (~3 % of
