@@ -379,16 +379,13 @@ class NearDupClusters:
         batch.set_column("dup_cluster", [None if m is None else next(clusters) for m in mins])
 
 
-class TieredNearDupClusters:
+class TieredNearDupClusters(NearDupClusters):
     """``murmur.neardup.cluster@3``: as ``cluster@2``, and posts of 45-90 4-grams also join a copy
     among them at estimated Jaccard ≥ 0.68 (``MinHashIndex(mid_threshold=...)``), so one replaced word
     or an appended sentence in a short post keeps it in its campaign. Reads ``simhash@2``'s counted
     signatures."""
 
     name = "murmur.neardup.cluster@3"
-    requires: frozenset[str] = frozenset({"simhash", "minhash"})
-    assigns: frozenset[str] = frozenset({"dup_cluster"})
-    stateful = True
 
     def __init__(
         self,
@@ -399,9 +396,6 @@ class TieredNearDupClusters:
         mid_threshold: float = minhash.MID_THRESHOLD,
     ) -> None:
         self.index = minhash.MinHashIndex(capacity, threshold, bands, rows, mid_threshold=mid_threshold)
-
-    def process(self, posts: Sequence[Post]) -> None:
-        self.process_batch(PostBatch(list(posts)))
 
     def process_batch(self, batch: PostBatch) -> None:
         mins = batch.column("minhash")
@@ -460,13 +454,10 @@ class NearDup:
         self.clusters.process(posts)
 
 
-class TieredNearDup:
+class TieredNearDup(NearDup):
     """``simhash@2`` and ``cluster@3`` in one object, for use outside a pipeline."""
 
     name = "murmur.neardup@3"
-    requires: frozenset[str] = frozenset()
-    assigns: frozenset[str] = frozenset({"simhash", "minhash", "dup_cluster"})
-    stateful = True
 
     def __init__(
         self,
@@ -478,14 +469,6 @@ class TieredNearDup:
     ) -> None:
         self.signature = CountedSignature()
         self.clusters = TieredNearDupClusters(capacity, threshold, bands, rows, mid_threshold)
-
-    @property
-    def index(self) -> minhash.MinHashIndex:
-        return self.clusters.index
-
-    def process(self, posts: Sequence[Post]) -> None:
-        self.signature.process(posts)
-        self.clusters.process(posts)
 
 
 class SimHashNearDup:
