@@ -207,3 +207,16 @@ def test_any_file_row(row: dict[str, Any]) -> None:
 @given(html=st.text(alphabet=st.sampled_from(list('<>/"=& apbrspanclassinvisible#@;x\n')), max_size=300))
 def test_any_status_html(html: str) -> None:
     run("mastodon", orjson.dumps({**_STATUS, "content": html}))
+
+
+@pytest.mark.parametrize("fmt", ["jetstream", "mastodon", "reddit"])
+def test_a_utf8_byte_order_mark_before_the_json_changes_nothing(fmt: str) -> None:
+    """A payload saved by an editor (or sent by a server) with a UTF-8 BOM is the same payload; JSON
+    parsers refuse the BOM itself ("invalid character (byte 0)")."""
+    from murmur.testing import has_shared_data, real_payload_mix
+
+    if not has_shared_data():
+        pytest.skip("../shared/data is absent (the real payloads live there)")
+    normalizer = get_normalizer(fmt)
+    for payload in real_payload_mix(60)[fmt][:20]:
+        assert normalizer(b"\xef\xbb\xbf" + payload) == normalizer(payload)

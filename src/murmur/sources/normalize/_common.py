@@ -193,9 +193,18 @@ def content_hash(*parts: str) -> str:
     return f"sha256:{digest[:32]}"
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def without_bom(payload: bytes) -> bytes:
+    """``payload`` without a leading UTF-8 byte-order mark, which some editors and servers write
+    and JSON parsers refuse (``invalid character (byte 0)``)."""
+    return payload[3:] if payload[:3] == UTF8_BOM else payload
+
+
 def first_non_space(payload: bytes) -> int:
     """The first byte that is not whitespace or a UTF-8 BOM (-1 when there is none)."""
-    start = 3 if payload[:3] == b"\xef\xbb\xbf" else 0
+    start = 3 if payload[:3] == UTF8_BOM else 0
     # in C (a copy of at most 4 KB), not a Python loop over the bytes: ~1 us less a payload
     rest = payload[start : start + 4096].lstrip(b" \t\r\n")
     return rest[0] if rest else -1

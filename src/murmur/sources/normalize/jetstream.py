@@ -37,6 +37,7 @@ from murmur.sources.normalize._common import (
     hashtag,
     json_error,
     parse_iso,
+    without_bom,
 )
 from murmur.types import Deletion, Draft, Event
 
@@ -130,6 +131,7 @@ def _received(time_us: object) -> datetime | None:
 def normalize_jetstream(payload: bytes) -> list[Event]:
     """One Jetstream event → ``[Draft]``, ``[Deletion]`` or ``[]`` (not a post)."""
     check_size(payload, FMT)
+    payload = without_bom(payload)
     try:
         env = _envelope_decoder.decode(payload)
     except _DECODE_ERRORS as exc:

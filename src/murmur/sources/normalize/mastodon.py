@@ -44,6 +44,7 @@ from murmur.sources.normalize._common import (
     hashtag,
     json_error,
     parse_iso,
+    without_bom,
 )
 from murmur.sources.normalize._html import html_to_text
 from murmur.types import Deletion, Draft, Event
@@ -211,6 +212,7 @@ def _event(payload: bytes) -> list[Event] | None:
 def normalize_mastodon(payload: bytes) -> list[Event]:
     """Mastodon status / timeline page / streaming event → drafts and deletions."""
     check_size(payload, FMT)
+    payload = without_bom(payload)
     first = first_non_space(payload)
     if first == ord("["):
         try:

@@ -36,6 +36,7 @@ from murmur.sources.normalize._common import (
     json_error,
     raw_first,
     urls_in_text,
+    without_bom,
 )
 from murmur.types import Deletion, Draft, Event
 
@@ -228,6 +229,7 @@ def _thing_event(kind: str, d: _Data) -> Event:
 def normalize_reddit(payload: bytes) -> list[Event]:
     """Reddit thing / listing / array of listings / recorded response → drafts and deletions."""
     check_size(payload, FMT)
+    payload = without_bom(payload)
     walk = _Walk(payload)
     walk.value(payload, 0, "")
     return walk.out
