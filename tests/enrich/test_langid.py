@@ -17,6 +17,7 @@ from murmur.enrich.langid import (
     clean,
     default_combiner,
     iso_code,
+    one_script,
     softmax_groups,
     top_k,
 )
@@ -112,6 +113,35 @@ def test_lingua_sentences_stratified_subset() -> None:
     assert report.mean_ours >= 0.962, report.mean_ours
     assert report.mean_ours >= report.mean_peer + 0.005, (report.mean_ours, report.mean_peer)
     assert report.info["routed_fraction"] < 0.45
+
+
+MIXED_SCRIPTS = (
+    "\u201cDude,@@@ \U0001f602\U0001f602.\u6771\u4eac\u30bf\u30ef\u30fc"
+    ".KylieJenner.\u201d\u03a3 \u03a3\u0391\u03a3ooo"
+)
+"""A fuzzed firehose post (Latin, Han, katakana and Greek letters) that lingua is asked about: its
+answer was Japanese in some calls and Lithuanian in others (lingua picks the text's script by an
+unordered count), so ``lang_conf`` was 0.9817 in some runs and 0.4963 in others."""
+
+
+def test_the_same_text_gets_the_same_answer_every_call_whatever_came_before() -> None:
+    det = LanguageDetector()
+    first = det.detect(MIXED_SCRIPTS)
+    assert det.stats.lingua == 1  # the text does reach lingua
+    others = ["Kerajaan akan mengumumkan dasar baharu minggu depan.", "Vlada je najavila novi zakon."]
+    answers = {det.detect(MIXED_SCRIPTS) for _ in range(15)}
+    answers |= {LanguageDetector().detect_many([*others, MIXED_SCRIPTS])[-1] for _ in range(5)}
+    answers |= {det.detect_many([MIXED_SCRIPTS, *others, MIXED_SCRIPTS])[i] for i in (0, 3) for _ in range(5)}
+    assert answers == {first}
+
+
+def test_one_script_keeps_the_letters_of_the_most_common_script() -> None:
+    assert one_script("plain ASCII stays") == "plain ASCII stays"
+    # Han and kana are one script, each character a word (as lingua counts them)
+    assert one_script("\u6771\u4eac\u30bf\u30ef\u30fc okay") == "\u6771\u4eac\u30bf\u30ef\u30fc     "
+    assert one_script("\u6771\u4eac Tokyo Tower") == "   Tokyo Tower"
+    assert one_script("Dude \u03a3\u0391\u03a3!") == "Dude    !"
+    assert one_script("ab \u03b1\u03b2") == "ab   "  # a tie: the script's name decides (GREEK < LATIN)
 
 
 def test_cld2_only_peer_handles_c1_characters() -> None:

@@ -31,6 +31,7 @@ import logging
 import math
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -484,7 +485,7 @@ class LanguageDetector:
         known = frozenset(c for c in cands if c in _lingua_codes())
         if len(known) < 2:
             return {}
-        values = self._lingua(known).compute_language_confidence_values(text)
+        values = self._lingua(known).compute_language_confidence_values(one_script(text))
         return {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
 
     def _sure(self, first: Cld2Answer, text: str) -> bool:
@@ -594,6 +595,38 @@ class LanguageDetector:
                 cands = candidates(first, [codes[k] for k in top[:3]])
                 items.append(_Routed(i, first, lid, cands))
         return items
+
+
+_KANA_HAN = frozenset({"CJK", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "HALFWIDTH", "IDEOGRAPHIC"})
+
+
+@cache
+def _script(ch: str) -> str:
+    """The script of a letter, from its Unicode name (``GREEK``, ``LATIN``; Han and kana are one:
+    ``CJK``)."""
+    name = unicodedata.name(ch, "").split(" ", 1)[0]
+    return "CJK" if name in _KANA_HAN else name
+
+
+def one_script(text: str) -> str:
+    """``text`` with only the letters of its most common script, counted in words (a run of letters
+    of one script; in Han and kana every character, as lingua counts them; ties: the script's name
+    decides); the other letters become spaces. What lingua sees: on a text mixing scripts it picks
+    one by an unordered count, so its answer changed from call to call (e.g. Latin, Greek and
+    Japanese words in one tweet: Lithuanian in some calls, Japanese in others)."""
+    if text.isascii():
+        return text
+    counts: dict[str, int] = {}
+    prev = ""
+    for ch in text:
+        s = _script(ch) if ch.isalpha() else ""
+        if s and (s != prev or s == "CJK"):
+            counts[s] = counts.get(s, 0) + 1
+        prev = s
+    if len(counts) < 2:
+        return text
+    keep = max(counts, key=lambda s: (counts[s], s))
+    return "".join(" " if ch.isalpha() and _script(ch) != keep else ch for ch in text)
 
 
 def _mostly_latin(text: str) -> bool:
