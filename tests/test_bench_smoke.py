@@ -125,3 +125,10 @@ def test_file_rows_bench() -> None:
     out = run_bench("bench/file_rows.py", str(csv), "--repeat", "1")
     # no time column: every row is quarantined unless the time comes from the id (--time-from-id)
     assert re.search(r"\(csv\): [\d,]+ rows/s, 0 normalized, 1000 quarantined", out), out
+
+
+def test_sentiment_unseen_bench() -> None:
+    out = run_bench("bench/sentiment_unseen.py", "--quick")
+    for lang in ("english", "french"):
+        assert re.search(rf"{lang} +lex in 0\.\d{{3}} +lex out 0\.\d{{3}} +mem out 0\.\d{{3}}", out), out
+    assert re.search(r"mean: lex in 0\.\d{4}, lex out 0\.\d{4}, .*e5 only 0\.\d{4}", out), out
