@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from murmur.enrich.evaluate import eval_langid
+from murmur.enrich.evaluate import eval_langid, load_afrisenti, load_langid, load_xlmt
 from murmur.enrich.langid import (
     FEATURES,
+    HINDUSTANI_CONF,
     UND,
     Combiner,
+    LangResult,
     LanguageDetector,
     cld2,
     cld2_only,
@@ -18,6 +20,7 @@ from murmur.enrich.langid import (
     default_combiner,
     iso_code,
     one_script,
+    romanized_hindustani,
     softmax_groups,
     top_k,
 )
@@ -276,3 +279,38 @@ def test_softmax_groups_is_a_softmax_per_text() -> None:
     assert np.allclose(out[1], [1.0])
     assert np.allclose(out[2], [0.5, 0.5])
     assert softmax_groups(np.zeros(0), []) == []
+
+
+# Real XLM-T Hindi val tweets: CLD2, langid.py and lingua know no romanized Hindi, and called these
+# Somali, Hausa, Malay or Tagalog (the combiner could only pick among their candidates).
+HINGLISH = (
+    "match hrane me guddu ka maa ka bahut bada hath hota agr guddu ke papa rokte nhi  .  .  . ",
+    "Kya sai hai re ",
+    "wowwwwww omg aaj kyu nahi ............love u salman",
+    "iske jaise lakho hai apne india mein hawaldar se lekar lekhpal , gram pradhan , bdo , vdo",
+)
+
+
+def test_romanized_hindi_is_hindi(detector: LanguageDetector) -> None:
+    for text in HINGLISH:
+        assert romanized_hindustani(clean(text)), text
+        assert detector.detect(text) == LangResult("hi", HINDUSTANI_CONF), text
+    # one such word is not enough: Italian "hai", Malay/Indonesian "hai"
+    for text in ("Hai detto che non vuoi venire stasera?", "Hai semua, apa kabar hari ini?"):
+        assert not romanized_hindustani(text)
+        assert detector.detect(text).lang != "hi"
+
+
+@pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data")
+def test_romanized_hindi_rule_fires_on_no_other_labelled_text() -> None:
+    """Its precision, measured: none of the other XLM-T tweets, AfriSenti dev tweets or lingua
+    sentences (Latin-script Swahili, Hausa, Malay, Tagalog, Vietnamese, ...) is called Hindi by it;
+    hundreds of XLM-T's Hindi tweets are."""
+    xlmt = [s for split in ("train", "val") for s in load_xlmt(shared_data("sentiment", "xlmt"), split)]
+    others = [t for s in xlmt if s.language != "hindi" for t in s.texts]
+    others += [t for s in load_afrisenti(shared_data("sentiment", "afrisenti"), "dev") for t in s.texts]
+    others += [t for s in load_langid(shared_data("langid", "lingua", "sentences")) for t in s.texts]
+    assert len(others) > 60_000
+    assert [t for t in others if romanized_hindustani(clean(t))] == []
+    hindi = [t for s in xlmt if s.language == "hindi" for t in s.texts]
+    assert sum(romanized_hindustani(clean(t)) for t in hindi) >= 450
