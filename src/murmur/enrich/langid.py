@@ -17,9 +17,12 @@
 3. Only where that first combiner is unsure (probability under ``Combiner.threshold``: ~2-5 % of
    posts) **lingua** (low accuracy mode, restricted to the candidates) is asked, and a second
    combiner that also weighs lingua's confidence values decides.
+4. A routed text written in romanized Hindi or Urdu, which none of the three knows, is ``hi``
+   (``romanized_hindustani``: common words, counted).
 
 The combiner's weights (``murmur/assets/models/langid_combiner.npz``) are trained by
-``python -m murmur.enrich.train_langid`` on texts that are not the measured ones.
+``python -m murmur.enrich.train_langid`` on texts other than the measured ones (though lingua's
+word pairs are partly cut from the measured sentences: docs/enrichment.md).
 Codes are ISO 639-1 where one exists (``iw`` → ``he``, ``no`` → ``nb``, ``zh-Hant`` → ``zh``, ...),
 ISO 639-2/3 otherwise (``ceb``, ``haw``, ``pcm``), and ``und`` when there is no linguistic
 content or no detector is confident (``min_confidence``). Measured accuracy: docs/enrichment.md.
