@@ -649,7 +649,8 @@ _HINDUSTANI_LIST = """hai hain nahi nahin nhi kya kyu kyun kyon mein bhi aur tha
     dekho dekh sabko mujhe tujhe humko tumko usko unko iska uska inka unka bas matlab pata"""
 HINDUSTANI_WORDS: frozenset[str] = frozenset(_HINDUSTANI_LIST.split())
 """Common words of Hindi and Urdu as they are written in Latin letters on social media (function
-words, pronouns, auxiliaries), none of them a common word of another language in these spellings."""
+words, pronouns, auxiliaries). A few are words of other languages too (Italian and Malay "hai",
+French "bas"), so ``romanized_hindustani`` asks for two different ones."""
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 HINDUSTANI_CONF = 0.95
 """The ``lang_conf`` of a romanized Hindustani answer: of the texts the rule called so on our sets,
