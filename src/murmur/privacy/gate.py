@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from murmur.privacy.pseudonym import Pseudonymizer
@@ -51,7 +52,7 @@ class PrivacyGate:
             host = domain_of(url)
             if host and host not in domains:
                 domains.append(host)
-        site = domain_of(draft.site) if draft.site else None
+        site = _site_domain(draft.site) if draft.site else None
         country = draft.country.upper() if draft.country and _COUNTRY.match(draft.country) else None
         return Post(
             platform=draft.platform,
@@ -77,6 +78,8 @@ class PrivacyGate:
         )
 
     def _public_mentions(self, mentions: list[str]) -> list[str]:
+        if not self.redactor.public:
+            return []
         return [m for m in dict.fromkeys(mentions) if self.redactor.is_public(m)][:50]
 
     def delete(self, deletion: Deletion, *, now: datetime | None = None) -> Deletion:
@@ -95,9 +98,18 @@ def _hashtags(tags: list[str], written: list[str]) -> list[str]:
     """The platform's hashtags, then those ``written`` in the (redacted) text that the platform did
     not list (Reddit, feeds and files list none; a Bluesky client may write a tag without its
     facet), lower-cased, at most 50."""
-    return list(
-        dict.fromkeys(h.lower() for h in [*tags, *written] if len(h) <= MAX_HASHTAG and is_hashtag(h))
-    )[:50]
+    if not tags and not written:  # most posts
+        return []
+    kept = [h for h in tags if len(h) <= MAX_HASHTAG and is_hashtag(h)]
+    # written tags are ``hashtag_re``'s own matches: whole tags already
+    kept += [h for h in written if len(h) <= MAX_HASHTAG]
+    return list(dict.fromkeys(h.lower() for h in kept))[:50]
+
+
+@lru_cache(maxsize=1024)
+def _site_domain(site: str) -> str | None:
+    """``domain_of(site)``: a platform's, an instance's or a feed's host, the same for many posts."""
+    return domain_of(site)
 
 
 def _community(draft: Draft) -> str | None:
