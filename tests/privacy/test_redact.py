@@ -137,3 +137,27 @@ def test_a_markdown_link_target_goes_whole_even_with_spaces(redactor: Redactor) 
     result = redactor.redact(text)
     assert result.text == "Please [contact the mods](reddit.com) if you have questions."
     assert result.domains == ("reddit.com",)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a mention or an e-mail starts where the character before its "@" allows it, first or not
+        ("@alice hi", "@user hi"),
+        ("hi @alice", "hi @user"),
+        ("(@alice)", "(@user)"),
+        ("x@alice and @@bob", "x@alice and @@bob"),
+        ("a@b.org", "<EMAIL>"),
+        ("@a@b.org", "@user"),
+        # the numeric forms start a word (or follow a "+", "(" or ":" that does)
+        ("123-45-6789", "<SSN>"),
+        ("x123-45-6789 _123-45-6789", "x123-45-6789 _123-45-6789"),
+        ("(415) 555-2671", "<PHONE>"),
+        ("2001:db8::1 and x2001:db8::1", "<IP> and x2001:db8::1"),
+        ("+14155552671", "<PHONE>"),
+        ("id12345678Z", "id12345678Z"),
+    ],
+)
+def test_where_spans_may_start(text: str, expected: str) -> None:
+    """Without public accounts, and at the start of a text or right after another character."""
+    assert Redactor().redact(text).text == expected

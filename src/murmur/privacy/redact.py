@@ -47,12 +47,17 @@ ACCOUNT = "<ACCOUNT>"
 _STREET_WORDS = (
     r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace|way|square|sq"
 )
-_MENTION_RX = r"(?P<mention>(?<![\w@])@[\w-]+(?:\.[\w-]+)*(?:@[\w-]+(?:\.[\w-]+)+)?)"
+_MENTION_RX = r"(?P<mention>@(?<![\w@]@)[\w-]+(?:\.[\w-]+)*(?:@[\w-]+(?:\.[\w-]+)+)?)"
+"""An "@" not right after a word character or another "@", and a handle. The look-behind comes after
+the "@" (it reads the character before it): a pattern that starts with a literal lets ``re`` jump
+from "@" to "@" instead of trying a match at every character (``_MENTION.sub`` ~3x faster)."""
 _AT = re.compile(r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,})|" + _MENTION_RX)
 _MENTION = re.compile(_MENTION_RX)
 """``_AT`` where no e-mail address can match: the same matches, without trying one at every letter."""
-_EMAIL_AT = re.compile(r"[\w.+-]@")
-"""An e-mail address has one of these characters right before its "@"; most texts' "@"s do not."""
+_EMAIL_AT = re.compile(r"@(?<=[\w.+-]@)")
+"""An e-mail address has one of these characters right before its "@"; most texts' "@"s do not.
+(Looked behind from the "@": ``re`` then jumps from "@" to "@", ~3x faster than trying the class at
+every character.)"""
 _REDDIT_USER = re.compile(r"(?<![\w/])/?u/[\w-]{2,}\b", re.IGNORECASE)
 """No upper bound on the name: Reddit's is 20 characters, but a mention of a longer (misspelt, or
 older) name names a person just the same, and a bound would leave all of it."""
@@ -71,6 +76,9 @@ _SPACES = "\u00a0\u2007\u2009\u202f"
 _TO_SPACE = str.maketrans(dict.fromkeys(_SPACES, " "))
 _NUMERIC = re.compile(
     r"""
+    (?<!\w)  # where every form below may start: a test that rejects a position inside a word at
+            # once, instead of in each of the eight forms (``_NUMERIC.sub`` ~2x faster)
+    (?:
     (?P<iban>\b[A-Z]{2}\d{2}(?:[ \u00a0\u2007\u2009\u202f]?[A-Z0-9]{4}){2,7}
              (?:[ \u00a0\u2007\u2009\u202f]?[A-Z0-9]{1,3})?\b)
   | (?P<ssn>\b\d{3}-\d{2}-\d{4}\b)
@@ -81,6 +89,7 @@ _NUMERIC = re.compile(
   | (?P<ipv4>\b(?:\d{1,3}\.){3}\d{1,3}\b)
   | (?P<ipv6>(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?![\w:]))
   | (?P<digits>(?<![\w+])\+?\(?\d[\d \-./() \u00a0\u2007\u2009\u202f]{5,22}\d(?!\w))
+    )
     """,
     re.VERBOSE | re.IGNORECASE,
 )
@@ -88,6 +97,8 @@ _ADDRESS = re.compile(
     r"\b\d{1,5}[ ]+(?:[A-Z][\w'-]*[ ]+){1,3}(?:(?i:" + _STREET_WORDS + r"))\b\.?"
     r"|\b[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|platz|allee)[ ]+\d{1,4}[a-z]?\b"
 )
+_ADDRESS_START = re.compile(r"[ ](?<=\d[ ])[ ]*[A-Z]")
+"""A digit, spaces and a capital: how ``_ADDRESS``'s first form (``221 Baker Street``) starts."""
 _DIGIT = re.compile(r"\d")
 _NON_DIGIT = re.compile(r"\D+")
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "ES", "IT", "NG", "KE")
@@ -288,7 +299,13 @@ class Redactor:
             text, n = _ACCOUNT_ID.subn(ACCOUNT, text)
             count += n
         if "@" in text:
-            text = (_AT if _EMAIL_AT.search(text) else _MENTION).sub(replace, text)
+            if _EMAIL_AT.search(text):
+                text = _AT.sub(replace, text)
+            elif self.public:
+                text = _MENTION.sub(replace, text)
+            else:  # no public accounts: every mention is someone's, replaced without a callback
+                text, n = _MENTION.subn(USER, text)
+                count += n
         if "/" in text or "www." in text or "WWW." in text:
             text = _URL.sub(replace, text)
             if "u/" in text or "U/" in text:
@@ -298,9 +315,23 @@ class Redactor:
         if "::" in text or (has_digit and len(_NON_DIGIT.sub("", text)) >= 6):
             text = _NUMERIC.sub(replace, text)
             has_digit = _DIGIT.search(text) is not None
-        if has_digit:
+        if has_digit and _may_hold_address(text):
             text = _ADDRESS.sub(replace, text)
-        return Redacted(text, count, tuple(dict.fromkeys(domains)))
+        return Redacted(text, count, tuple(dict.fromkeys(domains)) if domains else ())
+
+
+def _may_hold_address(text: str) -> bool:
+    """Whether ``_ADDRESS`` may match in ``text`` (False means it surely does not): its first form
+    starts with a digit, spaces and a capital, its second holds one of the German street words.
+    Most texts with digits fail both, for ~2.7 us instead of the full pattern's ~8."""
+    return (
+        _ADDRESS_START.search(text) is not None
+        or "str" in text  # straße, strasse, str.
+        or "weg" in text
+        or "gasse" in text
+        or "platz" in text
+        or "allee" in text
+    )
 
 
 def _norm_handle(handle: str) -> str:
