@@ -141,6 +141,19 @@ def hashtag_re() -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)[{HASH_SIGNS}]((?:\w|{_marks()}|[\u200c\u200d])+)")
 
 
+@cache
+def _hashtag_finder() -> re.Pattern[str]:
+    """``hashtag_re``, the same matches, with its "not after a word character" test moved behind the
+    sign: a pattern that starts with the sign lets ``re`` skip from sign to sign in C instead of
+    trying the look-behind at every position (``findall`` 5.3 → 3.3 µs a text with a ``#``)."""
+    head = rf"(?<!\w)[{HASH_SIGNS}]"
+    pattern = hashtag_re().pattern
+    if not pattern.startswith(head):  # the shape this was written for
+        msg = f"hashtag_re no longer starts with {head!r}: {pattern[:40]!r}"
+        raise AssertionError(msg)
+    return re.compile(rf"[{HASH_SIGNS}](?<!\w[{HASH_SIGNS}]){pattern[len(head) :]}")
+
+
 def is_hashtag(body: str) -> bool:
     """Whether ``body`` (without ``#``) is a whole hashtag body as ``hashtag_re`` reads one."""
     m = hashtag_re().fullmatch("#" + body)
@@ -180,7 +193,7 @@ def _written_tags(text: str, markdown: bool) -> tuple[str, ...]:
     gate reads a post's tags and the terms component reads the same text's again later in the same
     batch (the text itself is held anyway, by the post and by ``content_tokens``' cache)."""
     prose = _markdown_prose(text) if markdown else text
-    return tuple(t for t in hashtag_re().findall(prose) if not t.isdigit())
+    return tuple(t for t in _hashtag_finder().findall(prose) if not t.isdigit())
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
