@@ -205,9 +205,14 @@ def without_bom(payload: bytes) -> bytes:
 def first_non_space(payload: bytes) -> int:
     """The first byte that is not whitespace or a UTF-8 BOM (-1 when there is none)."""
     start = 3 if payload[:3] == UTF8_BOM else 0
+    if len(payload) > start and payload[start] not in _JSON_SPACE:  # most payloads: no copy
+        return payload[start]
     # in C (a copy of at most 4 KB), not a Python loop over the bytes: ~1 us less a payload
-    rest = payload[start : start + 4096].lstrip(b" \t\r\n")
+    rest = payload[start : start + 4096].lstrip(_JSON_SPACE)
     return rest[0] if rest else -1
+
+
+_JSON_SPACE = b" \t\r\n"
 
 
 def raw_first(raw: bytes | msgspec.Raw) -> int:
