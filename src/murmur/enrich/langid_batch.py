@@ -33,9 +33,10 @@ class BatchLangid:
             raise ModelError(msg) from e
         ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
         self.max_bytes = max_bytes
-        self._nm = np.asarray(ident.tk_nextmove, dtype=np.int64)
-        self._rowbase = np.asarray(ident._rowbase, dtype=np.int64)  # internals of the pinned py3langid 0.4.0
-        self._out = np.asarray(ident.tk_output, dtype=np.int64)
+        # int32: half the memory of int64 (the move table is 9.8M entries), fewer cache misses
+        self._nm = np.asarray(ident.tk_nextmove, dtype=np.int32)
+        self._rowbase = np.asarray(ident._rowbase, dtype=np.int32)  # internals of the pinned py3langid 0.4.0
+        self._out = np.asarray(ident.tk_output, dtype=np.int32)
         self._ptc = np.asarray(ident.nb_ptc, dtype=np.float32)
         self._pc = np.asarray(ident.nb_pc, dtype=np.float32)
         self.classes: list[str] = list(ident.nb_classes)
@@ -55,40 +56,38 @@ class BatchLangid:
         if n == 0:
             return out
         data = [self.encode(t)[: self.max_bytes] for t in texts]
-        lengths = np.fromiter((len(d) for d in data), dtype=np.int64, count=n)
+        lengths = np.fromiter(map(len, data), dtype=np.int64, count=n)
+        # longest first, so that the texts still walking at step t are the first ``alive`` columns
         order = np.argsort(-lengths, kind="stable")
-        width = int(lengths.max()) if n else 0
-        buf = np.zeros((n, max(width, 1)), dtype=np.int64)
-        for row, i in enumerate(order.tolist()):
-            d = data[i]
-            buf[row, : len(d)] = np.frombuffer(d, dtype=np.uint8)
-        sorted_len = lengths[order]
-        state = np.zeros(n, dtype=np.int64)
-        docs: list[npt.NDArray[np.int64]] = []
-        feats: list[npt.NDArray[np.int64]] = []
-        alive = n
+        sorted_len = lengths[order].tolist()
+        width = max(sorted_len[0], 1)
+        # text bytes[t, j]: byte t of the j-th longest text (step t reads one contiguous row)
+        padded = b"".join(data[i].ljust(width, b"\0") for i in order.tolist())
+        text_bytes = np.frombuffer(padded, dtype=np.uint8).reshape(n, width).T.copy()
+        # the walk: step t advances the texts longer than t bytes (the first ``alive`` columns) and
+        # appends their new states to ``visited``, step after step
+        visited = np.empty(sum(sorted_len), dtype=np.int32)
+        alive_at = np.empty(width, dtype=np.int64)
+        state = np.zeros(n, dtype=np.int32)
+        alive, at = n, 0
         for t in range(width):
             while alive and sorted_len[alive - 1] <= t:
                 alive -= 1
-            if not alive:
-                break
-            st = self._nm[self._rowbase[state[:alive]] + buf[:alive, t]]
-            state[:alive] = st
-            f = self._out[st]
-            hit = np.flatnonzero(f >= 0)
-            if len(hit):
-                docs.append(order[hit])
-                feats.append(f[hit])
-        if docs:
-            key = np.concatenate(docs) * self._n_features + np.concatenate(feats)
-            key.sort()
-            starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-            counts = np.diff(np.append(starts, len(key))).astype(np.float32)
-            uniq = key[starts]
-            doc, feat = uniq // self._n_features, uniq % self._n_features
-            weights = np.log1p(counts)
-            # one sparse (texts x features) @ dense (features x classes) product for the batch
-            x = scipy.sparse.csr_matrix((weights, (doc, feat)), shape=(n, self._n_features))
+            state[:alive] = self._nm[self._rowbase[state[:alive]] + text_bytes[t, :alive]]
+            visited[at : at + alive] = state[:alive]
+            alive_at[t] = alive
+            at += alive
+        column = np.arange(at) - np.repeat(np.cumsum(alive_at) - alive_at, alive_at)
+        feat = self._out[visited]
+        emitted = feat >= 0
+        if emitted.any():
+            # one sparse (texts x features) @ dense (features x classes) product for the batch; the
+            # matrix sums a text's repeated features into counts (and sorts its features)
+            doc, feat = order[column[emitted]], feat[emitted]
+            x = scipy.sparse.csr_matrix(
+                (np.ones(len(doc), dtype=np.float32), (doc, feat)), shape=(n, self._n_features)
+            )
+            x.data = np.log1p(x.data)
             has = np.zeros(n, dtype=bool)
             has[doc] = True
             out[has] = (x @ self._ptc)[has] + self._pc
