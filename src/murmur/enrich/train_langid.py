@@ -41,7 +41,6 @@ from murmur.enrich.langid import (
     Combiner,
     LanguageDetector,
     LinearScorer,
-    candidate_rows,
     cld2,
     clean,
     softmax_groups,
@@ -132,24 +131,14 @@ def examples(det: LanguageDetector, texts: Sequence[str], labels: Sequence[str])
     for i, text in enumerate(cleaned):
         if any(ch.isalpha() for ch in text):
             first = cld2(text)
-            if not det._sure(first, text):
+            if not det._sure(first.lang, first.reliable, first.score, text):
                 routed.append((i, first))
-    items = det._langid(cleaned, routed)
-    out: list[Examples] = []
-    for second in (False, True):
-        rows: list[list[float]] = []
-        cand: list[str] = []
-        sizes: list[int] = []
-        for it in items:
-            text = cleaned[it.index]
-            ling = det.lingua_values(text, it.cands) if second else None
-            rows += candidate_rows(len(text), it.first, it.lid, ling, it.cands)
-            cand += it.cands
-            sizes.append(len(it.cands))
-        out.append(
-            Examples(np.asarray(rows, dtype=np.float64), cand, sizes, [labels[it.index] for it in items])
-        )
-    return out[0], out[1]
+    cands = det._candidates(cleaned, routed)
+    lings = [det.lingua_values(cleaned[i], cands.cands(j)) for j, (i, _) in enumerate(routed)]
+    names = [cands.table.codes[c] for c in cands.code.tolist()]
+    sizes = cands.sizes.tolist()
+    label = [labels[i] for i, _ in routed]
+    return Examples(cands.x, names, sizes, label), Examples(cands.with_lingua(lings).x, names, sizes, label)
 
 
 def fit(ex: Examples, langs: Sequence[str], l2: float = 0.1) -> LinearScorer:
