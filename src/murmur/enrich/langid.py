@@ -203,6 +203,12 @@ def _lingua_codes() -> dict[str, LinguaLanguage]:
     return {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
 
 
+@cache
+def _lingua_code_of() -> dict[LinguaLanguage, str]:
+    """``_lingua_codes`` inverted (a look-up, not three attribute reads, per confidence value)."""
+    return {lang: code for code, lang in _lingua_codes().items()}
+
+
 # --- the learned combiner --------------------------------------------------------------------------
 
 FEATURES: tuple[str, ...] = (
@@ -636,7 +642,8 @@ class LanguageDetector:
         if len(known) < 2:
             return {}
         values = self._lingua(known).compute_language_confidence_values(one_script(text))
-        return {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
+        code_of = _lingua_code_of()
+        return {code_of[v.language]: float(v.value) for v in values}
 
     def _sure(self, lang: str, reliable: bool, score: float, text: str) -> bool:
         """Whether CLD2's answer (``lang``, mapped) stands without a second opinion."""
