@@ -55,6 +55,9 @@ def _bmp_classes() -> npt.NDArray[np.uint8]:
 def char_classes(cps: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
     """The class (``SEP``/``WORD``/``SINGLE``/``SKIP``) of every code point."""
     table = _bmp_classes()
+    if not len(cps) or cps.max() < 0x10000:  # most batches: one look-up, no masks
+        bmp_only: npt.NDArray[np.uint8] = table[cps]
+        return bmp_only
     out = np.empty(cps.shape, dtype=np.uint8)
     bmp = cps < 0x10000
     out[bmp] = table[cps[bmp]]
@@ -143,6 +146,40 @@ def bucket(hashes: U64, salt: int, bits: int) -> I64:
     return (mixed >> np.uint64(64 - bits)).astype(np.int64)
 
 
+def window_masks(
+    batch: Batch, sizes: Sequence[int], *, within_words: bool = False
+) -> list[npt.NDArray[np.bool_]]:
+    """For each n in ``sizes``: which windows ``[i, i + n)`` (i below ``len(cps) + 1 - n``) lie inside
+    one text (and, ``within_words``, have no space inside; see ``char_ngrams``).
+
+    Built for n = 1, 2, ... in turn from the mask of n − 1: a window of n is one of n − 1 that does
+    not end a text (the start ``end − n + 1`` of each text, a scatter of one index a text) and, for
+    n > 2, has no space at ``i + n − 2``: one boolean ``&`` a size instead of per-position text
+    bounds and space counts (``ends[doc] − pos``, a cumulative sum; int64 arrays as long as the batch).
+    """
+    total = len(batch.cps)
+    wanted = set(sizes)
+    masks: dict[int, npt.NDArray[np.bool_]] = {}
+    ok = np.ones(total, dtype=np.bool_)
+    not_space = batch.cps != 32 if within_words else None
+    ends = batch.ends[batch.ends > batch.starts]  # texts with characters
+    for n in range(1, max(wanted, default=0) + 1):
+        if total < n:
+            ok = np.zeros(0, dtype=np.bool_)
+        elif n > 1:
+            length = total + 1 - n
+            ok = (
+                ok[:length].copy()
+                if not_space is None or n == 2
+                else ok[:length] & not_space[n - 2 : n - 2 + length]
+            )
+            cut = ends - (n - 1)
+            ok[cut[(cut >= 0) & (cut < length)]] = False  # windows that would run past their text's end
+        if n in wanted:
+            masks[n] = ok
+    return [masks[n] for n in sizes]
+
+
 def char_ngrams(batch: Batch, sizes: Sequence[int], *, within_words: bool = False) -> list[tuple[I64, U64]]:
     """For each n in ``sizes``: (text index, hash) of every character n-gram inside one text.
 
@@ -151,24 +188,21 @@ def char_ngrams(batch: Batch, sizes: Sequence[int], *, within_words: bool = Fals
     ``char_wb`` analyzer. Texts should then have single spaces and one at each end.
     """
     total = len(batch.cps)
-    pos = np.arange(total, dtype=np.int64)
-    doc = batch.doc
-    room = batch.ends[doc] - pos  # characters from pos to the end of its text
-    spaces = np.zeros(total + 1, dtype=np.int32)
-    if within_words:
-        np.cumsum(batch.cps == 32, out=spaces[1:])
     out: list[tuple[I64, U64]] = []
-    for n in sizes:
+    for n, ok in zip(sizes, window_masks(batch, sizes, within_words=within_words), strict=True):
         if total < n:
             out.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)))
             continue
-        # every window [i, i + n) at once, by slicing (no gathers); then keep those inside a text
-        h = (batch.prefix[n:] - batch.prefix[: total + 1 - n]) * batch.pow_fwd[n - 1 : total]
-        ok = room[: total + 1 - n] >= n
-        if within_words and n > 2:  # no space at positions i+1 .. i+n-2
-            ok &= spaces[n - 1 : total] == spaces[1 : total + 2 - n]
-        out.append((doc[: total + 1 - n][ok], h[ok]))
+        out.append((batch.doc[: total + 1 - n][ok], window_hashes(batch, n)[ok]))
     return out
+
+
+def window_hashes(batch: Batch, n: int) -> U64:
+    """The hash of every window ``[i, i + n)`` of the batch (``n ≤ len(cps)``), by slicing (no gathers)."""
+    total = len(batch.cps)
+    h = batch.prefix[n:] - batch.prefix[: total + 1 - n]
+    h *= batch.pow_fwd[n - 1 : total]
+    return h
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +217,13 @@ class Words:
 def word_spans(batch: Batch) -> Words:
     """Runs of word characters, and each emoji/symbol on its own, per text, in order."""
     cls = char_classes(batch.cps)
-    keep = cls != SKIP
+    if not len(cls):
+        empty = np.zeros(0, dtype=np.int64)
+        return Words(empty, empty, empty)
+    skip = cls == SKIP
+    if not skip.any():
+        return _spans_without_skips(batch, cls)
+    keep = ~skip
     idx = np.flatnonzero(keep).astype(np.int64)
     c = cls[keep]
     if len(idx) == 0:
@@ -204,6 +244,26 @@ def word_spans(batch: Batch) -> Words:
     starts = np.flatnonzero(word_start | single)
     ends = np.flatnonzero(word_end | single)
     return Words(doc[starts], idx[starts], idx[ends] + 1)
+
+
+def _spans_without_skips(batch: Batch, cls: npt.NDArray[np.uint8]) -> Words:
+    """``word_spans`` when no character is skipped (most batches): positions are the code points'
+    own, so a text's bounds are its ``starts``/``ends`` (a few scattered flags) instead of a
+    comparison of neighbouring text indices over the whole batch."""
+    is_word = cls == WORD
+    continues = np.empty(len(cls), dtype=np.bool_)  # a word char right after one of the same text
+    continues[0] = False
+    np.logical_and(is_word[1:], is_word[:-1], out=continues[1:])
+    continued = np.empty(len(cls), dtype=np.bool_)  # a word char right before one of the same text
+    continued[-1] = False
+    continued[:-1] = continues[1:]
+    firsts = batch.starts[(batch.starts < batch.ends)]
+    continues[firsts] = False
+    continued[firsts[firsts > 0] - 1] = False
+    single = cls == SINGLE
+    starts = np.flatnonzero((is_word & ~continues) | single)
+    ends = np.flatnonzero((is_word & ~continued) | single)
+    return Words(batch.doc[starts], starts, ends + 1)
 
 
 def word_ngrams(batch: Batch, words: Words, n: int) -> tuple[I64, U64]:

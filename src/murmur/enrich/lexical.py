@@ -142,6 +142,9 @@ class Occurrences:
 
 def occurrences(texts: Sequence[str], cfg: FeatureConfig) -> Occurrences:
     """The hashed n-grams of ``texts`` (used as given: call ``normalize`` first)."""
+    shift = max(cfg.n_features - 1, 1).bit_length()
+    if cfg.binary and len(texts) << shift <= 1 << 32:
+        return _binary_occurrences(texts, cfg, shift)
     batch = hashing.layout(texts)
     docs: list[I64] = []
     cols: list[I64] = []
@@ -160,17 +163,59 @@ def occurrences(texts: Sequence[str], cfg: FeatureConfig) -> Occurrences:
     doc = np.concatenate(docs) if docs else empty
     col = np.concatenate(cols) if cols else empty
     if cfg.binary:  # keep each (text, column) pair once; sort-based (numpy's hash unique is slower)
-        shift = max(cfg.n_features - 1, 1).bit_length()
-        # (text, column) packed in one integer; 32 bits when the batch is small enough (a 32-bit sort
-        # is twice as fast as a 64-bit one, and the sort is most of this step)
-        wide = len(texts) << shift > 1 << 32
-        key = (doc << shift | col).astype(np.int64 if wide else np.uint32)
+        key = doc << shift | col
         key.sort()
         if len(key):
             key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-        key64 = key.astype(np.int64)
-        doc, col = key64 >> shift, key64 & ((1 << shift) - 1)
+        doc, col = key >> shift, key & ((1 << shift) - 1)
     return Occurrences(doc, col, len(texts))
+
+
+def _binary_occurrences(texts: Sequence[str], cfg: FeatureConfig, shift: int) -> Occurrences:
+    """``occurrences`` with binary features for a batch whose (text, column) pairs fit in 32 bits:
+    each n-gram goes straight to its packed key ``text << shift | column`` (uint32), written into one
+    array (no per-size int64 text and column arrays, no concatenation), then sorted and deduplicated
+    (a 32-bit sort is twice as fast as a 64-bit one). The same occurrences, in the same order."""
+    batch = hashing.layout(texts)
+    total = len(batch.cps)
+    sizes = range(cfg.char_min, cfg.char_max + 1)
+    masks = hashing.window_masks(batch, sizes, within_words=cfg.char_within_words)
+    words = hashing.word_spans(batch)
+    word_grams = [hashing.word_ngrams(batch, words, n) for n in range(cfg.word_min, cfg.word_max + 1)]
+    kept = [int(np.count_nonzero(m)) for m in masks]
+    key = np.empty(sum(kept) + sum(len(d) for d, _ in word_grams), dtype=np.uint32)
+    doc_bits = (batch.doc << shift).astype(np.uint32)
+    at = 0
+    for n, ok, k in zip(sizes, masks, kept, strict=True):
+        if k:
+            h = hashing.window_hashes(batch, n)[ok]
+            _bucket_into(h, n, cfg.char_bits, doc_bits[: total + 1 - n][ok], key[at : at + k])
+        at += k
+    for n, (doc, h) in zip(range(cfg.word_min, cfg.word_max + 1), word_grams, strict=True):
+        k = len(doc)
+        if k:
+            doc_split = ((doc << shift) | cfg.split).astype(np.uint32)  # columns from ``split`` on
+            _bucket_into(h, 100 + n, cfg.word_bits, doc_split, key[at : at + k])
+        at += k
+    key.sort()
+    if len(key) > 1:
+        first = np.empty(len(key), dtype=np.bool_)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        key = key[first]
+    doc_out = np.right_shift(key, np.uint32(shift), out=np.empty(len(key), dtype=np.int64))
+    col_out = np.bitwise_and(key, np.uint32((1 << shift) - 1), out=np.empty(len(key), dtype=np.int64))
+    return Occurrences(doc_out, col_out, len(texts))
+
+
+def _bucket_into(
+    h: hashing.U64, salt: int, bits: int, high: npt.NDArray[np.uint32], out: npt.NDArray[np.uint32]
+) -> None:
+    """``out = high | hashing.bucket(h, salt, bits)``, in place on ``h`` (the same buckets)."""
+    h ^= np.uint64((salt * 0x2545F4914F6CDD1D) & hashing._MASK)
+    h *= hashing._MIX
+    h >>= np.uint64(64 - bits)
+    np.bitwise_or(high, h, out=out, casting="unsafe")
 
 
 def block_norms(occ: Occurrences, idf: F32, cfg: FeatureConfig) -> npt.NDArray[np.float64]:
