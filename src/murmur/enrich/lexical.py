@@ -185,11 +185,16 @@ def _binary_occurrences(texts: Sequence[str], cfg: FeatureConfig, shift: int) ->
     kept = [int(np.count_nonzero(m)) for m in masks]
     key = np.empty(sum(kept) + sum(len(d) for d, _ in word_grams), dtype=np.uint32)
     doc_bits = (batch.doc << shift).astype(np.uint32)
+    window_keys = np.empty(total, dtype=np.uint32)
     at = 0
     for n, ok, k in zip(sizes, masks, kept, strict=True):
         if k:
-            h = hashing.window_hashes(batch, n)[ok]
-            _bucket_into(h, n, cfg.char_bits, doc_bits[: total + 1 - n][ok], key[at : at + k])
+            # every window's key, then one uint32 selection: cheaper than selecting the 64-bit
+            # hashes and the text bits apart and keying only the kept windows (~6.1 → 3.8 µs a post)
+            length = total + 1 - n
+            keys = window_keys[:length]
+            _bucket_into(hashing.window_hashes(batch, n), n, cfg.char_bits, doc_bits[:length], keys)
+            key[at : at + k] = keys[ok]
         at += k
     for n, (doc, h) in zip(range(cfg.word_min, cfg.word_max + 1), word_grams, strict=True):
         k = len(doc)
