@@ -10,7 +10,7 @@ for one word in a tweet), and MinHash estimates it:
   similarity. The 4-gram hashes are the ones the SimHash already computed for the batch
   (``neardup.features``); each function is a multiply-shift of them (``x · aₖ``, high 32 bits, ``aₖ``
   odd), for all of the batch's 4-grams and 4 functions at a time in one numpy product, reduced per text
-  with ``np.minimum.reduceat``: ~6 µs a post.
+  with ``np.minimum.reduceat``: ~3.5 µs a post.
 * ``MinHashIndex``: locality-sensitive hashing over ``BANDS`` bands of ``ROWS`` minima each: two
   texts that agree on a whole band are candidates (probability ``1 − (1 − Jᴿ)ᴮ``); a candidate
   counts when its estimated Jaccard (the share of equal minima, compared on their low 4 bits with
@@ -90,15 +90,16 @@ def minhashes(n_docs: int, doc: npt.NDArray[np.int64], hashes: npt.NDArray[np.ui
     some = counts > 0
     if len(hashes):
         starts = (np.cumsum(counts) - counts)[some]
-        mins = np.empty((PERMUTATIONS, len(starts)), dtype=np.uint32)
+        mins = np.empty((PERMUTATIONS, len(starts)), dtype=np.uint64)
         # _BLOCK functions at a time: their products stay in cache (all 64 at once: 64 × 8 bytes a
-        # 4-gram, ~13 MB a batch of 256 posts; ~10 → ~5.5 µs a post)
+        # 4-gram, ~13 MB a batch of 256 posts). The smallest 64-bit product (a · x) mod 2⁶⁴ has the
+        # smallest high 32 bits, so the minima are taken over the whole products (contiguous) and
+        # their high halves kept after (~10 → ~3.5 µs a post).
         product = np.empty((_BLOCK, len(hashes)), dtype=np.uint64)
         for k in range(0, PERMUTATIONS, _BLOCK):
             np.multiply(_MULTIPLIERS[k : k + _BLOCK], hashes, out=product)
-            # (a · x) mod 2⁶⁴, high 32 bits: the odd uint32 of each little-endian product, no copy
-            np.minimum.reduceat(product.view(np.uint32)[:, 1::2], starts, axis=1, out=mins[k : k + _BLOCK])
-        out[some] = mins.T
+            np.minimum.reduceat(product, starts, axis=1, out=mins[k : k + _BLOCK])
+        out[some] = (mins >> np.uint64(32)).astype(np.uint32).T
     return out
 
 

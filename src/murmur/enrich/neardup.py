@@ -129,8 +129,12 @@ def signatures(
     mins = minhash.minhashes(f.n_docs, f.doc, f.hashes).astype("<u4", copy=False)
     if counted:
         mins = np.concatenate([mins, f.counts.astype("<u4")[:, None]], axis=1)
+    # one bytes object cut in slices: cheaper than a numpy row and ``tobytes`` a post
+    width = mins.shape[1] * 4
+    raw = mins.tobytes()
     return [
-        (sim[i], mins[i].tobytes()) if c >= min_features else None for i, c in enumerate(f.counts.tolist())
+        (sim[i], raw[i * width : i * width + width]) if c >= min_features else None
+        for i, c in enumerate(f.counts.tolist())
     ]
 
 
