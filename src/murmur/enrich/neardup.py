@@ -101,8 +101,10 @@ def simhash_array(f: Features) -> npt.NDArray[np.uint64]:
     for k in range(8):
         table = np.bincount(base + as_bytes[:, k], minlength=n_docs * 256).reshape(n_docs, 256)
         ones[:, 8 * k : 8 * k + 8] = table.astype(np.float32) @ _BYTE_BITS
-    set_bits = (2 * ones > f.counts[:, None]).astype(np.uint64)
-    out: npt.NDArray[np.uint64] = (set_bits << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    set_bits = 2 * ones > f.counts[:, None]
+    # bit k of the SimHash is column k: 8 packed bytes a text, least significant first
+    packed = np.packbits(set_bits, axis=1, bitorder="little")
+    out: npt.NDArray[np.uint64] = packed.view("<u8").reshape(n_docs).astype(np.uint64)
     return out
 
 
