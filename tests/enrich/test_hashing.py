@@ -60,3 +60,40 @@ EXPECTED_TRIGRAM_BUCKETS = [
     20426,
     429842,
 ]  # " mu", "mur", "urm", "rmu", "mur", "ur "
+
+
+def test_ngrams_match_a_plain_python_count() -> None:
+    # window_masks builds each size's mask from the one before: check it against slicing strings
+    texts = ["", " ab  cde ", "x", " 😀 a\u200db ", "", " longer words here ", "  "]
+    joined_hashes: dict[str, int] = {}
+    for n in range(1, 7):
+        for within in (False, True):
+            batch = hashing.layout(texts)
+            ((doc, h),) = hashing.char_ngrams(batch, [n], within_words=within)
+            expected = [
+                (d, t[i : i + n])
+                for d, t in enumerate(texts)
+                for i in range(len(t) - n + 1)
+                if not within or n <= 2 or " " not in t[i + 1 : i + n - 1]
+            ]
+            assert doc.tolist() == [d for d, _ in expected]
+            for (_, gram), value in zip(expected, h.tolist(), strict=True):
+                assert joined_hashes.setdefault(gram, value) == value  # one hash per n-gram
+
+
+def test_bucket_into_adds_the_buckets_to_its_base() -> None:
+    ((_, h),) = hashing.char_ngrams(hashing.layout([" murmur "]), [3])
+    base = np.arange(len(h), dtype=np.uint32) << np.uint32(21)
+    out = np.empty(len(h), dtype=np.uint32)
+    hashing.bucket_into(h.copy(), 3, 20, base, out)
+    assert (out - base).tolist() == EXPECTED_TRIGRAM_BUCKETS
+
+
+def test_word_spans_across_texts_with_skipped_characters() -> None:
+    texts = ["ab\u200d", "\u200dcd", "", "\u200d", "e\ufe0f f", "👍🏽g"]
+    batch = hashing.layout(texts)
+    w = hashing.word_spans(batch)
+    joined = "".join(texts)
+    words = [joined[a:b] for a, b in zip(w.a.tolist(), w.b.tolist(), strict=True)]
+    assert words == ["ab", "cd", "e", "f", "👍", "g"]
+    assert w.doc.tolist() == [0, 1, 4, 4, 5, 5]

@@ -139,10 +139,25 @@ def layout(texts: Sequence[str]) -> Batch:
     return Batch(cps, starts, ends, prefix, powers(BASE, n + 1), doc)
 
 
+def _salt(salt: int) -> np.uint64:
+    return np.uint64((salt * 0x2545F4914F6CDD1D) & _MASK)
+
+
 def bucket(hashes: U64, salt: int, bits: int) -> I64:
     """Spread ``hashes`` (salted per feature kind) over ``2**bits`` buckets (Fibonacci hashing)."""
-    mixed = (hashes ^ np.uint64((salt * 0x2545F4914F6CDD1D) & _MASK)) * _MIX
+    mixed = (hashes ^ _salt(salt)) * _MIX
     return (mixed >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def bucket_into(
+    hashes: U64, salt: int, bits: int, base: npt.NDArray[np.uint32], out: npt.NDArray[np.uint32]
+) -> None:
+    """``out = base + bucket(hashes, salt, bits)`` in 32 bits (the caller keeps the sum below 2³²),
+    computed in place on ``hashes`` (which it overwrites): no int64 temporaries."""
+    hashes ^= _salt(salt)
+    hashes *= _MIX
+    hashes >>= np.uint64(64 - bits)
+    np.add(base, hashes, out=out, casting="unsafe")
 
 
 def window_masks(
