@@ -69,6 +69,13 @@ def test_normalize_all_is_normalize_of_each_text() -> None:
         assert normalize_all(["a" * n, "b" * n]) == [normalize("a" * n), normalize("b" * n)]
 
 
+def test_normalize_collapses_every_kind_of_whitespace() -> None:
+    # printable texts with single inner spaces skip the split and join: the rest must not
+    texts = ["a b", " a b", "a b ", "a  b", "a\tb", "a\nb", "a\u3000b", "a\xa0b", "a\u2028b", "a\x1fb", ""]
+    for text in texts:
+        assert normalize(text) == " " + " ".join(text.split()) + " "
+
+
 def test_predict_proba_shape_and_obvious_cases() -> None:
     model = default_model()
     texts = [
