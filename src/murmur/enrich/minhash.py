@@ -363,28 +363,23 @@ class MinHashIndex:
             order = np.argsort(col, kind="stable")
             ordered = col[order]
             hit[order[1:][ordered[1:] == ordered[:-1]]] = True
-        # lanes (row, band) as flat indexes into the tables: head ``band · size + bucket``, entry
-        # ``band · capacity + slot``; each step keeps, in one pass, the lanes that go on (a link, no
-        # hit yet, not overwritten), which halved the step's numpy calls
-        cap, size = self.capacity, 1 << self.head_bits
-        last = self._count - 1
+        mask = np.uint32((1 << self.head_bits) - 1)
         lane = np.tile(np.arange(m), self.bands)
+        band = np.repeat(np.arange(self.bands), m)
         want = keys.T.ravel()
-        band = np.repeat(np.arange(self.bands, dtype=np.int64), m)
-        base = band * cap
-        tag = (want >> np.uint32(16)).astype(np.uint16)
-        link = self._head.reshape(-1)[band * size + (want & np.uint32(size - 1))].astype(np.int64)
+        link = self._head[band, (want & mask).astype(np.intp)]
         prev = np.full(len(lane), self._count, dtype=np.int64)
-        tags, links = self._key.reshape(-1), self._next.reshape(-1)
         for _ in range(self.max_walk):
-            seq = last - (last - (link - 1)) % cap
-            go = (link > 0) & (seq < prev) & ~hit[lane]  # ``seq < prev``: not overwritten (``_find``)
-            lane, base, tag, prev = lane[go], base[go], tag[go], seq[go]
-            entry = base + link[go] - 1
+            go = (link > 0) & ~hit[lane]
+            lane, band, want, prev, slot = lane[go], band[go], want[go], prev[go], link[go] - 1
             if not len(lane):
                 return ~hit
-            hit[lane[tags[entry] == tag]] = True
-            link = links[entry].astype(np.int64)
+            seq = self._seq(slot.astype(np.int64))
+            go = seq < prev  # not overwritten (``_find``)
+            lane, band, want, slot, prev = lane[go], band[go], want[go], slot[go], seq[go]
+            same = self._key[band, slot] == (want >> np.uint32(16))
+            hit[lane[same]] = True
+            link = self._next[band, slot]
         hit[lane[link > 0]] = True  # chains longer than max_walk: let the lookup decide
         out: npt.NDArray[np.bool_] = ~hit
         return out
