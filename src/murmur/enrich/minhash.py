@@ -282,40 +282,23 @@ class MinHashIndex:
     def _add(
         self, packed: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int, mid: bool = False
     ) -> None:
-        self._add_each(packed[None, :], [keys], [cluster], [mid])
-
-    def _add_each(
-        self,
-        packed: npt.NDArray[np.uint8],
-        keys: Sequence[Sequence[int]],
-        clusters: Sequence[int],
-        mid: Sequence[bool],
-    ) -> None:
-        """``_add`` of each row in order, in Python: for short runs, where ``_add_run``'s numpy
-        calls cost more than the rows. The tables' views are taken once a run, not once a row."""
         cap, size = self.capacity, 1 << self.head_bits
-        mask = size - 1
-        sig, cl, md = self._sig, self._cluster, self._mid
+        slot = self._count % cap
+        self._sig[slot] = packed
+        self._cluster[slot] = cluster
+        self._mid[slot] = mid
         heads, links, tags = (
             self._head.reshape(-1).data,
             self._next.reshape(-1).data,
             self._key.reshape(-1).data,
         )
-        slot = self._count % cap
-        for k, row in enumerate(keys):
-            sig[slot] = packed[k]
-            cl[slot] = clusters[k]
-            md[slot] = mid[k]
-            entry, bucket = slot, 0  # band b's tables start at b · capacity (links, tags), b · size (heads)
-            for key in row:
-                head = bucket + (key & mask)
-                tags[entry] = key >> 16
-                links[entry] = heads[head]
-                heads[head] = slot + 1
-                entry += cap
-                bucket += size
-            slot = slot + 1 if slot + 1 < cap else 0
-        self._count += len(keys)
+        for band in range(self.bands):
+            key = keys[band]
+            head = band * size + (key & (size - 1))
+            tags[band * cap + slot] = key >> 16
+            links[band * cap + slot] = heads[head]
+            heads[head] = slot + 1
+        self._count += 1
 
     def _add_run(
         self,
@@ -403,8 +386,6 @@ class MinHashIndex:
         keys = band_keys(sigs, self.bands, self.rows)
         alone = self._unmatched(keys)
         mids = self.in_mid(counts, m)
-        rows: list[list[int]] = keys.tolist()
-        mid_list: list[bool] = mids.tolist()
         out = [0] * m
         i = 0
         while i < m:
@@ -412,16 +393,13 @@ class MinHashIndex:
                 j = i + 1
                 while j < m and alone[j] and j - i < self.capacity:
                     j += 1
-                if j - i >= SHORT_RUN:
-                    self._add_run(packed[i:j], keys[i:j], np.array(names[i:j], dtype=np.uint64), mids[i:j])
-                else:  # a numpy call per step costs more than a few posts one by one
-                    self._add_each(packed[i:j], rows[i:j], names[i:j], mid_list[i:j])
+                self._add_many(packed[i:j], keys[i:j], names[i:j], mids[i:j])
                 out[i:j] = names[i:j]
                 i = j
                 continue
             self.looked_up += 1
-            row = rows[i]
-            mid = mid_list[i]
+            row = keys[i].tolist()
+            mid = bool(mids[i])
             cluster, exact = self._find(packed[i], row, mid)
             if cluster is None:
                 cluster = names[i]
@@ -429,6 +407,20 @@ class MinHashIndex:
             out[i] = cluster
             i += 1
         return [cluster_name(c) for c in out]
+
+    def _add_many(
+        self,
+        packed: npt.NDArray[np.uint8],
+        keys: npt.NDArray[np.uint32],
+        names: Sequence[int],
+        mid: npt.NDArray[np.bool_],
+    ) -> None:
+        """``_add`` of each row in order (at most ``capacity`` rows): long runs at once."""
+        if len(packed) >= SHORT_RUN:
+            self._add_run(packed, keys, np.array(names, dtype=np.uint64), mid)
+        else:  # a numpy call per step costs more than a few posts one by one
+            for k in range(len(packed)):
+                self._add(packed[k], keys[k].tolist(), names[k], bool(mid[k]))
 
     def _keep(
         self, packed: npt.NDArray[np.uint8], keys: Sequence[int], cluster: int, exact: int, mid: bool
