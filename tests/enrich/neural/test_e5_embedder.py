@@ -252,10 +252,10 @@ def test_the_graph_is_built_in_a_child_so_the_service_never_holds_torch(tmp_path
 
 
 def test_a_failed_build_names_the_graph_and_the_childs_error(tmp_path: Path) -> None:
-    from murmur.enrich.neural.onnx_backend import build_in_child
+    from murmur.enrich.neural.onnx_backend import GraphBuild, build_in_child
     from murmur.errors import ModelError
 
     target = tmp_path / "e5-small-test.onnx"
     with pytest.raises(ModelError, match=r"e5-small-test\.onnx failed in its own process: .*not-there"):
-        build_in_child(tmp_path / "not-there.e5", target, target, (11,), None, None, None)
+        build_in_child(GraphBuild(tmp_path / "not-there.e5", target, target, (11,), None, None, None))
     assert not target.exists()

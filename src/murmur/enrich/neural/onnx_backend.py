@@ -356,48 +356,47 @@ class NumpyEmbeddings:
         return np.asarray(centered / np.sqrt(var + self.eps) * self.ln_w + self.ln_b, dtype=np.float32)
 
 
-def build_graph(
-    weights_path: Path,
-    path: Path,
-    fp32_path: Path,
-    pool: tuple[int, ...],
-    branch: SentimentBranch | BranchArrays | None,
-    int8: Int8Recipe | None,
-    smooth: tuple[Mapping[str, npt.NDArray[np.float32]], float] | None,
-) -> None:
-    """Write ``path``: the float32 graph (``fp32_path``), or the int8 one quantized from the float32
-    graph (kept in the cache) or from a smoothed float32 graph (temporary)."""
-    weights = E5File(weights_path)
-    if smooth is not None:
+@dataclass(frozen=True)
+class GraphBuild:
+    """What ``build_graph`` writes: ``path``, the float32 graph (``fp32_path``) or the int8 one, from
+    the e5 weights at ``weights_path``, pooling ``pool``, with ``branch``, quantized by ``int8``
+    after ``smooth`` (SmoothQuant statistics and alpha)."""
+
+    weights_path: Path
+    path: Path
+    fp32_path: Path
+    pool: tuple[int, ...]
+    branch: SentimentBranch | BranchArrays | None
+    int8: Int8Recipe | None
+    smooth: tuple[Mapping[str, npt.NDArray[np.float32]], float] | None
+
+
+def build_graph(job: GraphBuild) -> None:
+    """Write ``job.path``: the float32 graph, or the int8 one quantized from the float32 graph (kept in
+    the cache) or from a smoothed float32 graph (temporary)."""
+    weights = E5File(job.weights_path)
+    if job.smooth is not None:
         # per process: two processes loading at once each build their own, then replace atomically
-        source = path.with_name(f"{path.stem}.{os.getpid()}.smoothed.onnx")
-        export_onnx(weights, source, pool, branch, smooth)
+        source = job.path.with_name(f"{job.path.stem}.{os.getpid()}.smoothed.onnx")
+        export_onnx(weights, source, job.pool, job.branch, job.smooth)
     else:
-        source = fp32_path
+        source = job.fp32_path
         if not source.exists():
             log.info("exporting e5 to ONNX once: %s", source)
-            export_onnx(weights, source, pool, branch)
-    if int8 is None:
+            export_onnx(weights, source, job.pool, job.branch)
+    if job.int8 is None:
         return
-    log.info("quantizing e5 to int8 once: %s", path)
+    log.info("quantizing e5 to int8 once: %s", job.path)
     try:
-        quantize_onnx(source, path, int8, weights.config.hidden, weights.config.ffn)
+        quantize_onnx(source, job.path, job.int8, weights.config.hidden, weights.config.ffn)
     finally:
-        if smooth is not None:
+        if job.smooth is not None:
             source.unlink(missing_ok=True)
 
 
-def build_in_child(
-    weights_path: Path,
-    path: Path,
-    fp32_path: Path,
-    pool: tuple[int, ...],
-    branch: SentimentBranch | BranchArrays | None,
-    int8: Int8Recipe | None,
-    smooth: tuple[Mapping[str, npt.NDArray[np.float32]], float] | None,
-) -> None:
-    """``build_graph`` in a fresh Python process of its own (``python -c``, its arguments pickled on
-    its standard input), which exits when the graph is written.
+def build_in_child(job: GraphBuild) -> None:
+    """``build_graph`` in a fresh Python process of its own (``python -c``, ``job`` pickled on its
+    standard input), which exits when the graph is written.
 
     Exporting imports PyTorch and holds the float32 weights and the traced graph, and a process
     does not give that memory back: one that built the int8 graph itself then ran the neural tier
@@ -405,25 +404,20 @@ def build_in_child(
     building the embedder). Here the first start costs a fresh interpreter, and the service process
     never imports PyTorch on the ONNX path. (Not ``multiprocessing``: its spawned child re-runs the
     caller's main module, which fails in a script without a ``__main__`` guard.)"""
-    args = (weights_path, path, fp32_path, pool, branch, int8, smooth)
     code = "import murmur.enrich.neural.onnx_backend as m; m.build_graph_from_stdin()"
     done = subprocess.run(  # noqa: S603 - this interpreter, a fixed command
-        [sys.executable, "-c", code], input=pickle.dumps(args), capture_output=True, check=False
+        [sys.executable, "-c", code], input=pickle.dumps(job), capture_output=True, check=False
     )
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
-        why = (
-            lines[-1]
-            if lines
-            else f"exit status {done.returncode} (killed: out of memory? it peaks near 1 GB)"
-        )
-        msg = f"building the ONNX graph {path.name} failed in its own process: {why}"
+        why = lines[-1] if lines else f"exit status {done.returncode} (killed? it peaks near 1 GB of memory)"
+        msg = f"building the ONNX graph {job.path.name} failed in its own process: {why}"
         raise ModelError(msg)
 
 
 def build_graph_from_stdin() -> None:
-    """``build_graph`` on the arguments ``build_in_child`` pickled on standard input (the child's end)."""
-    build_graph(*pickle.loads(sys.stdin.buffer.read()))  # noqa: S301 - our own parent process wrote it
+    """``build_graph`` of the job ``build_in_child`` pickled on standard input (the child's end)."""
+    build_graph(pickle.loads(sys.stdin.buffer.read()))  # noqa: S301 - our own parent process wrote it
 
 
 class OnnxEncoder:
@@ -462,7 +456,9 @@ class OnnxEncoder:
         self.has_branch = branch is not None
         try:
             if not self.path.exists():
-                build_in_child(weights.path, self.path, self.fp32_path, pool, branch, int8, smooth)
+                build_in_child(
+                    GraphBuild(weights.path, self.path, self.fp32_path, pool, branch, int8, smooth)
+                )
         except OSError as exc:
             msg = f"cannot write the ONNX cache under {root}: {exc}; set MURMUR_CACHE_DIR to a writable dir"
             raise ModelError(msg) from None
