@@ -170,8 +170,7 @@ def occurrences(texts: Sequence[str], cfg: FeatureConfig) -> Occurrences:
     if cfg.binary:  # keep each (text, column) pair once; sort-based (numpy's hash unique is slower)
         key = doc << shift | col
         key.sort()
-        if len(key):
-            key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+        key = key[run_starts(key)]
         doc, col = key >> shift, key & ((1 << shift) - 1)
     return Occurrences(doc, col, len(texts))
 
@@ -208,14 +207,20 @@ def _binary_occurrences(texts: Sequence[str], cfg: FeatureConfig, shift: int) ->
             hashing.bucket_into(h, 100 + n, cfg.word_bits, doc_split, key[at : at + k])
         at += k
     key.sort()
-    if len(key) > 1:
-        first = np.empty(len(key), dtype=np.bool_)
-        first[0] = True
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-        key = key[first]
+    key = key[run_starts(key)]
     doc_out = np.right_shift(key, np.uint32(shift), out=np.empty(len(key), dtype=np.int64))
     col_out = np.bitwise_and(key, np.uint32((1 << shift) - 1), out=np.empty(len(key), dtype=np.int64))
     return Occurrences(doc_out, col_out, len(texts))
+
+
+def run_starts(key: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Where each run of equal values of a sorted ``key`` starts (its first element; ``key[mask]``
+    deduplicates it), without a concatenation."""
+    out = np.empty(len(key), dtype=np.bool_)
+    if len(key):
+        out[0] = True
+        np.not_equal(key[1:], key[:-1], out=out[1:])
+    return out
 
 
 def block_norms(occ: Occurrences, idf: F32, cfg: FeatureConfig) -> npt.NDArray[np.float64]:
@@ -272,13 +277,10 @@ def block_sums(rows: F32, occ: Occurrences, cfg: FeatureConfig) -> npt.NDArray[n
     out = np.zeros((2 * occ.n_docs, rows.shape[1]), dtype=np.float64)
     if len(key) == 0:
         return out
-    step = np.empty(len(key), dtype=np.bool_)  # where a (text, block) run starts
-    step[0] = True
     if np.any(key[1:] < key[:-1]):  # binary features come sorted; raw counts may not
         order = np.argsort(key, kind="stable")
         key, rows = key[order], rows[order]
-    np.not_equal(key[1:], key[:-1], out=step[1:])
-    starts = np.flatnonzero(step)
+    starts = np.flatnonzero(run_starts(key))  # where each (text, block) run starts
     out[key[starts]] = np.add.reduceat(rows, starts, axis=0)
     return out
 
