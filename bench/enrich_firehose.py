@@ -26,7 +26,8 @@ import threadpoolctl
 from murmur.enrich import firehose_pipeline
 from murmur.enrich.base import Pipeline
 from murmur.enrich.evaluate import load_langid, load_xlmt
-from murmur.enrich.langid import LanguageDetector, cld2_only
+from murmur.enrich.langid import LanguageDetector
+from murmur.enrich.langid_cld2 import cld2_only
 from murmur.enrich.neural.embedder import cpu_summary
 from murmur.testing import has_shared_data, shared_data
 from murmur.types import Post

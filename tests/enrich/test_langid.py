@@ -8,22 +8,14 @@ import pytest
 
 from murmur.enrich.evaluate import eval_langid, load_afrisenti, load_langid, load_xlmt
 from murmur.enrich.langid import (
-    FEATURES,
     HINDUSTANI_CONF,
-    UND,
-    Combiner,
     LangResult,
     LanguageDetector,
-    cld2,
-    cld2_only,
-    clean,
-    default_combiner,
-    iso_code,
     one_script,
     romanized_hindustani,
-    softmax_groups,
-    top_k,
 )
+from murmur.enrich.langid_cld2 import UND, cld2, cld2_only, clean, iso_code
+from murmur.enrich.langid_combiner import FEATURES, Combiner, default_combiner, softmax_groups, top_k
 from murmur.enrich.train_langid import Examples, fit, predict
 from murmur.errors import ModelError
 from murmur.testing import has_shared_data, shared_data

@@ -248,7 +248,8 @@ class Report:
 
 def eval_langid(folder: Path, *, per_language: int | None = None, progress: Progress | None = None) -> Report:
     """Accuracy per language of our detector and of pycld2 alone (bestEffort, cleaned text)."""
-    from murmur.enrich.langid import LanguageDetector, cld2_only
+    from murmur.enrich.langid import LanguageDetector
+    from murmur.enrich.langid_cld2 import cld2_only
 
     data = load_langid(folder, per_language=per_language)
     detector = LanguageDetector()

@@ -2,7 +2,7 @@
 
     python -m murmur.enrich.train_langid            # writes the artifact, prints what it measured
 
-The combiner (``murmur.enrich.langid.Combiner``) scores every candidate language of a text that CLD2
+The combiner (``murmur.enrich.langid_combiner.Combiner``) scores every candidate language of a text that CLD2
 is unsure of from what CLD2, langid.py and (second stage) lingua said about it, and picks the best
 (a conditional logit: one linear score per candidate, softmax over a text's candidates, L2-penalized,
 fitted with L-BFGS). It is trained on texts that are **not** the sentences it is measured on:
@@ -33,16 +33,14 @@ import numpy.typing as npt
 from scipy.optimize import minimize  # type: ignore[import-untyped]  # scipy ships no type information
 
 from murmur.enrich.evaluate import load_afrisenti, load_langid, load_xlmt
-from murmur.enrich.langid import (
+from murmur.enrich.langid import LanguageDetector
+from murmur.enrich.langid_cld2 import Cld2Answer, cld2, clean
+from murmur.enrich.langid_combiner import (
     FEATURES,
     LANG_FEATURES,
     MODEL_PATH,
-    Cld2Answer,
     Combiner,
-    LanguageDetector,
     LinearScorer,
-    cld2,
-    clean,
     softmax_groups,
 )
 from murmur.testing import shared_data
