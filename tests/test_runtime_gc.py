@@ -1,4 +1,4 @@
-"""A worker process collects garbage between batches (``runtime._collect_between_batches``)."""
+"""A worker process collects garbage between batches (``murmur.runtime.workers._collect_between_batches``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import textwrap
 PROBE = textwrap.dedent(
     """
     import gc, weakref
-    from murmur import runtime
+    from murmur.runtime import workers as runtime
 
     class Node:
         pass

@@ -23,14 +23,8 @@ from murmur.enrich.neural.embedder import E5Embedder
 from murmur.enrich.neural.samples import mixed_posts
 from murmur.enrich.neural.tiered import FixedCapacity, TieredEnricher
 from murmur.privacy import PrivacyGate
-from murmur.runtime import (
-    Processor,
-    Runtime,
-    backfill,
-    find_upgrader,
-    read_firehose_labelled,
-    write_backfilled,
-)
+from murmur.runtime import Processor, Runtime, backfill, find_upgrader
+from murmur.runtime.backfill import read_firehose_labelled, write_backfilled
 from murmur.service import build_hooks, run_service
 from murmur.sources.base import SourceStats
 from murmur.store import Store
