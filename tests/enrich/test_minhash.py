@@ -13,6 +13,7 @@ from murmur.enrich.minhash import (
     MinHashIndex,
     cluster_name,
     equal_minima,
+    equal_packed,
     minima_needed,
     pack_low_bits,
     split_counted,
@@ -168,6 +169,22 @@ def test_4_bit_minima_count_equal_minima_and_correct_the_threshold_for_chance() 
     chance = equal_minima(pack_low_bits(unrelated), pack_low_bits(a[None]))
     assert abs(chance.mean() - PERMUTATIONS / 16) < 0.1
     assert chance.max() < minima_needed(0.5)
+
+
+def test_packed_signatures_compared_as_integers_count_as_equal_minima_does() -> None:
+    # the index's lookups compare a few candidates as Python integers (equal_packed)
+    rng = np.random.default_rng(5)
+    a = random_sigs(rng, 1)[0]
+    edits = [near(rng, a, k) for k in (0, 1, 2, 15, 16, 17, 40, 63, 64)]
+    rows = np.vstack([a, *edits, random_sigs(rng, 200)])
+    packed = pack_low_bits(rows)
+    want = equal_minima(packed, packed[0]).tolist()
+    mine = int.from_bytes(packed[0].tobytes(), "little")
+    got = [equal_packed(int.from_bytes(row.tobytes(), "little"), mine) for row in packed]
+    assert got == want
+    assert want[:2] == [PERMUTATIONS, PERMUTATIONS]
+    assert want[-1] < PERMUTATIONS
+    assert len(set(want)) > 10  # the comparison saw many different counts, not a constant
 
 
 @pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data (real tweets)")
