@@ -29,6 +29,7 @@ from murmur.runtime.backfill import (
     read_firehose_labelled,
     write_backfilled,
 )
+from murmur.runtime.collect import between_batches_only, collect_between_batches
 from murmur.runtime.handoff import QueueHandoff
 from murmur.runtime.processor import BatchHook, Processed, Processor, quarantine_record, write_processed
 from murmur.runtime.stats import RuntimeStats, SourceCounters
@@ -45,6 +46,10 @@ from murmur.types import Post, RawEvent
 from murmur.urls import scrub_secrets
 
 log = logging.getLogger(__name__)
+
+IDLE_COLLECT_SECONDS = 5.0
+"""With no batch for this long, the runtime collects its garbage anyway (automatic collection is off
+while it runs: ``collect.between_batches_only``)."""
 
 
 async def _offer(
@@ -120,6 +125,7 @@ class Runtime:
         self._backfill_after: BackfillKey | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._retry_lock = asyncio.Lock()
+        self._collected = time.monotonic()  # when garbage was last collected (``_collect``)
 
     async def _pump(self, source: Source) -> None:
         cursor = self.store.cursor(source.id)
@@ -265,6 +271,7 @@ class Runtime:
 
     def _finish(self, out: Processed) -> None:
         """In the runtime's process, in arrival order: stateful components, then the write."""
+        self._collect()
         if out.backfilled:
             write_backfilled(self.store, out.batch.posts, self.hooks)
             return
@@ -274,6 +281,10 @@ class Runtime:
                 out.timings[name] = t
             self.ordered.timings = {}
         write_processed(self.store, out, self.hooks)
+
+    def _collect(self) -> None:
+        collect_between_batches()
+        self._collected = time.monotonic()
 
     def _account(self, out: Processed) -> None:
         stats = self.stats
@@ -350,6 +361,13 @@ class Runtime:
             # in-process: load what the components load lazily before the first batch (workers do
             # the same in their initializer), so the first posts are not late by a model load
             await asyncio.to_thread(self.processor.pipeline.warm_up)
+        # automatic garbage collection off while it runs: between batches instead (collect.py)
+        with between_batches_only():
+            await self._serve(stop, previous_threads)
+        return self.stats
+
+    async def _serve(self, stop: asyncio.Event, previous_threads: int | None) -> None:
+        """``run``'s loop: batches to the workers, the writer in arrival order, backfill when idle."""
         depth = 2 * self.workers.workers if self.workers is not None else 1
         inflight: asyncio.Queue[asyncio.Future[Processed] | None] = asyncio.Queue(depth)
         writer = asyncio.create_task(self._writer(inflight))
@@ -367,6 +385,8 @@ class Runtime:
                 elif self._backfill_ready():
                     self._backfilling = True
                     await self._put(inflight, asyncio.ensure_future(self._backfill()), writer)
+                elif time.monotonic() - self._collected >= IDLE_COLLECT_SECONDS:
+                    self._collect()  # no batch for a while: free the cycles the waiting left
                 if stop.is_set():
                     self.stats.interrupted = not all(p.done() for p in pumps)
                     break
@@ -398,4 +418,3 @@ class Runtime:
                 self._write_status()
                 if previous_threads is not None:
                     self.store.set_threads(previous_threads)
-        return self.stats

@@ -5,7 +5,6 @@ chunks (``upgrade_in_worker``)."""
 from __future__ import annotations
 
 import atexit
-import gc
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from murmur.enrich.base import Pipeline
 from murmur.privacy import PrivacyGate
 from murmur.privacy.pseudonym import PeriodSecret
 from murmur.runtime.backfill import find_upgrader
+from murmur.runtime.collect import collect_between_batches, freeze_loaded_objects, thaw
 from murmur.runtime.processor import Processed, Processor, warmup_post
 from murmur.types import Post, RawEvent
 
@@ -50,46 +50,8 @@ def init_worker(setup: WorkerSetup, parent: int) -> None:
         stateless.warm_up()
         stateless.process([warmup_post()])
         stateless.timings.clear()
-    _freeze_loaded_objects()
-
-
-FULL_COLLECTION_EVERY = 100
-"""Batches between a worker's full garbage collections (``_collect_between_batches``)."""
-
-_batches_done = 0
-
-
-def _freeze_loaded_objects() -> None:
-    """A worker collects its garbage between batches, not every 700 allocations.
-
-    Python's cycle collector runs after every 700 new container objects. A batch of 2,000 posts
-    makes hundreds of thousands of them and keeps them alive to its end, so automatic collection
-    ran ~20 times a batch, each time scanning the whole batch and the loaded models again: 11.7-14.3
-    us a post, 6-8 % of a firehose worker's time. So once the models are loaded their objects are
-    moved out of the collector's sight (``gc.freeze``) and automatic collection is switched off;
-    ``_collect_between_batches`` collects instead (~1.4 us a post).
-
-    At exit the frozen objects are handed back to the collector: frozen, they would outlive the
-    interpreter's last collection (and DuckDB's bindings would report them as leaked)."""
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    atexit.register(_thaw)
-
-
-def _thaw() -> None:
-    gc.unfreeze()
-    gc.enable()
-    gc.collect()
-
-
-def _collect_between_batches() -> None:
-    """Before each batch: a collection of the young generations (the previous batch is gone by then,
-    apart from its few cyclic leftovers, which this frees), and every ``FULL_COLLECTION_EVERY``-th
-    batch a full one, for cycles that outlived a young collection."""
-    global _batches_done
-    _batches_done += 1
-    gc.collect(2 if _batches_done % FULL_COLLECTION_EVERY == 0 else 1)
+    freeze_loaded_objects()
+    atexit.register(thaw)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -135,7 +97,7 @@ def event_columns(events: Sequence[RawEvent]) -> EventColumns:
 
 def process_in_worker(columns: EventColumns, secret: PeriodSecret, now: datetime) -> Processed:
     assert _worker_processor is not None, "worker not initialised"
-    _collect_between_batches()
+    collect_between_batches()
     _worker_processor.gate.pseudonyms.use(secret)
     events = [RawEvent(*fields) for fields in zip(*columns, strict=True)]
     return _worker_processor.process(events, now=now)
@@ -144,7 +106,7 @@ def process_in_worker(columns: EventColumns, secret: PeriodSecret, now: datetime
 def upgrade_in_worker(posts: list[Post]) -> list[Post]:
     """A backfill chunk, upgraded by the worker's own (already loaded) upgrader."""
     assert _worker_processor is not None, "worker not initialised"
-    _collect_between_batches()
+    collect_between_batches()
     upgrader = find_upgrader(_worker_processor.pipeline)
     if upgrader is None:
         msg = "backfill: the worker's pipeline has no upgrader"
