@@ -3,6 +3,10 @@ over history tests for the same words and fields (``token_mask``, ``prefix_mask`
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
+
 from murmur.query.index import (
     FIELD_COLUMNS,
     PREFIX_COLUMNS,
@@ -16,6 +20,10 @@ from murmur.query.index import (
     signature,
     token_mask,
 )
+from murmur.query.live import batch_hooks
+from murmur.store import Store
+from murmur.types import Post
+from tests.query.helpers import open_store, post
 
 TOKENS = ["a", "ab", "abc", "climate", "strike", "東", "京", "ñandú", "x" * 64, "2026", "tor", "ok"]
 KEYS = ["lang=pt", "lang=pt-br", "platform=reddit", "site=nytimes.com", "hashtag=cop30", "has=link"]
@@ -50,3 +58,37 @@ def test_a_row_sets_exactly_the_bits_a_query_tests() -> None:
     want = _merged(*map(_query_bits, TOKENS), *(bank_columns(FIELD_COLUMNS, field_mask(k)) for k in KEYS))
     assert _set(whole) == want
     assert len(want) > 10  # the items spread over many columns: the test compares real placements
+
+
+def test_new_posts_are_indexed_by_plain_insert_and_replays_or_strays_by_upsert(tmp_path: Path) -> None:
+    # New posts' rows go in by a plain INSERT (Store.replacing off); a replay of stored posts, and a
+    # post whose search row outlived its row in ``posts``, are written again as an upsert.
+    def indexed(store: Store) -> dict[str, str]:
+        rows = store.conn.execute("SELECT post_id, st FROM post_search ORDER BY post_id").fetchall()
+        return {str(pid): str(st) for pid, st in rows}
+
+    with open_store(tmp_path) as store:
+        seen: list[bool] = []
+        (hook,) = batch_hooks(store)
+
+        def write_watching(posts: list[Post]) -> None:
+            writer = hook(posts)
+            assert writer is not None
+
+            def watched(conn: duckdb.DuckDBPyConnection) -> None:
+                seen.append(store.replacing)
+                writer(conn)
+
+            store.write(posts=posts, extras=[watched])
+
+        write_watching([post("p1", "climate strike", sentiment="negative"), post("p2", "bonjour")])
+        assert seen == [False]
+        assert "sentiment=negative" in indexed(store)["p1"]
+        write_watching([post("p1", "climate strike", sentiment="positive")])  # an edit: upserted
+        assert seen == [False, True]
+        assert "sentiment=positive" in indexed(store)["p1"]
+        store.conn.execute("DELETE FROM posts WHERE post_id = 'p2'")  # its search row stays behind
+        write_watching([post("p2", "bonjour encore")])
+        assert seen == [False, True, False, True]  # the plain INSERT met the stray row: written again
+        assert "encore" in indexed(store)["p2"]
+        assert store.conn.execute("SELECT count(*) FROM posts").fetchone() == (2,)

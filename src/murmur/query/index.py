@@ -21,6 +21,7 @@ k-anonymity (a collision can only undercount, which suppresses more), cheap to s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import zlib
@@ -281,18 +282,23 @@ def index_rows(posts: Sequence[Post], docs: Sequence[Doc] | None = None) -> pa.T
     return pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)
 
 
-def write_index_table(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+def write_index_table(conn: duckdb.DuckDBPyConnection, rows: pa.Table, *, replace: bool = True) -> None:
     """Upsert ``index_rows`` output, skipping tombstoned posts (as ``Store.write`` does for posts).
-    Run it inside the transaction that writes the posts."""
+    Run it inside the transaction that writes the posts. ``replace=False``: none of the rows' posts
+    is indexed yet (``Store.replacing`` is off), so a plain INSERT does (12.5 against 20-21 µs a
+    row)."""
     if rows.num_rows == 0:
         return
     if rows.num_rows > 1:
         rows = last_per_key(rows)  # last write wins within a batch, as in Store.write
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
     conn.register("_murmur_search_rows", rows)
     try:
-        conn.execute(f"INSERT OR REPLACE INTO post_search BY NAME {untombstoned('_murmur_search_rows')}")
+        conn.execute(f"{verb} INTO post_search BY NAME {untombstoned('_murmur_search_rows')}")
     finally:
-        conn.unregister("_murmur_search_rows")
+        # after a failed statement the transaction is aborted and so is this: the failure is the news
+        with contextlib.suppress(duckdb.Error):
+            conn.unregister("_murmur_search_rows")
 
 
 def write_token_index(conn: duckdb.DuckDBPyConnection, posts: Sequence[Post]) -> None:

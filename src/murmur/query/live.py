@@ -24,8 +24,9 @@ Writer = Callable[[duckdb.DuckDBPyConnection], None]
 class QueryLayerHook:
     """Search index + live monitor matches for one batch (see module doc)."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
-        self.stage = MonitorStage(conn)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.stage = MonitorStage(store.conn)
 
     def __call__(self, posts: Sequence[Post]) -> Writer | None:
         if not posts:
@@ -35,7 +36,7 @@ class QueryLayerHook:
         matches = self.stage.match_rows(posts, docs)
 
         def write(conn: duckdb.DuckDBPyConnection) -> None:
-            write_index_table(conn, rows)
+            write_index_table(conn, rows, replace=self.store.replacing)
             write_match_rows(conn, matches)
 
         return write
@@ -45,4 +46,4 @@ def batch_hooks(store: Store) -> list[Callable[[Sequence[Post]], Writer | None]]
     """The hooks ``murmur.service`` passes to the runtime for ``store``; first the search index is
     brought up to date (rebuilt after a tokenizer change, filled where posts lack it)."""
     ensure_current_index(store.conn)
-    return [QueryLayerHook(store.conn)]
+    return [QueryLayerHook(store)]
