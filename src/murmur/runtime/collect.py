@@ -7,9 +7,9 @@ times a batch, each time scanning the whole batch, and in its full collections e
 object (loaded models, the query layer's caches) again:
 
 * a firehose worker: ~20 collections a batch, 11.7-14.3 µs a post, 6-8 % of its time;
-* the runtime's own process with the query layer's hooks (``murmur run``): 1,201 collections over
-  51,842 posts, 0.96 s, 18 µs a post on the serial path that bounds the whole service (9 full ones
-  took 0.51 s: the query layer's token caches are long-lived containers).
+* the runtime's own process with the query layer's hooks (``murmur run``): ~1,200 collections over
+  51,842 posts, 0.96-1.21 s, 18-23 µs a post on its serial path (9 full ones took 0.51-0.60 s: the
+  query layer's token caches are long-lived containers); now 4.5-4.9 µs.
 
 So once what stays loaded is loaded, its objects are moved out of the collector's sight
 (``gc.freeze``), automatic collection is switched off, and ``collect_between_batches`` collects
