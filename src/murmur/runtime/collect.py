@@ -63,7 +63,6 @@ def between_batches_only() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.unfreeze()
-        gc.collect()
-        if was_enabled:
-            gc.enable()
+        thaw()
+        if not was_enabled:
+            gc.disable()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +72,18 @@ or a ``FatalException`` quoting the out-of-memory error."""
 
 class _Stored(Exception):
     """A plain INSERT met posts already stored (``Store.write`` then upserts the batch)."""
+
+
+@contextlib.contextmanager
+def _upsert_if_stored(replace: bool) -> Iterator[None]:
+    """Around plain INSERTs (``replace`` off): a key already stored raises ``_Stored``, so that
+    ``Store.write`` writes the batch again as an upsert."""
+    try:
+        yield
+    except duckdb.ConstraintException as exc:
+        if replace or "duplicate key" not in str(exc).lower():
+            raise
+        raise _Stored from exc
 
 
 def _posts_table(posts: Sequence[Post] | PostBatch) -> pa.Table:
@@ -242,12 +254,8 @@ class Store:
                 # writes the batch again as an upsert.
                 verb = "INSERT OR REPLACE" if replace else "INSERT"
                 conn.register("_batch", posts)
-                try:
+                with _upsert_if_stored(replace):
                     conn.execute(f"{verb} INTO posts BY NAME {untombstoned('_batch')}")
-                except duckdb.ConstraintException as exc:
-                    if replace or "duplicate key" not in str(exc).lower():
-                        raise
-                    raise _Stored from exc
                 conn.unregister("_batch")
             if emb:
                 table = pa.Table.from_pydict(
@@ -298,22 +306,19 @@ class Store:
                     ],
                 )
             self.replacing = replace
-            for extra in extras:
-                try:
-                    extra(conn)
-                except duckdb.ConstraintException as exc:
-                    if replace or "duplicate key" not in str(exc).lower():
-                        raise
-                    raise _Stored from exc
+            try:
+                with _upsert_if_stored(replace):
+                    for extra in extras:
+                        extra(conn)
+            finally:
+                self.replacing = False
             if cursors:
                 conn.executemany(
                     "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
                     [(sid, pos, now) for sid, pos in cursors.items()],
                 )
-            self.replacing = False
             conn.execute("COMMIT")
         except BaseException:
-            self.replacing = False
             conn.execute("ROLLBACK")
             for view in ("_batch", "_emb", "_gone"):  # left registered by a failed statement
                 conn.unregister(view)
@@ -352,7 +357,6 @@ class Store:
             msg = self._out_of_memory("the retention purge", exc) + " Nothing was purged."
             raise StoreError(msg) from None
         except BaseException:
-            self.replacing = False
             conn.execute("ROLLBACK")
             raise
         return removed
