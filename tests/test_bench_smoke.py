@@ -131,4 +131,5 @@ def test_sentiment_unseen_bench() -> None:
     out = run_bench("bench/sentiment_unseen.py", "--quick")
     for lang in ("english", "french"):
         assert re.search(rf"{lang} +lex in 0\.\d{{3}} +lex out 0\.\d{{3}} +mem out 0\.\d{{3}}", out), out
-    assert re.search(r"mean: lex in 0\.\d{4}, lex out 0\.\d{4}, .*e5 only 0\.\d{4}", out), out
+    assert re.search(r"mean: lex in 0\.\d{4}, .*, shipped 0\.\d{4}, e5 only 0\.\d{4}", out), out
+    assert re.search(r"never saw: 0: 0\.\d{4}, .*, 0\.6: 0\.\d{4}", out), out

@@ -8,9 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from murmur.enrich.evaluate import firehose_predict, load_afrisenti, load_xlmt, macro_f1
+from murmur.enrich.evaluate import XLMT_LANGS, firehose_predict, load_afrisenti, load_xlmt, macro_f1
 from murmur.enrich.lexical import (
     DEFAULT_MODEL,
+    TRAINED_LANGUAGES,
     LexicalSentiment,
     LexicalSentimentModel,
     default_model,
@@ -168,3 +169,19 @@ def test_the_shipped_heads_stay_float16_and_the_table_is_their_float32_product()
         expected = np.stack([idf * coef[:, 0], idf * coef[:, 1], idf * coef[:, 2], idf * idf], axis=1)
         assert np.array_equal(table[:, 4 * i : 4 * i + 4], expected)
         assert np.array_equal(model.heads[name].table(), expected)
+
+
+@needs_data
+def test_trained_languages_are_the_training_folders() -> None:
+    """``TRAINED_LANGUAGES`` (where the neural tier trusts the lexical part fully) is the detected
+    codes of every folder with train tweets, and nothing else (Oromo and Tigrinya have dev only)."""
+    from murmur.enrich.train_langid import AFRISENTI_CODES
+
+    codes = {**AFRISENTI_CODES, "arq": "ar", "ary": "ar", "pcm": "pcm"}
+    xlmt = shared_data("sentiment", "xlmt")
+    afrisenti = shared_data("sentiment", "afrisenti")
+    found = {XLMT_LANGS[d.name] for d in xlmt.iterdir() if (d / "train_text.txt").exists()}
+    found |= {codes[d.name] for d in afrisenti.iterdir() if (d / "train.tsv").exists()}
+    assert found == TRAINED_LANGUAGES
+    assert not {"om", "ti"} & TRAINED_LANGUAGES
+    assert default_model().languages == TRAINED_LANGUAGES

@@ -276,7 +276,10 @@ def eval_langid(folder: Path, *, per_language: int | None = None, progress: Prog
 
 class ProbaModel(Protocol):
     def predict_proba(
-        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+        self,
+        texts: Sequence[str],
+        langs: Sequence[str | None] | None = None,
+        confs: Sequence[float | None] | None = None,
     ) -> npt.NDArray[np.float64]: ...
 
 
@@ -306,9 +309,9 @@ def neural_predict(texts: Sequence[str]) -> list[int]:
     from murmur.enrich.langid import LanguageDetector
 
     model: ProbaModel = factory()
-    # as the pipeline runs it: the detected language routes the lexical part of the mixture
-    langs = [r.lang for r in LanguageDetector().detect_many(texts)]
-    proba = model.predict_proba(list(texts), langs)
+    # as the pipeline runs it: the detected language (and its confidence) routes the lexical part
+    found = LanguageDetector().detect_many(texts)
+    proba = model.predict_proba(list(texts), [r.lang for r in found], [r.conf for r in found])
     return [int(k) for k in np.asarray(proba).argmax(axis=1)]
 
 

@@ -314,6 +314,16 @@ ROUTES: dict[str, Mixture] = {
     **{lang: AFRISENTI_MIXTURE for lang in ("ha", "ig", "yo", "rw", "om", "sw", "ts", "am", "ak", "pcm")},
     "ti": {"xlmt": 1.0},
 }
+TRAINED_LANGUAGES = frozenset(
+    # XLM-T train: Arabic, English, French, German, Hindi, Italian, Portuguese, Spanish
+    {"ar", "en", "fr", "de", "hi", "it", "pt", "es"}
+    # AfriSenti train: Amharic, Hausa, Igbo, Kinyarwanda, Nigerian Pidgin, Swahili, Tsonga, Twi,
+    # Yoruba; Algerian and Moroccan Arabic are ``ar``, Mozambican Portuguese ``pt``. Oromo and
+    # Tigrinya have dev tweets only.
+    | {"am", "ha", "ig", "rw", "pcm", "sw", "ts", "ak", "yo"}
+)
+"""The detected languages of the shipped model's training tweets (``train_lexical`` reads those two
+sets; a test ties this to the data's folders)."""
 
 
 @dataclass(slots=True)
@@ -325,6 +335,9 @@ class LexicalSentimentModel:
     default: Mixture = field(default_factory=lambda: dict(DEFAULT_MIXTURE))
     routes: dict[str, Mixture] = field(default_factory=lambda: dict(ROUTES))
     meta: dict[str, Any] = field(default_factory=dict)
+    languages: frozenset[str] = frozenset()
+    """The languages its training tweets were in (empty: not known, taken as every language). The
+    neural tier gives the lexical part less weight outside them (``neural.head.UNSEEN_LEXICAL``)."""
     _combined: tuple[tuple[str, ...], F32] | None = field(default=None, init=False, repr=False)
 
     def _table(self) -> tuple[tuple[str, ...], F32]:
@@ -407,7 +420,7 @@ class LexicalSentimentModel:
                 )
                 for n in names
             }
-        return cls(cfg, heads, dict(DEFAULT_MIXTURE), dict(ROUTES), meta)
+        return cls(cfg, heads, dict(DEFAULT_MIXTURE), dict(ROUTES), meta, TRAINED_LANGUAGES)
 
 
 @cache

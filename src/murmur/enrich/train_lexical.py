@@ -35,6 +35,7 @@ from murmur.enrich.lexical import (
     DEFAULT_MIXTURE,
     DEFAULT_MODEL,
     ROUTES,
+    TRAINED_LANGUAGES,
     FeatureConfig,
     LexicalSentimentModel,
     LinearHead,
@@ -247,7 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cx, ca = max(grid, key=val_score), max(grid, key=dev_score)
         log.info("chosen on val/dev: xlmt C=%s, afrisenti C=%s", cx, ca)
-    model = LexicalSentimentModel(cfg, heads(cx, ca), dict(DEFAULT_MIXTURE), dict(ROUTES))
+    model = LexicalSentimentModel(
+        cfg, heads(cx, ca), dict(DEFAULT_MIXTURE), dict(ROUTES), languages=TRAINED_LANGUAGES
+    )
     model.meta = {"trained_with": "python -m murmur.enrich.train_lexical", "seed": args.seed}
     model.save(args.out)
     reloaded = LexicalSentimentModel.load(args.out)

@@ -64,6 +64,31 @@ def test_embed_then_sentiment(embedder: E5Embedder) -> None:
     ]
 
 
+def test_a_language_the_lexical_model_never_saw_weighs_it_less_when_sure(embedder: E5Embedder) -> None:
+    model = neural_sentiment_model()
+    langs = ["ru", "en", "und", None, "om", "ru"]
+    mask = model.unseen(langs, [0.9, 0.9, 0.9, 0.9, 0.9, 0.69])
+    assert mask is not None
+    assert mask.tolist() == [True, False, False, False, True, False]
+    assert model.unseen(langs[:1]) is not None  # no confidences: the language counts as sure
+    texts = ["Какой прекрасный день, спасибо всем!", "Это ужасно, опять всё сломалось."]
+    sure = model.predict_proba(texts, ["ru", "ru"], [0.95, 0.95])
+    unsure = model.predict_proba(texts, ["ru", "ru"], [0.5, 0.5])
+    assert np.abs(sure - unsure).max() > 0.01
+    np.testing.assert_allclose(model.predict_proba(texts, ["ru", "ru"]), sure)
+    # the component reads the post's language and confidence
+    batch = [
+        Post(platform="file", post_id=str(i), created_at=T0, ingested_at=T0, author_key="k", text=t)
+        for i, t in enumerate(texts * 2)
+    ]
+    for post, conf in zip(batch, [0.95, 0.95, 0.5, 0.5], strict=True):
+        post.lang, post.lang_conf = "ru", conf
+    Pipeline([E5Embed(embedder), E5Sentiment()]).process(batch)
+    expected = np.concatenate([sure, unsure])
+    scores = [p.sentiment_score or 0.0 for p in batch]
+    np.testing.assert_allclose(scores, (expected[:, 2] - expected[:, 0]).round(4), atol=0.02)
+
+
 def test_one_by_one_equals_batch(embedder: E5Embedder) -> None:
     batch = posts()
     comps: list[Component] = [E5Embed(embedder), E5Sentiment()]

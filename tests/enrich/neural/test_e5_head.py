@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from murmur.enrich.neural.e5file import E5File
-from murmur.enrich.neural.head import HEAD_PATH, Dense, E5Head, Member, Mix
+from murmur.enrich.neural.head import HEAD_PATH, UNSEEN_LEXICAL, Dense, E5Head, Member, Mix
 from murmur.enrich.neural.model import SentimentBranch
 from murmur.errors import ModelError
 
@@ -43,6 +43,23 @@ def test_mixture_needs_every_weighted_source() -> None:
     np.testing.assert_allclose(head.combine(p, None, p), p)
     with pytest.raises(ModelError, match="lexical"):
         head.combine(p, None, None)
+
+
+def test_unseen_rows_give_the_lexical_part_less_weight_and_the_others_are_untouched() -> None:
+    head = E5Head([], Mix(0.1, 0.3, 0.6))
+    rng = np.random.default_rng(1)
+    pm, pb, pl = (rng.dirichlet(np.ones(3), size=4) for _ in range(3))
+    shipped = 0.1 * pm + 0.3 * pb + 0.6 * pl
+    unseen = np.array([False, True, False, True])
+    p = head.combine(pm, pb, pl, unseen)
+    assert np.array_equal(p[~unseen], head.combine(pm, pb, pl)[~unseen])  # bit for bit
+    np.testing.assert_allclose(p[~unseen], shipped[~unseen])
+    e5 = (0.1 * pm + 0.3 * pb) / 0.4
+    np.testing.assert_allclose(p[unseen], ((1 - UNSEEN_LEXICAL) * e5 + UNSEEN_LEXICAL * pl)[unseen])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # a mixture that already gives the lexical part less keeps its own weights
+    light = E5Head([], Mix(0.5, 0.3, 0.2))
+    assert np.array_equal(light.combine(pm, pb, pl, unseen), light.combine(pm, pb, pl))
 
 
 def test_shipped_head_and_its_card() -> None:

