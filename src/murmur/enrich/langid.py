@@ -18,7 +18,8 @@
    posts) **lingua** (low accuracy mode, restricted to the candidates) is asked, and a second
    combiner that also weighs lingua's confidence values decides.
 4. A routed text written in romanized Hindi or Urdu, which none of the three knows, is ``hi``
-   (``romanized_hindustani``: common words, counted).
+   (``romanized_hindustani``: common words, counted); a Croatian or Bosnian answer goes to the
+   standard whose own words the text uses more of (``langid_varieties.croatian_or_bosnian``).
 
 The combiner's weights (``murmur/assets/models/langid_combiner.npz``) are trained by
 ``python -m murmur.enrich.train_langid`` on texts other than the measured ones (though lingua's
@@ -69,6 +70,7 @@ from murmur.enrich.langid_combiner import (
     softmax_flat,
     top_k,
 )
+from murmur.enrich.langid_varieties import croatian_or_bosnian
 from murmur.types import Post
 
 if TYPE_CHECKING:
@@ -260,10 +262,14 @@ class LanguageDetector:
                 for j, (lang, p) in zip(todo, self._combine(self.combiner.second, second), strict=True):
                     results[routed[j][0]] = self._result(lang, p)
         for i, _ in routed:
+            if (r := results[i]) is None:
+                continue
             # romanized Hindi/Urdu: no detector above knows it, so the combiner picked a wrong
             # candidate (CLD2 was sure of one for only 12 of the 502 such XLM-T tweets)
-            if (r := results[i]) is not None and r.lang != "hi" and romanized_hindustani(cleaned[i][:500]):
+            if r.lang != "hi" and romanized_hindustani(cleaned[i][:500]):
                 results[i] = LangResult("hi", HINDUSTANI_CONF)
+            elif r.lang in ("hr", "bs") and (lang := croatian_or_bosnian(r.lang, cleaned[i])) != r.lang:
+                results[i] = LangResult(lang, r.conf)  # the standard's own words (both are always routed)
         return [r if r is not None else _NO_LANGUAGE for r in results]
 
     def _result(self, lang: str, p: float) -> LangResult:
