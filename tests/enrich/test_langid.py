@@ -16,7 +16,7 @@ from murmur.enrich.langid import (
 )
 from murmur.enrich.langid_cld2 import UND, cld2, cld2_only, clean, iso_code
 from murmur.enrich.langid_combiner import FEATURES, Combiner, default_combiner, softmax_groups, top_k
-from murmur.enrich.langid_varieties import croatian_or_bosnian
+from murmur.enrich.langid_words import PIDGIN_CONF, croatian_or_bosnian, nigerian_pidgin
 from murmur.enrich.train_langid import Examples, fit, predict
 from murmur.errors import ModelError
 from murmur.testing import has_shared_data, shared_data
@@ -334,3 +334,41 @@ def test_croatian_and_bosnian_sentences_gain_from_their_standards_words(tmp_path
     ours = {row.language: row.ours for row in eval_langid(tmp_path).rows}
     assert ours["hr"] >= 0.786
     assert ours["bs"] >= 0.594
+
+
+def test_nigerian_pidgin_is_pcm_and_english_stays_english(detector: LanguageDetector) -> None:
+    pidgin = (
+        "Abeg make una no vex, wetin dey happen for Lagos today?",
+        "Dis wahala no go end o, make government do something about the fuel price",
+    )
+    for text in pidgin:
+        assert nigerian_pidgin(clean(text)), text
+        assert detector.detect(text) == LangResult("pcm", PIDGIN_CONF), text
+    # Pidgin's function words alone are words of other languages too
+    for text in ("I don't know what im doing with dem", "Ich sitze im Zug, na und?", "Na wa o"):
+        assert not nigerian_pidgin(clean(text)), text
+    assert detector.detect("I don't know what I am doing with them today.").lang == "en"
+
+
+@pytest.mark.skipif(not has_shared_data(), reason="needs ../shared/data")
+def test_pidgin_rule_finds_most_pidgin_tweets_and_no_english_text() -> None:
+    """Measured: most AfriSenti Pidgin dev tweets (all called English before) are ``pcm``; none of
+    XLM-T's English tweets, TweetEval's tweets or lingua's English sentences is."""
+    data = shared_data("sentiment", "afrisenti")
+    pcm = next(s for s in load_afrisenti(data, "dev") if s.language == "pcm").texts
+    found = LanguageDetector().detect_many(pcm)
+    assert sum(r.lang == "pcm" for r in found) >= 0.65 * len(pcm)
+    english = [
+        t
+        for s in load_xlmt(shared_data("sentiment", "xlmt"), "train")
+        if s.language == "english"
+        for t in s.texts
+    ]
+    for task in shared_data("sentiment", "tweeteval").iterdir():
+        for path in task.glob("*_text.txt"):
+            english += path.read_text(encoding="utf-8").splitlines()
+    english += next(
+        s for s in load_langid(shared_data("langid", "lingua", "sentences")) if s.language == "en"
+    ).texts
+    assert len(english) > 80_000
+    assert [t for t in english if nigerian_pidgin(clean(t))] == []

@@ -19,7 +19,8 @@
    combiner that also weighs lingua's confidence values decides.
 4. A routed text written in romanized Hindi or Urdu, which none of the three knows, is ``hi``
    (``romanized_hindustani``: common words, counted); a Croatian or Bosnian answer goes to the
-   standard whose own words the text uses more of (``langid_varieties.croatian_or_bosnian``).
+   standard whose own words the text uses more of, and an English one that uses Nigerian Pidgin's
+   own words is ``pcm`` (``langid_words``).
 
 The combiner's weights (``murmur/assets/models/langid_combiner.npz``) are trained by
 ``python -m murmur.enrich.train_langid`` on texts other than the measured ones (though lingua's
@@ -70,7 +71,7 @@ from murmur.enrich.langid_combiner import (
     softmax_flat,
     top_k,
 )
-from murmur.enrich.langid_varieties import croatian_or_bosnian
+from murmur.enrich.langid_words import PIDGIN_CONF, croatian_or_bosnian, nigerian_pidgin
 from murmur.types import Post
 
 if TYPE_CHECKING:
@@ -270,6 +271,9 @@ class LanguageDetector:
                 results[i] = LangResult("hi", HINDUSTANI_CONF)
             elif r.lang in ("hr", "bs") and (lang := croatian_or_bosnian(r.lang, cleaned[i])) != r.lang:
                 results[i] = LangResult(lang, r.conf)  # the standard's own words (both are always routed)
+        for i, r in enumerate(results):  # CLD2 is sure of English for most Pidgin texts
+            if r is not None and r.lang == "en" and nigerian_pidgin(cleaned[i]):
+                results[i] = LangResult("pcm", PIDGIN_CONF)
         return [r if r is not None else _NO_LANGUAGE for r in results]
 
     def _result(self, lang: str, p: float) -> LangResult:
