@@ -19,14 +19,15 @@
    combiner that also weighs lingua's confidence values decides.
 4. A routed text written in romanized Hindi or Urdu, which none of the three knows, is ``hi``
    (``romanized_hindustani``: common words, counted); a Croatian or Bosnian answer goes to the
-   standard whose own words the text uses more of, and an English one that uses Nigerian Pidgin's
-   own words is ``pcm`` (``langid_words``).
+   standard whose own words the text uses more of, a routed text in Latin letters that uses
+   Moroccan Arabic's own words is ``ary``, and an English one that uses Nigerian Pidgin's own words
+   is ``pcm`` (``langid_words``).
 
 The combiner's weights (``murmur/assets/models/langid_combiner.npz``) are trained by
 ``python -m murmur.enrich.train_langid`` on texts other than the measured ones (though lingua's
 word pairs are partly cut from the measured sentences: docs/enrichment.md).
 Codes are ISO 639-1 where one exists (``iw`` → ``he``, ``no`` → ``nb``, ``zh-Hant`` → ``zh``, ...),
-ISO 639-2/3 otherwise (``ceb``, ``haw``, ``pcm``), and ``und`` when there is no linguistic
+ISO 639-2/3 otherwise (``ceb``, ``haw``, ``pcm``, ``ary``), and ``und`` when there is no linguistic
 content or no detector is confident (``min_confidence``). Measured accuracy: docs/enrichment.md.
 
 Here: the detector that runs these steps and the component. The first pass, the cleaning and the
@@ -71,7 +72,14 @@ from murmur.enrich.langid_combiner import (
     softmax_flat,
     top_k,
 )
-from murmur.enrich.langid_words import PIDGIN_CONF, croatian_or_bosnian, nigerian_pidgin
+from murmur.enrich.langid_words import (
+    DARIJA_CONF,
+    PIDGIN_CONF,
+    croatian_or_bosnian,
+    darija_words,
+    maghrebi_arabic,
+    nigerian_pidgin,
+)
 from murmur.types import Post
 
 if TYPE_CHECKING:
@@ -267,13 +275,22 @@ class LanguageDetector:
                 continue
             # romanized Hindi/Urdu: no detector above knows it, so the combiner picked a wrong
             # candidate (CLD2 was sure of one for only 12 of the 502 such XLM-T tweets)
-            if r.lang != "hi" and romanized_hindustani(cleaned[i][:500]):
+            text = cleaned[i][:WORDS_WINDOW]
+            lower = text.lower()
+            words = _LETTER_RUN.findall(lower)  # one tokenization for both rules
+            if r.lang != "hi" and hindustani_words(words, text):
                 results[i] = LangResult("hi", HINDUSTANI_CONF)
+            elif r.lang != "ary" and darija_words(words, lower):
+                results[i] = LangResult("ary", DARIJA_CONF)  # Arabizi: no detector knows it
             elif r.lang in ("hr", "bs") and (lang := croatian_or_bosnian(r.lang, cleaned[i])) != r.lang:
                 results[i] = LangResult(lang, r.conf)  # the standard's own words (both are always routed)
         for i, r in enumerate(results):  # CLD2 is sure of English for most Pidgin texts
-            if r is not None and r.lang == "en" and nigerian_pidgin(cleaned[i]):
+            if r is None:
+                continue
+            if r.lang == "en" and nigerian_pidgin(cleaned[i]):
                 results[i] = LangResult("pcm", PIDGIN_CONF)
+            elif r.lang == "ar" and (dialect := maghrebi_arabic(cleaned[i])) is not None:
+                results[i] = LangResult(dialect, r.conf)
         return [r if r is not None else _NO_LANGUAGE for r in results]
 
     def _result(self, lang: str, p: float) -> LangResult:
@@ -345,6 +362,8 @@ HINDUSTANI_WORDS: frozenset[str] = frozenset(_HINDUSTANI_LIST.split())
 words, pronouns, auxiliaries). A few are words of other languages too (Italian and Malay "hai",
 French "bas"), so ``romanized_hindustani`` asks for two different ones."""
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
+WORDS_WINDOW = 500
+"""Characters of a routed text that the word-list rules read (romanized Hindustani, Darija)."""
 HINDUSTANI_CONF = 0.95
 """The ``lang_conf`` of a romanized Hindustani answer: of the texts the rule called so on our sets,
 every one was in XLM-T's Hindi files (docs/enrichment.md)."""
@@ -356,7 +375,11 @@ def romanized_hindustani(text: str) -> bool:
     least two different ``HINDUSTANI_WORDS`` that make up at least 15 % of its words, in mostly
     Latin text. Chosen by measurement: 502 of XLM-T's 2,163 Hindi tweets (about half of them are
     English), none of the other XLM-T tweets, AfriSenti dev tweets or lingua sentences."""
-    words = _LETTER_RUN.findall(text.lower())
+    return hindustani_words(_LETTER_RUN.findall(text.lower()), text)
+
+
+def hindustani_words(words: list[str], text: str) -> bool:
+    """``romanized_hindustani(text)``, given the letter runs of the lower-cased text (``words``)."""
     if HINDUSTANI_WORDS.isdisjoint(words):  # nearly every text: one pass in C
         return False
     hits = [w for w in words if w in HINDUSTANI_WORDS]

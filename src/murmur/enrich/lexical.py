@@ -311,16 +311,19 @@ ROUTES: dict[str, Mixture] = {
     # languages that language identification names use the AfriSenti head. Tigrinya (``ti``) has no
     # training tweets in either set; the AfriSenti head's Ge'ez n-grams come from Amharic and transfer
     # to it no better than chance, so it uses the XLM-T head alone.
-    **{lang: AFRISENTI_MIXTURE for lang in ("ha", "ig", "yo", "rw", "om", "sw", "ts", "am", "ak", "pcm")},
+    **{
+        lang: AFRISENTI_MIXTURE
+        for lang in ("ha", "ig", "yo", "rw", "om", "sw", "ts", "am", "ak", "pcm", "ary", "arq")
+    },
     "ti": {"xlmt": 1.0},
 }
 TRAINED_LANGUAGES = frozenset(
     # XLM-T train: Arabic, English, French, German, Hindi, Italian, Portuguese, Spanish
     {"ar", "en", "fr", "de", "hi", "it", "pt", "es"}
     # AfriSenti train: Amharic, Hausa, Igbo, Kinyarwanda, Nigerian Pidgin, Swahili, Tsonga, Twi,
-    # Yoruba; Algerian and Moroccan Arabic are ``ar``, Mozambican Portuguese ``pt``. Oromo and
-    # Tigrinya have dev tweets only.
-    | {"am", "ha", "ig", "rw", "pcm", "sw", "ts", "ak", "yo"}
+    # Yoruba; Algerian and Moroccan Arabic are ``ar`` (Moroccan in Latin letters ``ary``), Mozambican
+    # Portuguese ``pt``. Oromo and Tigrinya have dev tweets only.
+    | {"am", "ha", "ig", "rw", "pcm", "sw", "ts", "ak", "yo", "ary", "arq"}
 )
 """The detected languages of the shipped model's training tweets (``train_lexical`` reads those two
 sets; a test ties this to the data's folders)."""
