@@ -242,3 +242,21 @@ def test_lang_und_finds_the_posts_search_counts_as_und(tmp_path: Path) -> None:
         assert search(reader, "lang:und", k=1).total.posts == 6
     q = parse("lang:und")
     assert [p.post_id for p in posts if matches(q, p)] == [f"n{i}" for i in range(5)] + ["u"]
+
+
+def test_lang_ar_finds_moroccan_and_algerian_arabic_as_lang_pt_finds_pt_br(tmp_path: Path) -> None:
+    # language identification names the two dialects (ary, arq) within the Arabic macrolanguage
+    posts = [
+        post(f"{lang}{i}", "storm", author=f"{lang}{i}", lang=lang)
+        for lang in ("ar", "ary", "arq", "fa")
+        for i in range(2)
+    ]
+    with open_store(tmp_path, posts) as store:
+        reader = DirectReader(store.conn.cursor())
+        assert search(reader, "lang:ar", k=1).total.posts == 6
+        assert search(reader, "lang:ary", k=1).total.posts == 2
+    for text, ids in (
+        ("lang:ar", ["ar0", "ar1", "ary0", "ary1", "arq0", "arq1"]),
+        ("lang:arq", ["arq0", "arq1"]),
+    ):
+        assert [p.post_id for p in posts if matches(parse(text), p)] == ids

@@ -64,12 +64,17 @@ def _english_stopwords() -> frozenset[str]:
     return frozenset(fold(w) for w in stopwordsiso.stopwords("en"))
 
 
+STOPWORD_LANGUAGE: dict[str, str] = {"nb": "no", "nn": "no", "ary": "ar", "arq": "ar"}
+"""Detected languages whose stopwords are another code's list (Norwegian's two written standards;
+Moroccan and Algerian Arabic, written in Arabic letters, share Arabic's function words)."""
+
+
 @cache
 def stopwords(lang: str | None) -> frozenset[str]:
     """Folded stopwords of ``lang`` and of English: English's own set (the same object, not a copy
     per language) for a language ``stopwordsiso`` has no list for."""
     english = _english_stopwords()
-    code = "no" if lang in ("nb", "nn") else lang
+    code = STOPWORD_LANGUAGE.get(lang, lang) if lang else lang
     if not code or code == "und" or not stopwordsiso.has_lang(code):
         return english
     return english | frozenset(fold(w) for w in stopwordsiso.stopwords(code))

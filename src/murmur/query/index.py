@@ -100,9 +100,16 @@ def post_lang(post: Post) -> str | None:
     return post.lang if post.lang is not None else post.lang_declared
 
 
+MACROLANGUAGES: dict[str, str] = {"ary": "ar", "arq": "ar"}
+"""Languages that language identification names within a macrolanguage (ISO 639-3): ``lang:ar``
+matches Moroccan and Algerian Arabic too, as ``lang:pt`` matches ``pt-br``."""
+
+
 def _lang_keys(lang: str) -> tuple[str, ...]:
     parts = key_value(lang).replace("_", "-").split("-")
-    return tuple("lang=" + "-".join(parts[: i + 1]) for i in range(len(parts)) if parts[i])
+    keys = tuple("lang=" + "-".join(parts[: i + 1]) for i in range(len(parts)) if parts[i])
+    macro = MACROLANGUAGES.get(parts[0])
+    return (*keys, "lang=" + macro) if macro else keys
 
 
 def field_keys(post: Post) -> frozenset[str]:
@@ -306,7 +313,7 @@ def write_token_index(conn: duckdb.DuckDBPyConnection, posts: Sequence[Post]) ->
     write_index_table(conn, index_rows(posts))
 
 
-INDEX_VERSION = "2026-12-02"
+INDEX_VERSION = "2026-12-04"
 """The tokenizer and field keys ``post_search`` rows were built with. Bump it with any change to
 ``murmur.text`` (folding, words, hashtags) or to ``field_keys``: a store whose index carries another
 version is rebuilt when a writer opens it (``ensure_current_index``), or history and live matching
