@@ -20,8 +20,9 @@
 4. A routed text written in romanized Hindi or Urdu, which none of the three knows, is ``hi``
    (``romanized_hindustani``: common words, counted); a Croatian or Bosnian answer goes to the
    standard whose own words the text uses more of, a routed text in Latin letters that uses
-   Moroccan Arabic's own words is ``ary``, and an English one that uses Nigerian Pidgin's own words
-   is ``pcm`` (``langid_words``).
+   Moroccan Arabic's own words is ``ary``, an Arabic answer becomes ``ary`` or ``arq`` (Algerian)
+   where the text uses more of one dialect's own words, and an English one that uses Nigerian
+   Pidgin's own words is ``pcm`` (``langid_words``).
 
 The combiner's weights (``murmur/assets/models/langid_combiner.npz``) are trained by
 ``python -m murmur.enrich.train_langid`` on texts other than the measured ones (though lingua's
