@@ -23,6 +23,9 @@ from typing import Literal
 
 Platform = Literal["bluesky", "mastodon", "reddit", "feed", "youtube", "telegram", "file"]
 PLATFORMS: tuple[Platform, ...] = ("bluesky", "mastodon", "reddit", "feed", "youtube", "telegram", "file")
+MACROLANGUAGES: dict[str, str] = {"ary": "ar", "arq": "ar"}
+"""Languages that language identification names within an ISO 639-3 macrolanguage, and that
+macrolanguage: Moroccan and Algerian Arabic are Arabic to ``lang:ar`` and to Arabic's stopwords."""
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
 

@@ -76,6 +76,7 @@ from murmur.enrich.langid_combiner import (
 from murmur.enrich.langid_words import (
     DARIJA_CONF,
     PIDGIN_CONF,
+    WORDS_WINDOW,
     croatian_or_bosnian,
     darija_words,
     maghrebi_arabic,
@@ -363,8 +364,6 @@ HINDUSTANI_WORDS: frozenset[str] = frozenset(_HINDUSTANI_LIST.split())
 words, pronouns, auxiliaries). A few are words of other languages too (Italian and Malay "hai",
 French "bas"), so ``romanized_hindustani`` asks for two different ones."""
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
-WORDS_WINDOW = 500
-"""Characters of a routed text that the word-list rules read (romanized Hindustani, Darija)."""
 HINDUSTANI_CONF = 0.95
 """The ``lang_conf`` of a romanized Hindustani answer: of the texts the rule called so on our sets,
 every one was in XLM-T's Hindi files (docs/enrichment.md)."""

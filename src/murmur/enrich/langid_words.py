@@ -21,6 +21,8 @@ tell apart, recognized by the language's own common words (written down, not lea
   two different words of Darija's own (*dyal, ghir, bzaf, kayn, hadchi, wakha, 3la, m3a, ...*), or
   one of them and one of its words that other languages have too (*li, f, chi, had, wach, daba,
   safi, lah*, or an Arabizi word such as *sa7bi*: Twi writes ɛ as 3), is ``ary``.
+* **Moroccan and Algerian Arabic in Arabic letters** (``maghrebi_arabic``): an Arabic answer is
+  ``ary`` or ``arq`` where the text uses more of one dialect's own words than of the other's.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ BOSNIAN_WORDS: frozenset[str] = frozenset(_BOSNIAN.split())
 """Words of each standard that the other does not use (a hit counts once per text)."""
 
 _WORD = re.compile(r"[^\W\d_]+")
+WORDS_WINDOW = 500
+"""Characters of a text that the romanized-Hindustani, Darija and Maghrebi rules read."""
 
 
 def croatian_or_bosnian(lang: str, text: str) -> str:
@@ -114,7 +118,6 @@ _ARABIZI_PAIR = re.compile(r"[a-z][379]|[379][a-z]")
 """How each of ``DARIJA_WORDS`` written with a digit (*3la, m3a, wa7d*) shows in a text."""
 _ALNUM_RUN = re.compile(r"[^\W_]+")
 """A word of letters and digits: Arabizi writes letters as digits."""
-_LETTER_RUN = re.compile(r"[^\W\d_]+")
 DARIJA_LETTER_WORDS: frozenset[str] = frozenset(w for w in DARIJA_WORDS if w.isalpha())
 
 
@@ -123,7 +126,7 @@ def moroccan_darija(text: str) -> bool:
     characters) is Moroccan Arabic in Latin letters: two different ``DARIJA_WORDS``, or one and a
     shared word (``DARIJA_SHARED_WORDS`` or an Arabizi word of at most 12 characters)."""
     lower = text.lower()
-    return darija_words(_LETTER_RUN.findall(lower), lower)
+    return darija_words(_WORD.findall(lower), lower)
 
 
 def darija_words(letter_runs: list[str], lower: str) -> bool:
@@ -161,6 +164,6 @@ def maghrebi_arabic(text: str) -> str | None:
     Algerian Arabic: the dialect whose own words (different ones, in its first 500 characters) it
     uses more of. None otherwise: none of either (Modern Standard Arabic, other dialects, or
     Maghrebi Arabic in words both dialects share, such as *bzaf* and *wach*) or as many of each."""
-    words = set(_LETTER_RUN.findall(text[:500]))
+    words = set(_WORD.findall(text[:WORDS_WINDOW]))
     ary, arq = len(words & MOROCCAN_ARABIC_WORDS), len(words & ALGERIAN_ARABIC_WORDS)
     return "ary" if ary > arq else "arq" if arq > ary else None

@@ -321,8 +321,8 @@ TRAINED_LANGUAGES = frozenset(
     # XLM-T train: Arabic, English, French, German, Hindi, Italian, Portuguese, Spanish
     {"ar", "en", "fr", "de", "hi", "it", "pt", "es"}
     # AfriSenti train: Amharic, Hausa, Igbo, Kinyarwanda, Nigerian Pidgin, Swahili, Tsonga, Twi,
-    # Yoruba; Algerian and Moroccan Arabic are ``ar`` (Moroccan in Latin letters ``ary``), Mozambican
-    # Portuguese ``pt``. Oromo and Tigrinya have dev tweets only.
+    # Yoruba; Moroccan and Algerian Arabic (``ary``, ``arq`` where their own words show, else ``ar``),
+    # Mozambican Portuguese ``pt``. Oromo and Tigrinya have dev tweets only.
     | {"am", "ha", "ig", "rw", "pcm", "sw", "ts", "ak", "yo", "ary", "arq"}
 )
 """The detected languages of the shipped model's training tweets (``train_lexical`` reads those two

@@ -31,7 +31,7 @@ import stopwordsiso
 
 from murmur.enrich.text import content_gaps, content_tokens
 from murmur.text import SEGMENTED_BY_CHARACTER, fold, written_hashtags
-from murmur.types import Post
+from murmur.types import MACROLANGUAGES, Post
 
 # pictographs, emoticons, transport, supplemental symbols (not skin-tone modifiers), misc symbols,
 # dingbats, mahjong/domino/cards, enclosed alphanumerics (not the regional indicators: a flag is a pair)
@@ -64,9 +64,9 @@ def _english_stopwords() -> frozenset[str]:
     return frozenset(fold(w) for w in stopwordsiso.stopwords("en"))
 
 
-STOPWORD_LANGUAGE: dict[str, str] = {"nb": "no", "nn": "no", "ary": "ar", "arq": "ar"}
+STOPWORD_LANGUAGE: dict[str, str] = {"nb": "no", "nn": "no", **MACROLANGUAGES}
 """Detected languages whose stopwords are another code's list (Norwegian's two written standards;
-Moroccan and Algerian Arabic, written in Arabic letters, share Arabic's function words)."""
+a language within a macrolanguage, such as Moroccan Arabic, shares its function words)."""
 
 
 @cache

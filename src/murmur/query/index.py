@@ -36,7 +36,7 @@ import pyarrow as pa
 from murmur.batch import POST_COLUMNS, last_per_key, posts_from_table
 from murmur.store.schema import untombstoned
 from murmur.text import fold, search_text
-from murmur.types import Post
+from murmur.types import MACROLANGUAGES, Post
 
 TOKEN_BITS: Final = 1024
 PREFIX_BITS: Final = 512
@@ -100,12 +100,9 @@ def post_lang(post: Post) -> str | None:
     return post.lang if post.lang is not None else post.lang_declared
 
 
-MACROLANGUAGES: dict[str, str] = {"ary": "ar", "arq": "ar"}
-"""Languages that language identification names within a macrolanguage (ISO 639-3): ``lang:ar``
-matches Moroccan and Algerian Arabic too, as ``lang:pt`` matches ``pt-br``."""
-
-
 def _lang_keys(lang: str) -> tuple[str, ...]:
+    """``lang=`` keys of a language and of what contains it: ``pt-br`` is also ``pt``, and a language
+    within a macrolanguage (``MACROLANGUAGES``: ``ary``) is also that macrolanguage (``ar``)."""
     parts = key_value(lang).replace("_", "-").split("-")
     keys = tuple("lang=" + "-".join(parts[: i + 1]) for i in range(len(parts)) if parts[i])
     macro = MACROLANGUAGES.get(parts[0])
