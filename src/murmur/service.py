@@ -81,7 +81,7 @@ def build_sources(configs: Sequence[SourceConfig]) -> list[Source]:
     return [SOURCES.get(sc.type)(sc) for sc in configs]
 
 
-def build_hooks(store: Store) -> list[BatchHook]:
+def build_hooks(store: Store) -> Sequence[BatchHook]:
     """Per-batch writers from the query layer (token index, live monitor matches), when present."""
     try:
         from murmur.query.live import batch_hooks

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from murmur.query.index import (
     FIELD_COLUMNS,
@@ -18,6 +19,7 @@ from murmur.query.index import (
     field_mask,
     prefix_mask,
     signature,
+    signatures,
     token_mask,
 )
 from murmur.query.live import batch_hooks
@@ -26,6 +28,7 @@ from murmur.types import Post
 from tests.query.helpers import open_store, post
 
 TOKENS = ["a", "ab", "abc", "climate", "strike", "東", "京", "ñandú", "x" * 64, "2026", "tor", "ok"]
+TOKENS += ["𠀀𠀁x", "кот"]  # letters above U+FFFF, Cyrillic
 KEYS = ["lang=pt", "lang=pt-br", "platform=reddit", "site=nytimes.com", "hashtag=cop30", "has=link"]
 
 
@@ -58,6 +61,27 @@ def test_a_row_sets_exactly_the_bits_a_query_tests() -> None:
     want = _merged(*map(_query_bits, TOKENS), *(bank_columns(FIELD_COLUMNS, field_mask(k)) for k in KEYS))
     assert _set(whole) == want
     assert len(want) > 10  # the items spread over many columns: the test compares real placements
+
+
+def test_a_batch_gets_each_post_its_own_row() -> None:
+    # rows computed for a whole batch at once are the rows of each post alone (no item is counted
+    # in a neighbour's row, none is lost at a text's edge), empty texts included
+    docs = [
+        Doc(" climate strike ", frozenset({"lang=en"})),
+        Doc(" ", frozenset()),
+        Doc(" 東 京 ", frozenset({"lang=ja", "has=link"})),
+        Doc(" " + " ".join(TOKENS) + " ", frozenset(KEYS)),
+        Doc(" a ", frozenset()),
+    ]
+    batch = signatures([d.indexed_text for d in docs])
+    assert [[int(v) for v in row] for row in batch] == [signature(d) for d in docs]
+    assert not any(signature(Doc(" ", frozenset())))
+    assert signatures([]).shape == (0, len(SIGNATURE_COLUMNS))
+
+
+def test_texts_must_be_space_delimited() -> None:
+    with pytest.raises(ValueError, match="text 1 does not begin and end with a space"):
+        signatures([" a ", "b "])
 
 
 def test_new_posts_are_indexed_by_plain_insert_and_replays_or_strays_by_upsert(tmp_path: Path) -> None:

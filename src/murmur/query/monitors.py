@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -205,29 +206,49 @@ class MonitorStage:
     ) -> pa.Table:
         """The ``monitor_matches`` rows for ``posts`` (``docs``: their ``doc_of``, if computed)."""
         self.refresh()
-        now = now or datetime.now(UTC)
+        if not len(self.matcher) or not posts:
+            return MATCH_SCHEMA.empty_table()
+        return self._rows(
+            [p.key for p in posts],
+            pa.array([p.created_at for p in posts], pa.timestamp("us", tz="UTC")),
+            docs if docs is not None else [doc_of(p) for p in posts],
+            now,
+        )
+
+    def match_index_rows(self, rows: pa.Table, *, now: datetime | None = None) -> pa.Table:
+        """``match_rows`` for posts given as their ``post_search`` rows (``index.index_rows``), as
+        the runtime's workers prepare them: each post's ``Doc`` is read back from its ``st``."""
+        self.refresh()
+        if not len(self.matcher) or rows.num_rows == 0:
+            return MATCH_SCHEMA.empty_table()
+        platforms = cast(list[str], rows.column("platform").to_pylist())  # never null in index rows
+        post_ids = cast(list[str], rows.column("post_id").to_pylist())
+        texts = cast(list[str], rows.column("st").to_pylist())
+        keys = list(zip(platforms, post_ids, strict=True))
+        docs = [Doc.from_indexed(st) for st in texts]
+        return self._rows(keys, rows.column("created_at").combine_chunks(), docs, now)
+
+    def _rows(
+        self,
+        keys: Sequence[tuple[str, str]],
+        created: pa.Array[Any],
+        docs: Sequence[Doc],
+        now: datetime | None,
+    ) -> pa.Table:
         ids: list[str] = []
-        platforms: list[str] = []
-        post_ids: list[str] = []
-        created: list[datetime] = []
-        if len(self.matcher) and posts:
-            docs = docs if docs is not None else [doc_of(p) for p in posts]
-            last = {p.key: i for i, p in enumerate(posts)}  # last write wins, as in Store.write
-            keep = sorted(last.values())
-            batch = [posts[i] for i in keep]
-            for post, names in zip(batch, self.matcher.match_docs([docs[i] for i in keep]), strict=True):
-                for name in names:
-                    ids.append(name)
-                    platforms.append(post.platform)
-                    post_ids.append(post.post_id)
-                    created.append(post.created_at)
+        at: list[int] = []
+        last = {key: i for i, key in enumerate(keys)}  # last write wins, as in Store.write
+        keep = sorted(last.values())
+        for i, names in zip(keep, self.matcher.match_docs([docs[i] for i in keep]), strict=True):
+            ids += names
+            at += [i] * len(names)
         return pa.Table.from_arrays(
             [
                 pa.array(ids, pa.string()),
-                pa.array(platforms, pa.string()),
-                pa.array(post_ids, pa.string()),
-                pa.array(created, pa.timestamp("us", tz="UTC")),
-                pa.array([now] * len(ids), pa.timestamp("us", tz="UTC")),
+                pa.array([keys[i][0] for i in at], pa.string()),
+                pa.array([keys[i][1] for i in at], pa.string()),
+                created.take(pa.array(at, pa.int64())),
+                pa.array([now or datetime.now(UTC)] * len(ids), pa.timestamp("us", tz="UTC")),
             ],
             schema=MATCH_SCHEMA,
         )

@@ -29,13 +29,14 @@ and only while no input waits, so new posts are never held back by more than one
 from murmur.runtime.backfill import Upgrader, backfill, find_upgrader
 from murmur.runtime.handoff import Handoff, QueueHandoff
 from murmur.runtime.loop import Runtime
-from murmur.runtime.processor import BatchHook, Processed, Processor, write_processed
+from murmur.runtime.processor import BatchHook, PreparedHook, Processed, Processor, Writer, write_processed
 from murmur.runtime.stats import RuntimeStats, SourceCounters
 from murmur.runtime.workers import WorkerSetup
 
 __all__ = [
     "BatchHook",
     "Handoff",
+    "PreparedHook",
     "Processed",
     "Processor",
     "QueueHandoff",
@@ -44,6 +45,7 @@ __all__ = [
     "SourceCounters",
     "Upgrader",
     "WorkerSetup",
+    "Writer",
     "backfill",
     "find_upgrader",
     "write_processed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -31,7 +32,14 @@ from murmur.runtime.backfill import (
 )
 from murmur.runtime.collect import between_batches_only, collect_between_batches
 from murmur.runtime.handoff import QueueHandoff
-from murmur.runtime.processor import BatchHook, Processed, Processor, quarantine_record, write_processed
+from murmur.runtime.processor import (
+    BatchHook,
+    PreparedHook,
+    Processed,
+    Processor,
+    quarantine_record,
+    write_processed,
+)
 from murmur.runtime.stats import RuntimeStats, SourceCounters
 from murmur.runtime.workers import (
     WorkerSetup,
@@ -103,13 +111,17 @@ class Runtime:
         self.status_file = status_file
         self.on_batch = on_batch
         self.workers = workers if workers is not None and workers.workers >= 2 else None
+        self.ordered: Pipeline | None = None
+        if self.workers is not None and processor.pipeline is not None:
+            self.ordered = processor.pipeline.split()[1]
+        self.prepared_by = self._prepared_in_workers()
+        if self.prepared_by and self.workers is not None:
+            preparers = tuple(hook.prepare for hook in self.prepared_by)
+            self.workers = dataclasses.replace(self.workers, preparers=preparers)
         self.stats = RuntimeStats()
         self.timings: dict[str, ComponentTiming] = {}
         self.handoff = QueueHandoff(maxsize=max(4 * batch_size, 1000))
         self._local = ThreadPoolExecutor(1, thread_name_prefix="murmur-process")
-        self.ordered: Pipeline | None = None
-        if self.workers is not None and processor.pipeline is not None:
-            self.ordered = processor.pipeline.split()[1]
         self.upgrader = find_upgrader(processor.pipeline) if backfill_idle_seconds is not None else None
         self.backfill_idle_seconds = max(0.0, backfill_idle_seconds or 0.0)
         self.backfill_chunk = max(1, backfill_chunk)
@@ -126,6 +138,15 @@ class Runtime:
         self._pool: ProcessPoolExecutor | None = None
         self._retry_lock = asyncio.Lock()
         self._collected = time.monotonic()  # when garbage was last collected (``_collect``)
+
+    def _prepared_in_workers(self) -> list[PreparedHook]:
+        """The hooks whose per-post work the worker processes do (``PreparedHook``): with workers,
+        those that read no field the ordered stage, run here after the workers, assigns."""
+        if self.workers is None:
+            return []
+        ordered = self.ordered.components if self.ordered is not None else []
+        assigned = {f for c in ordered for f in c.assigns}
+        return [h for h in self.hooks if isinstance(h, PreparedHook) and not h.reads & assigned]
 
     async def _pump(self, source: Source) -> None:
         cursor = self.store.cursor(source.id)
@@ -280,7 +301,7 @@ class Runtime:
             for name, t in self.ordered.timings.items():
                 out.timings[name] = t
             self.ordered.timings = {}
-        write_processed(self.store, out, self.hooks)
+        write_processed(self.store, out, self.hooks, self.prepared_by)
 
     def _collect(self) -> None:
         collect_between_batches()

@@ -7,8 +7,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, cast, runtime_checkable
 
 import duckdb
+import pyarrow as pa
 
 from murmur.batch import PostBatch
 from murmur.enrich.base import ComponentTiming, Pipeline
@@ -20,9 +22,30 @@ from murmur.types import Deletion, Draft, Post, RawEvent
 
 log = logging.getLogger(__name__)
 
-BatchHook = Callable[[Sequence[Post]], Callable[[duckdb.DuckDBPyConnection], None] | None]
+Writer = Callable[[duckdb.DuckDBPyConnection], None]
+"""Run by the store inside a batch's write transaction."""
+BatchHook = Callable[[Sequence[Post]], Writer | None]
 """Called with each stored batch's posts; may return a writer run inside the batch's transaction
 (e.g. the query layer's token index and live monitor matches)."""
+Preparer = Callable[[Sequence[Post]], pa.Table]
+
+
+@runtime_checkable
+class PreparedHook(Protocol):
+    """A ``BatchHook`` whose per-post work can run where the batch is enriched (a worker process),
+    not in the runtime's own process, the one writer: there ``prepare`` (picklable: a module-level
+    function) turns the enriched posts into a table, and here ``write_prepared`` turns that table
+    into the writer. ``reads``: the ``Post`` fields ``prepare`` reads; the runtime prepares in its
+    workers only when its ordered stage (run here, after the workers) assigns none of them."""
+
+    reads: frozenset[str]
+
+    @property
+    def prepare(self) -> Preparer: ...
+
+    def __call__(self, posts: Sequence[Post]) -> Writer | None: ...
+
+    def write_prepared(self, prepared: pa.Table) -> Writer | None: ...
 
 
 @dataclass(slots=True)
@@ -42,15 +65,21 @@ class Processed:
     timings: dict[str, ComponentTiming] = field(default_factory=dict)
     backfilled: bool = False
     """A backfill chunk: stored posts upgraded, not new input (no ordered stage, no batch counted)."""
+    prepared: list[pa.Table] = field(default_factory=list)
+    """What the ``Processor``'s ``preparers`` made of the enriched batch, one table each, in order."""
 
 
 class Processor:
     """The middle of the flow: raw events to storable rows. Pure but for the gate's secrets, so it
     can run in worker processes (``WorkerSetup``) as well as in the runtime's own."""
 
-    def __init__(self, gate: PrivacyGate, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self, gate: PrivacyGate, pipeline: Pipeline | None = None, preparers: Sequence[Preparer] = ()
+    ) -> None:
         self.gate = gate
         self.pipeline = pipeline
+        self.preparers = tuple(preparers)
+        """``PreparedHook.prepare`` of the hooks whose work runs here (in a worker process)."""
 
     def process(self, events: Sequence[RawEvent], *, now: datetime | None = None) -> Processed:
         now = now or datetime.now(UTC)
@@ -105,6 +134,9 @@ class Processor:
                 out.batch = PostBatch(self._enrich_alone(posts, posted, out, exc))
             out.timings = dict(self.pipeline.timings)
             self.pipeline.timings.clear()
+        if self.preparers:
+            enriched = out.batch.posts
+            out.prepared = [prepare(enriched) for prepare in self.preparers]
         return out
 
     def _enrich_alone(
@@ -151,12 +183,25 @@ def quarantine_record(ev: RawEvent, reason: str, field_name: str | None) -> Quar
     )
 
 
-def write_processed(store: Store, out: Processed, hooks: Sequence[BatchHook] = ()) -> None:
+def write_processed(
+    store: Store, out: Processed, hooks: Sequence[BatchHook] = (), prepared_by: Sequence[PreparedHook] = ()
+) -> None:
+    """Store a processed batch in one transaction, with what ``hooks`` write for it. ``prepared_by``:
+    the hooks whose tables ``out.prepared`` holds, in order (a worker prepared them); those write
+    from their table, the others are called with the batch's posts."""
     batch = out.batch
     # The batch as it is stored, taken before the hooks ask for ``Post`` objects (which a batch from
     # a worker builds from its columns: only then, and only once).
     stored = PostBatch(table=batch.table())
-    extras = [w for w in (hook(batch.posts) for hook in hooks) if w is not None] if hooks else []
+    tables: dict[int, pa.Table] = {}
+    if out.prepared:
+        tables = {id(hook): table for hook, table in zip(prepared_by, out.prepared, strict=True)}
+    extras: list[Writer] = []
+    for hook in hooks:
+        table = tables.get(id(hook))
+        writer = hook(batch.posts) if table is None else cast(PreparedHook, hook).write_prepared(table)
+        if writer is not None:
+            extras.append(writer)
     store.write(
         posts=stored,
         deletions=out.deletions,

@@ -18,7 +18,7 @@ from murmur.privacy import PrivacyGate
 from murmur.privacy.pseudonym import PeriodSecret
 from murmur.runtime.backfill import find_upgrader
 from murmur.runtime.collect import collect_between_batches, freeze_loaded_objects, thaw
-from murmur.runtime.processor import Processed, Processor, warmup_post
+from murmur.runtime.processor import Preparer, Processed, Processor, warmup_post
 from murmur.types import Post, RawEvent
 
 
@@ -32,6 +32,8 @@ class WorkerSetup:
     public_accounts: tuple[str, ...]
     period_days: int
     pipeline_factory: Callable[[], Pipeline | None]
+    preparers: tuple[Preparer, ...] = ()
+    """``PreparedHook.prepare`` of the hooks whose per-post work the workers do (``Runtime`` fills it)."""
 
 
 _worker_processor: Processor | None = None
@@ -45,7 +47,7 @@ def init_worker(setup: WorkerSetup, parent: int) -> None:
     pipeline = setup.pipeline_factory()
     stateless = pipeline.split()[0] if pipeline is not None else None
     gate = PrivacyGate(key_file=None, period_days=setup.period_days, public_accounts=setup.public_accounts)
-    _worker_processor = Processor(gate, stateless)
+    _worker_processor = Processor(gate, stateless, setup.preparers)
     if stateless is not None:  # load lazily-loaded models now, not inside the first batch
         stateless.warm_up()
         stateless.process([warmup_post()])
