@@ -23,9 +23,11 @@ search share, so a query cannot find different posts at ingest and over history.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from functools import cache, lru_cache
+from pathlib import Path
 
 _ACCENT_RANGES: tuple[tuple[int, int], ...] = (
     (0x0300, 0x036F),
@@ -99,17 +101,50 @@ def _merge(points: list[int]) -> list[tuple[int, int]]:
 _ACCENTS = re.compile(f"[{_class_ranges(_merge(_ACCENT_POINTS))}]")
 
 
+MARKS_FILE = Path(__file__).resolve().parent / "assets" / "unicode_marks.json"
+"""The code points of Unicode category M (combining marks) as ranges, for one Unicode version:
+``python -m murmur.text`` writes it for the running Python's. Finding them takes a scan of all
+1,114,112 code points (~0.4 s), which every process that tokenizes non-ASCII text (each worker, a
+CLI search) would otherwise pay at its first such text."""
+
+
+def scan_mark_ranges() -> list[tuple[int, int]]:
+    """The ranges of category M code points in the running Python's Unicode database (the scan)."""
+    cat = unicodedata.category
+    return _merge([cp for cp in range(0x110000) if cat(chr(cp))[0] == "M"])
+
+
+def mark_ranges() -> list[tuple[int, int]]:
+    """``scan_mark_ranges()``, from ``MARKS_FILE`` when it was written for this Unicode version."""
+    try:
+        table = json.loads(MARKS_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        table = {}
+    if table.get("unicode") != unicodedata.unidata_version:
+        return scan_mark_ranges()
+    return [(int(lo), int(hi)) for lo, hi in table["ranges"]]
+
+
+def write_mark_table(path: Path = MARKS_FILE) -> None:
+    table = {"unicode": unicodedata.unidata_version, "ranges": scan_mark_ranges()}
+    path.write_text(json.dumps(table, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
 @cache
 def _marks() -> str:
     """A pattern for one combining mark (Unicode category M)."""
-    cat = unicodedata.category
-    points = [cp for cp in range(0x110000) if cat(chr(cp))[0] == "M"]
-    bmp = _class_ranges(_merge([cp for cp in points if cp < 0x10000]))
-    astral = _class_ranges(_merge([cp for cp in points if cp >= 0x10000]))
+    bmp: list[tuple[int, int]] = []
+    astral: list[tuple[int, int]] = []
+    for lo, hi in mark_ranges():  # a range across U+FFFF / U+10000 (none so far) is cut in two
+        if lo < 0x10000:
+            bmp.append((lo, min(hi, 0xFFFF)))
+        if hi >= 0x10000:
+            astral.append((max(lo, 0x10000), hi))
+    bmp_class, astral_class = _class_ranges(bmp), _class_ranges(astral)
     # Python's re tests a character against a class's marks above U+FFFF (110 ranges) one range at
     # a time, after its table of the rest: so those are tried only for a character above U+FFFF
     # (the same matches; tokenizing non-ASCII text ~30 % faster).
-    return rf"(?:[{bmp}]|(?=[\U00010000-\U0010FFFF])[{astral}])"
+    return rf"(?:[{bmp_class}]|(?=[\U00010000-\U0010FFFF])[{astral_class}])"
 
 
 @cache
@@ -254,3 +289,8 @@ def search_text(s: str) -> str:
 def is_segmented_char(ch: str) -> bool:
     cp = ord(ch)
     return any(lo <= cp <= hi for lo, hi in SEGMENTED_BY_CHARACTER)
+
+
+if __name__ == "__main__":  # python -m murmur.text: rewrite MARKS_FILE for this Python's Unicode
+    write_mark_table()
+    print(f"{MARKS_FILE}: Unicode {unicodedata.unidata_version}, {len(mark_ranges())} ranges")

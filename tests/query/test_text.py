@@ -127,3 +127,19 @@ def test_ideographic_and_mongolian_variation_selectors_are_folded_away() -> None
     # the query 葛飾 finds it; a Mongolian free variation selector goes the same way
     assert tokenize("葛\U000e0100飾区") == ["葛", "飾", "区"]
     assert tokenize("\u182e\u180b\u1823") == ["\u182e\u1823"]
+
+
+def test_the_shipped_table_of_combining_marks_is_the_unicode_database() -> None:
+    # tokenizing relies on every mark (Hindi's vowel signs, Thai's tone marks) being in the table that
+    # spares each process its scan of all code points; it was written for one Unicode version
+    import json
+    import unicodedata
+
+    from murmur.text import MARKS_FILE, mark_ranges, scan_mark_ranges
+
+    table = json.loads(MARKS_FILE.read_text(encoding="utf-8"))
+    if table["unicode"] != unicodedata.unidata_version:
+        pytest.skip(f"table for Unicode {table['unicode']}, not {unicodedata.unidata_version}: it scans")
+    assert mark_ranges() == scan_mark_ranges()
+    assert any(lo <= 0x093F <= hi for lo, hi in mark_ranges())  # Devanagari vowel sign I
+    assert len(mark_ranges()) > 250
