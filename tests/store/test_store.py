@@ -248,3 +248,33 @@ def test_locked_store_without_service_gives_a_clear_error(tmp_path: Path) -> Non
     assert isinstance(open_reader(path), DirectReader)
     assert SocketReader is not None
     assert StoreLockedError is not None
+
+
+def test_single_row_reads_leave_the_connection_free_for_the_next_query(tmp_path: Path) -> None:
+    # DuckDB keeps a result read in part (fetchone() on a row) open, and refuses the connection's next
+    # relation: a restarted service whose first read was its stored cursor could not read its backfill
+    from murmur.runtime.backfill import count_firehose_labelled, read_firehose_labelled
+
+    path = tmp_path / "db.duckdb"
+    store = Store.open(path)
+    store.write(posts=[post(1)], cursors={"bsky": "42"})
+    store.close()
+    store = Store.open(path)
+    assert store.cursor("bsky") == "42"
+    assert read_firehose_labelled(store, ["m@1"], 10) == []
+    assert store.threads() >= 1
+    assert count_firehose_labelled(store, ["m@1"]) == 0
+    assert store.conn.sql("SELECT count(*) FROM posts").fetchall() == [(1,)]
+    store.close()
+
+
+def test_no_single_row_fetch_in_the_code() -> None:
+    # the rule behind the test above, for code still to be written: murmur.store.schema.fetch_one
+    src = Path(__file__).resolve().parents[2] / "src" / "murmur"
+    found = [
+        f"{path.relative_to(src)}:{n}"
+        for path in src.rglob("*.py")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if ".fetchone()" in line and "``" not in line
+    ]
+    assert found == [], f"use murmur.store.schema.fetch_one: {found}"

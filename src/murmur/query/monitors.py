@@ -32,7 +32,7 @@ from murmur.query.matcher import MonitorMatcher
 from murmur.query.parser import parse
 from murmur.query.sql import compile_where
 from murmur.store.reader import Reader
-from murmur.store.schema import untombstoned
+from murmur.store.schema import fetch_one, untombstoned
 from murmur.types import Post
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def add_monitor(
     check_name(name)
     parsed = parse(query)
     now = now or datetime.now(UTC)
-    exists = conn.execute("SELECT 1 FROM monitors WHERE monitor_id = ?", [name]).fetchone()
+    exists = fetch_one(conn, "SELECT 1 FROM monitors WHERE monitor_id = ?", [name])
     if exists:
         msg = f"a monitor named {name!r} exists already: remove it first (murmur monitor remove {name})"
         raise QueryError(msg)
@@ -108,24 +108,25 @@ def backfill_matches(
 ) -> int:
     """Store the matches of ``query`` among the stored posts as monitor ``name``'s (historical path)."""
     now = now or datetime.now(UTC)
-    row = conn.execute(
+    row = fetch_one(
+        conn,
         "INSERT OR REPLACE INTO monitor_matches "
         f"SELECT ?, platform, post_id, created_at, ? FROM post_search WHERE {compile_where(query)}",
         [name, now],
-    ).fetchone()
+    )
     return int(row[0]) if row else 0
 
 
 def remove_monitor(conn: duckdb.DuckDBPyConnection, name: str) -> int:
     """Delete monitor ``name`` and its matches. Returns how many matches went with it."""
-    exists = conn.execute("SELECT 1 FROM monitors WHERE monitor_id = ?", [name]).fetchone()
+    exists = fetch_one(conn, "SELECT 1 FROM monitors WHERE monitor_id = ?", [name])
     if not exists:
         msg = f"there is no monitor named {name!r} (see murmur monitor list)"
         raise QueryError(msg)
     audit("monitor.remove", {"monitor_id": name})
     conn.execute("BEGIN TRANSACTION")
     try:
-        row = conn.execute("DELETE FROM monitor_matches WHERE monitor_id = ?", [name]).fetchone()
+        row = fetch_one(conn, "DELETE FROM monitor_matches WHERE monitor_id = ?", [name])
         conn.execute("DELETE FROM monitors WHERE monitor_id = ?", [name])
         _bump_version(conn)
         conn.execute("COMMIT")
@@ -160,7 +161,7 @@ def list_monitors(reader: Reader, *, k: int) -> list[Monitor]:
 
 def match_count(conn: duckdb.DuckDBPyConnection, monitor_id: str, *, k: int) -> int | None:
     """One monitor's stored matches, k-anonymous (None when suppressed)."""
-    row = conn.execute(_MATCH_COUNTS + "WHERE m.monitor_id = ? GROUP BY ALL", [monitor_id]).fetchone()
+    row = fetch_one(conn, _MATCH_COUNTS + "WHERE m.monitor_id = ? GROUP BY ALL", [monitor_id])
     return None if row is None else _k_anonymous(int(row[3]), int(row[4]), k)
 
 
@@ -189,7 +190,7 @@ class MonitorStage:
         self.refresh()
 
     def _current_version(self) -> str:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", [_VERSION_KEY]).fetchone()
+        row = fetch_one(self.conn, "SELECT value FROM meta WHERE key = ?", [_VERSION_KEY])
         return str(row[0]) if row else ""
 
     def refresh(self) -> bool:

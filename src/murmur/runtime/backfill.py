@@ -12,6 +12,7 @@ from murmur.batch import POST_COLUMNS, posts_from_table
 from murmur.enrich.base import Pipeline
 from murmur.runtime.processor import BatchHook
 from murmur.store import Store
+from murmur.store.schema import fetch_one
 from murmur.types import Post
 
 
@@ -64,8 +65,7 @@ def count_firehose_labelled(store: Store, models: Sequence[str]) -> int:
     if not models:
         return 0
     marks = ", ".join("?" for _ in models)
-    row = store.conn.execute(f"SELECT count(*) FROM posts WHERE sentiment_model IN ({marks})", list(models))
-    found = row.fetchone()
+    found = fetch_one(store.conn, f"SELECT count(*) FROM posts WHERE sentiment_model IN ({marks})", models)
     return int(found[0]) if found else 0
 
 

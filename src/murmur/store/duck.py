@@ -25,7 +25,7 @@ from murmur.batch import POST_COLUMNS, POST_SCHEMA, PostBatch, last_per_key, pos
 from murmur.config import DEFAULT_MEMORY_LIMIT
 from murmur.errors import StoreError, StoreLockedError
 from murmur.store.reader import check_store_file, set_memory_limit
-from murmur.store.schema import DERIVED_TABLES, MIGRATIONS, untombstoned
+from murmur.store.schema import DERIVED_TABLES, MIGRATIONS, fetch_one, untombstoned
 from murmur.types import Deletion, Post
 
 
@@ -149,12 +149,12 @@ class Store:
         self.close()
 
     def schema_version(self) -> int:
-        exists = self.conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()
+        exists = fetch_one(
+            self.conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        )
         if not exists or exists[0] == 0:
             return 0
-        row = self.conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        row = fetch_one(self.conn, "SELECT max(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
 
     def migrate(self) -> None:
@@ -325,7 +325,7 @@ class Store:
             raise
 
     def cursor(self, source_id: str) -> str | None:
-        row = self.conn.execute("SELECT position FROM cursors WHERE source_id = ?", [source_id]).fetchone()
+        row = fetch_one(self.conn, "SELECT position FROM cursors WHERE source_id = ?", [source_id])
         return None if row is None else str(row[0])
 
     def purge(self, *, older_than: datetime) -> dict[str, int]:
@@ -336,9 +336,7 @@ class Store:
         conn.execute("BEGIN TRANSACTION")
         try:
             for table, column in _PURGE_TABLES:
-                row = conn.execute(
-                    f"SELECT count(*) FROM {table} WHERE {column} < ?", [older_than]
-                ).fetchone()
+                row = fetch_one(conn, f"SELECT count(*) FROM {table} WHERE {column} < ?", [older_than])
                 removed[table] = int(row[0]) if row else 0
             for table in DERIVED_TABLES:
                 conn.execute(
@@ -366,7 +364,7 @@ class Store:
 
     def threads(self) -> int:
         """DuckDB's threads for this database (all its connections share them)."""
-        row = self.conn.execute("SELECT current_setting('threads')").fetchone()
+        row = fetch_one(self.conn, "SELECT current_setting('threads')")
         return int(row[0]) if row else 1
 
     def set_threads(self, n: int) -> int:

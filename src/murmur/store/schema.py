@@ -5,7 +5,10 @@ To change the schema, append a migration with the next number; never edit one th
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
+
+import duckdb
 
 DERIVED_TABLES: Final[list[str]] = ["embeddings", "post_search", "monitor_matches"]
 """Tables keyed by (platform, post_id) holding data derived from a post: when a post is deleted or
@@ -155,3 +158,15 @@ def untombstoned(view: str) -> str:
         "ON t.platform = x.platform AND t.post_id = x.post_id"
         ") t ON t.platform = b.platform AND t.post_id = b.post_id"
     )
+
+
+Row = tuple[Any, ...]
+
+
+def fetch_one(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    """The first row of ``sql`` (None when it has none), its result read to the end. A result read
+    only in part (``fetchone()`` on a row) stays open on the connection, and DuckDB then refuses the
+    connection's next relation (``conn.sql``: "unfinished result from execute()"): a restarted
+    service whose first read was a stored cursor could not read its backfill."""
+    rows = conn.execute(sql, list(params)).fetchall()
+    return rows[0] if rows else None
