@@ -346,8 +346,6 @@ def structure_sizes(rt: Runtime) -> dict[str, int]:
         "tokcache": sum(
             len(c)
             for c in (
-                query_index._TOKEN_HITS,
-                query_index._KEY_HITS,
                 query_index._VALUE_CACHE,
                 query_index._HOST_CACHE,
             )

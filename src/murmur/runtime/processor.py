@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,7 +137,11 @@ class Processor:
             self.pipeline.timings.clear()
         if self.preparers:
             enriched = out.batch.posts
-            out.prepared = [prepare(enriched) for prepare in self.preparers]
+            for prepare in self.preparers:
+                start = time.perf_counter()
+                out.prepared.append(prepare(enriched))
+                name = f"hook {prepare.__module__}.{prepare.__qualname__}"  # in the per-component timings
+                out.timings[name] = ComponentTiming(len(enriched), time.perf_counter() - start)
         return out
 
     def _enrich_alone(
