@@ -28,7 +28,7 @@ from murmur.types import Post
 from tests.query.helpers import open_store, post
 
 TOKENS = ["a", "ab", "abc", "climate", "strike", "東", "京", "ñandú", "x" * 64, "2026", "tor", "ok"]
-TOKENS += ["𠀀𠀁x", "кот"]  # letters above U+FFFF, Cyrillic
+TOKENS += ["𠀀𠀁x", "кот", "a\udc00b"]  # letters above U+FFFF, Cyrillic, a lone surrogate
 KEYS = ["lang=pt", "lang=pt-br", "platform=reddit", "site=nytimes.com", "hashtag=cop30", "has=link"]
 
 

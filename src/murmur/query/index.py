@@ -279,7 +279,7 @@ def signatures(texts: Sequence[str]) -> U64s:
     begins = np.zeros(len(texts), dtype=np.int64)
     np.cumsum(lengths[:-1], out=begins[1:])
     # one code point per element (UTF-32), so positions in the array are positions in the strings
-    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     # each code point weighed by P^(its position in its own text); prefix sums over the batch
     position = np.arange(len(points), dtype=np.int64) - np.repeat(begins, lengths)
     powers, inverse = _powers_to(int(lengths.max()) + 1)
