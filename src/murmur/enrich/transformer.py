@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from murmur.cache import cache_root
 from murmur.errors import ModelError
 from murmur.types import Post, SentimentLabel
 
@@ -135,12 +136,6 @@ def _max_tokens(config: Any, tokenizer: Any) -> int:
     return max(2, min(limit, tok_limit))
 
 
-def _cache_root() -> Path:
-    from murmur.enrich.neural.onnx_backend import cache_root
-
-    return cache_root()
-
-
 class TransformerSentimentModel:
     """``predict_proba(texts) -> [n, 3]`` (negative, neutral, positive) from a sequence classifier."""
 
@@ -219,7 +214,7 @@ class TransformerSentimentModel:
     def _load_onnx(self, cache_dir: str | Path | None) -> Any:
         import onnxruntime as ort
 
-        root = Path(cache_dir) if cache_dir is not None else _cache_root()
+        root = Path(cache_dir) if cache_dir is not None else cache_root()
         target = root / "transformers" / f"{_dir_digest(self.path)}.onnx"
         if not target.exists():
             log.info("exporting %s to ONNX once: %s", self.name, target)

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from murmur.cache import cache_root
 from murmur.enrich.neural import smoothquant
 from murmur.enrich.neural.e5file import E5File, dequantize_q4
 from murmur.errors import ModelError
@@ -147,15 +148,6 @@ class Int8Recipe:
 # so no saturation shows there: the default recipe passes the bar; XLM-T val macro-F1 0.6478 (float32
 # 0.6500 on that machine; per language -0.011 to +0.010), end to end 86 vs 58 posts/s (bench/enrich.py).
 DEFAULT_INT8 = Int8Recipe()
-
-
-def cache_root() -> Path:
-    """``$MURMUR_CACHE_DIR``, else ``$XDG_CACHE_HOME/murmur``, else ``~/.cache/murmur``."""
-    env = os.environ.get("MURMUR_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "murmur"
 
 
 def _file_digest(path: Path) -> str:
