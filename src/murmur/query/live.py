@@ -15,16 +15,18 @@ none of the fields the rows read (``reads``: ``index.INDEX_READS``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import duckdb
 import pyarrow as pa
 
 from murmur.query.index import INDEX_READS, doc_of, ensure_current_index, index_rows, write_index_table
 from murmur.query.monitors import MonitorStage, write_match_rows
-from murmur.runtime.processor import Writer
 from murmur.store import Store
 from murmur.types import Post
+
+Writer = Callable[[duckdb.DuckDBPyConnection], None]
+"""What the runtime's store runs inside a batch's write transaction (``murmur.runtime.Writer``)."""
 
 
 class QueryLayerHook:
