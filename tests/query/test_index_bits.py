@@ -79,6 +79,23 @@ def test_a_batch_gets_each_post_its_own_row() -> None:
     assert signatures([]).shape == (0, len(SIGNATURE_COLUMNS))
 
 
+def test_a_batch_longer_than_a_chunk_gets_the_same_rows() -> None:
+    # the prefix sums restart every ~65,536 code points, at a text's edge; a text longer than that
+    # is a chunk of its own
+    words = [f"w{i}ord{i % 97} кот{i % 13} 東{i % 7}" for i in range(4000)]
+    docs = [Doc(f" {' '.join(words[i : i + 40])} ", frozenset({f"lang=l{i % 5}"})) for i in range(0, 4000, 8)]
+    long_doc = Doc(" " + " ".join(words) + " ", frozenset({"has=link"}))
+    docs.insert(250, long_doc)
+    assert sum(len(d.indexed_text) for d in docs) > 3 * (1 << 16)
+    assert len(long_doc.indexed_text) > 1 << 16
+    batch = signatures([d.indexed_text for d in docs])
+    for i in (0, 1, 249, 250, 251, len(docs) - 1):
+        assert [int(v) for v in batch[i]] == signature(docs[i]), i
+    whole = signature(long_doc)
+    want = _merged(*map(_query_bits, words[-50:]), bank_columns(FIELD_COLUMNS, field_mask("has=link")))
+    assert all(whole[SIGNATURE_COLUMNS.index(col)] & bits == bits for col, bits in want.items())
+
+
 def test_texts_must_be_space_delimited() -> None:
     with pytest.raises(ValueError, match="text 1 does not begin and end with a space"):
         signatures([" a ", "b "])

@@ -174,6 +174,9 @@ _PREFIX_WORDS: Final = PREFIX_BITS // 64
 _FIELD_WORDS: Final = FIELD_BITS // 64
 _PREFIX_AT: Final = len(TOKEN_COLUMNS)  # the first column of each bank in SIGNATURE_COLUMNS
 _FIELD_AT: Final = _PREFIX_AT + len(PREFIX_COLUMNS)
+assert all(w & (w - 1) == 0 for w in (_TOKEN_WORDS, _PREFIX_WORDS, _FIELD_WORDS)), "banks of 2^k columns"
+_CHUNK: Final = 1 << 16
+"""Code points a batch's texts are cut into for their prefix sums (``signatures``): ~1 MB of powers."""
 
 
 def _mix(h: int) -> int:
@@ -236,8 +239,8 @@ _inverse_powers: U64s = np.ones(1, dtype=np.uint64)
 
 
 def _powers_to(n: int) -> tuple[U64s, U64s]:
-    """P^i and P^-i mod 2^64 for i < n (at least), kept for the next batch: n is the longest text's
-    length, so at most a few times ``MAX_TEXT_CHARS``."""
+    """P^i and P^-i mod 2^64 for i < n (at least), kept for the next batch: n is ``_CHUNK`` + 1, or
+    the longest text's length where a text is longer."""
     global _powers, _inverse_powers
     if len(_powers) < n:
         size = max(n, 2 * len(_powers), 1024)
@@ -271,38 +274,54 @@ def signatures(texts: Sequence[str]) -> U64s:
     out = np.zeros((len(texts), len(SIGNATURE_COLUMNS)), dtype=np.uint64)
     if not texts:
         return out
-    for i, text in enumerate(texts):
-        if not (text.startswith(" ") and text.endswith(" ")):
-            msg = f"signatures: text {i} does not begin and end with a space: {text[:40]!r}"
-            raise ValueError(msg)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     begins = np.zeros(len(texts), dtype=np.int64)
     np.cumsum(lengths[:-1], out=begins[1:])
+    text_ends = begins + lengths
     # one code point per element (UTF-32), so positions in the array are positions in the strings
     points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    # each code point weighed by P^(its position in its own text); prefix sums over the batch
-    position = np.arange(len(points), dtype=np.int64) - np.repeat(begins, lengths)
-    powers, inverse = _powers_to(int(lengths.max()) + 1)
+    space = ord(" ")
+    bad = (lengths == 0) | (points[np.minimum(begins, len(points) - 1)] != space)
+    bad |= points[np.maximum(text_ends - 1, 0)] != space
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        msg = f"signatures: text {i} does not begin and end with a space: {texts[i][:40]!r}"
+        raise ValueError(msg)
+    # Prefix sums of c_i · P^(i - base), base the first code point of the text's chunk: whole texts
+    # cut into chunks of at most _CHUNK code points, so each chunk's powers are one slice
+    limit = max(_CHUNK, int(lengths.max()))
+    powers, inverse = _powers_to(limit + 1)
+    base = np.empty(len(texts), dtype=np.int64)
     sums = np.zeros(len(points) + 1, dtype=np.uint64)
-    np.cumsum(points * powers[position], out=sums[1:])
+    first = 0
+    while first < len(texts):
+        begin = int(begins[first])
+        last = int(np.searchsorted(text_ends, begin + limit, side="right"))  # texts [first, last) fit
+        stop = int(text_ends[last - 1])
+        base[first:last] = begin
+        np.cumsum(points[begin:stop] * powers[: stop - begin], out=sums[begin + 1 : stop + 1])
+        first = last
 
-    def poly(start: Ints, end: Ints) -> U64s:
-        """Σ c_i · P^(i - start) over [start, end) of each item."""
-        return (sums[end] - sums[start]) * inverse[position[start]]
-
-    spaces = np.flatnonzero(points == ord(" "))
+    spaces = np.flatnonzero(points == space)
     starts, ends = spaces[:-1] + 1, spaces[1:]
     item = ends > starts  # the space between two texts, or between two items, holds none
     starts, ends = starts[item], ends[item]
     row = np.searchsorted(begins, starts, side="right") - 1
+    item_base = base[row]
+
+    def poly(start: Ints, end: Ints, at: Ints) -> U64s:
+        """Σ c_i · P^(i - start) over [start, end) of each item (``at``: its chunk's base)."""
+        got: U64s = (sums[end] - sums[start]) * inverse[start - at]
+        return got
+
     key = points[starts] == ord(KEY_MARK)
     tag = np.where(key, _U64(_KEY_TAG), _U64(_TOKEN_TAG))
-    hashes = _mix_array(poly(np.where(key, starts + 1, starts), ends) ^ tag)
-    column = np.where(key, _FIELD_AT + hashes % _U64(_FIELD_WORDS), hashes % _U64(_TOKEN_WORDS))
+    hashes = _mix_array(poly(starts + key, ends, item_base) ^ tag)  # a key without its mark
+    column = np.where(key, _FIELD_AT + (hashes & _U64(_FIELD_WORDS - 1)), hashes & _U64(_TOKEN_WORDS - 1))
     prefixed = ~key & (ends - starts >= PREFIX_LEN)
     p_starts = starts[prefixed]
-    p_hashes = _mix_array(poly(p_starts, p_starts + PREFIX_LEN) ^ _U64(_PREFIX_TAG))
-    p_column = _PREFIX_AT + p_hashes % _U64(_PREFIX_WORDS)
+    p_hashes = _mix_array(poly(p_starts, p_starts + PREFIX_LEN, item_base[prefixed]) ^ _U64(_PREFIX_TAG))
+    p_column = _PREFIX_AT + (p_hashes & _U64(_PREFIX_WORDS - 1))
     flat = out.reshape(-1)
     width = len(SIGNATURE_COLUMNS)
     np.bitwise_or.at(flat, row * width + column.astype(np.int64), _bits_array(hashes))
