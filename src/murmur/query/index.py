@@ -26,6 +26,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import duckdb
@@ -49,6 +50,7 @@ SIGNATURE_COLUMNS: Final[tuple[str, ...]] = (*TOKEN_COLUMNS, *PREFIX_COLUMNS, *F
 _MASK64: Final = (1 << 64) - 1
 KEY_MARK: Final = "\x01"
 """Marks a field key in ``post_search.st``: not a word character, so never inside a token."""
+_KEY_SEPARATOR: Final = " " + KEY_MARK
 _CACHE_MAX: Final = 200_000
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,9 @@ class Doc:
     @property
     def indexed_text(self) -> str:
         """What ``post_search.st`` holds: the search text, then the marked keys, sorted."""
-        return self.st + "".join(f"{KEY_MARK}{k} " for k in sorted(self.keys))
+        if not self.keys:
+            return self.st
+        return f"{self.st}{KEY_MARK}{_KEY_SEPARATOR.join(sorted(self.keys))} "
 
     @classmethod
     def from_indexed(cls, indexed: str) -> Doc:
@@ -108,6 +112,7 @@ def post_lang(post: Post) -> str | None:
     return post.lang if post.lang is not None else post.lang_declared
 
 
+@lru_cache(maxsize=4096)
 def _lang_keys(lang: str) -> tuple[str, ...]:
     """``lang=`` keys of a language and of what contains it: ``pt-br`` is also ``pt``, and a language
     within a macrolanguage (``MACROLANGUAGES``: ``ary``) is also that macrolanguage (``ar``)."""
@@ -117,9 +122,14 @@ def _lang_keys(lang: str) -> tuple[str, ...]:
     return (*keys, "lang=" + macro) if macro else keys
 
 
+@lru_cache(maxsize=64)
+def _platform_key(platform: str) -> str:
+    return "platform=" + key_value(platform)
+
+
 def field_keys(post: Post) -> frozenset[str]:
     """Every ``field=value`` a query can ask of ``post`` (see docs/query-language.md, "Fields")."""
-    keys = ["platform=" + key_value(post.platform)]
+    keys = [_platform_key(post.platform)]
     lang = post_lang(post)
     keys += _lang_keys(lang) if lang else ["lang=und"]  # no language is undetermined, as search counts it
     if post.sentiment:
