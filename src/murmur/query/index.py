@@ -78,7 +78,8 @@ class Doc:
         cut = indexed.find(KEY_MARK)
         if cut < 0:
             return cls(indexed, frozenset())
-        return cls(indexed[:cut], frozenset(item[1:] for item in indexed[cut:].split()))
+        # the keys: KEY_MARK + " \x01".join(keys) + " " after the search text (``indexed_text``)
+        return cls(indexed[:cut], frozenset(indexed[cut + 1 : -1].split(_KEY_SEPARATOR)))
 
 
 _VALUE_CACHE: dict[str, str] = {}
