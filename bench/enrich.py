@@ -25,22 +25,27 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 import psutil
 
+from monitors import HISTORY_QUERIES
 from murmur.config import parse_config
 from murmur.enrich.base import Pipeline
 from murmur.enrich.minhash import PERMUTATIONS
 from murmur.enrich.neardup import NearDupClusters, TieredNearDupClusters
 from murmur.enrich.neural.embedder import cpu_summary
 from murmur.privacy import PrivacyGate
-from murmur.runtime import Processor, Runtime, RuntimeStats
+from murmur.query.monitors import add_monitor
+from murmur.runtime import BatchHook, Processor, Runtime, RuntimeStats
 from murmur.service import build_hooks, build_pipeline, worker_setup
 from murmur.store import Store
 from murmur.testing import ListSource, has_shared_data, real_payload_mix
+
+LIVE_MONITORS = HISTORY_QUERIES[:6]
+"""With ``--query-layer``: the live monitors ``bench/soak.py`` runs, the first of ``bench/monitors.py``'s."""
 
 
 class ProcessTree:
@@ -208,7 +213,11 @@ def run_tier(
         processor = Processor(PrivacyGate(key_file=Path(tmp) / "keys"), pipeline)
         sources = [ListSource(fmt, fmt, items) for fmt, items in payloads.items()]
         steady = SteadyState()
-        hooks = build_hooks(store) if query_layer else []
+        hooks: Sequence[BatchHook] = []
+        if query_layer:  # as a deployment runs: with live monitors (soak.py's six)
+            for k, query in enumerate(LIVE_MONITORS):
+                add_monitor(store.conn, f"m{k}", query, backfill=False)
+            hooks = build_hooks(store)
         runtime = Runtime(
             store, sources, processor, batch_size=batch, workers=setup, on_batch=steady.batch, hooks=hooks
         )
@@ -299,7 +308,7 @@ def report(result: dict[str, object]) -> None:
     layer = "on" if result["query_layer"] else "off"
     ckpt = float(result["checkpoint_us_per_post"])  # type: ignore[arg-type]
     print(f"  the store's final checkpoint (not in the figures above): {ckpt:.1f} us/post")
-    print(f"  search index and live monitors (the query layer's hooks): {layer}")
+    print(f"  search index and {len(LIVE_MONITORS)} live monitors (the query layer's hooks): {layer}")
     print(f"  near-duplicate index filled with {result['index_fill']:,} signatures before the run")
     components = result["components"]
     assert isinstance(components, dict)

@@ -63,8 +63,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection
 
 import murmur.query.index as query_index
-from enrich import PeakRss, ProcessTree
-from monitors import HISTORY_QUERIES
+from enrich import LIVE_MONITORS, PeakRss, ProcessTree
 from murmur.config import DEFAULT_MEMORY_LIMIT, parse_config
 from murmur.enrich.neardup import NearDupClusters
 from murmur.enrich.text import content_tokens
@@ -76,7 +75,7 @@ from murmur.store import ReadServer, Store
 from murmur.testing import has_shared_data, real_text_pool, shared_data
 from murmur.testing_servers import JetstreamReplayServer
 
-MONITORS = HISTORY_QUERIES[:6]
+MONITORS = LIVE_MONITORS
 """Live monitors: the first queries of ``bench/monitors.py``'s history set."""
 
 
