@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow as pa
 import pytest
 
@@ -20,7 +23,7 @@ from murmur.privacy import PrivacyGate
 from murmur.query.index import INDEX_READS, Doc, doc_of, ensure_current_index, index_rows
 from murmur.query.live import QueryLayerHook
 from murmur.query.monitors import add_monitor
-from murmur.runtime import Processor, Runtime, WorkerSetup, Writer
+from murmur.runtime import Processor, Runtime, RuntimeStats, WorkerSetup, Writer
 from murmur.store import Store
 from murmur.testing import ListSource, has_shared_data, real_payload_mix
 from murmur.types import Post
@@ -76,7 +79,17 @@ class CountingHook(QueryLayerHook):
 Ran = tuple[Store, CountingHook, Runtime]
 
 
-def run(tmp: Path, name: str, factory: Callable[[], Pipeline], workers: int) -> Ran:
+def run(
+    tmp: Path, name: str, factory: Callable[[], Pipeline], workers: int, *, kill_at_batch: int = 0
+) -> Ran:
+    killed: list[int] = []
+
+    def on_batch(stats: RuntimeStats) -> None:  # SIGKILL a worker once (as tests/test_runtime_workers.py)
+        if kill_at_batch and stats.batches == kill_at_batch and not killed:
+            kids = [c for c in psutil.Process().children() if "resource_tracker" not in " ".join(c.cmdline())]
+            os.kill(kids[0].pid, signal.SIGKILL)
+            killed.append(kids[0].pid)
+
     store = Store.open(tmp / f"{name}.duckdb")
     ensure_current_index(store.conn)
     add_monitor(store.conn, "moody", "sentiment:negative AND (lang:und OR platform:reddit)")
@@ -90,9 +103,11 @@ def run(tmp: Path, name: str, factory: Callable[[], Pipeline], workers: int) -> 
         batch_size=100,
         hooks=[hook],
         workers=WorkerSetup(workers=workers, public_accounts=(), period_days=30, pipeline_factory=factory),
+        on_batch=on_batch,
     )
     stats = asyncio.run(asyncio.wait_for(runtime.run(), 120))
     assert stats.batches == BATCHES
+    assert bool(killed) == bool(kill_at_batch)
     return store, hook, runtime
 
 
@@ -133,6 +148,16 @@ def test_workers_prepare_the_rows_the_runtime_would_compute(
     tmp, want = alone
     store, hook, runtime = run(tmp, "workers", stateless, workers=2)
     assert runtime.prepared_by == [hook]
+    assert hook.from_posts == 0
+    assert hook.from_rows == BATCHES
+    assert stored(store) == want
+    store.close()
+
+
+def test_a_killed_worker_changes_no_row(alone: tuple[Path, tuple[list[tuple[object, ...]], ...]]) -> None:
+    # the batches the dead worker held are tried again, each in a fresh worker that prepares them too
+    tmp, want = alone
+    store, hook, _ = run(tmp, "killed", stateless, workers=2, kill_at_batch=2)
     assert hook.from_posts == 0
     assert hook.from_rows == BATCHES
     assert stored(store) == want
