@@ -343,11 +343,8 @@ def structure_sizes(rt: Runtime) -> dict[str, int]:
         "neardup": sum(neardup),
         "monitors": sum(len(h.stage.matcher) for h in hooks),
         "tokcache": sum(
-            len(c)
-            for c in (
-                query_index._VALUE_CACHE,
-                query_index._HOST_CACHE,
-            )
+            f.cache_info().currsize
+            for f in (query_index.key_value, query_index._site_keys, query_index._lang_keys)
         ),
         "lru": content_tokens.cache_info().currsize,
         "handoff": len(rt.handoff._items) if isinstance(rt.handoff, QueueHandoff) else -1,

@@ -22,7 +22,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from murmur.cache import cache_root
+from murmur.cache import cache_root, replacing
 from murmur.errors import ModelError
 from murmur.types import Post, SentimentLabel
 
@@ -228,11 +227,8 @@ class TransformerSentimentModel:
 
         model = self._load_torch(torch.float32)
         sample = self.tokenizer(["murmur", "murmur export"], padding=True, return_tensors="pt")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
-        os.close(fd)
         try:
-            with warnings.catch_warnings(), torch.inference_mode():
+            with replacing(target) as tmp, warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")  # tracer and exporter deprecation notices
                 torch.onnx.export(
                     model,
@@ -248,13 +244,10 @@ class TransformerSentimentModel:
                     },
                     opset_version=17,
                 )
-            os.replace(tmp, target)
         except OSError as exc:
             msg = f"cannot write the ONNX cache {target}: {exc}; set MURMUR_CACHE_DIR to a writable folder"
             raise ModelError(msg) from None
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
             del model
             gc.collect()
 

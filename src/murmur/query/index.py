@@ -52,6 +52,7 @@ KEY_MARK: Final = "\x01"
 """Marks a field key in ``post_search.st``: not a word character, so never inside a token."""
 _KEY_SEPARATOR: Final = " " + KEY_MARK
 _CACHE_MAX: Final = 200_000
+"""Entries each cache of field values and keys below keeps (least recently used first out)."""
 
 log = logging.getLogger(__name__)
 
@@ -82,30 +83,16 @@ class Doc:
         return cls(indexed[:cut], frozenset(indexed[cut + 1 : -1].split(_KEY_SEPARATOR)))
 
 
-_VALUE_CACHE: dict[str, str] = {}
-_HOST_CACHE: dict[str, tuple[str, ...]] = {}
-
-
+@lru_cache(maxsize=_CACHE_MAX)
 def key_value(raw: str) -> str:
     """A field value as keys hold it: folded, without whitespace."""
-    got = _VALUE_CACHE.get(raw)
-    if got is None:
-        got = "".join(fold(raw).split())
-        if len(_VALUE_CACHE) >= _CACHE_MAX:
-            _VALUE_CACHE.clear()
-        _VALUE_CACHE[raw] = got
-    return got
+    return "".join(fold(raw).split())
 
 
+@lru_cache(maxsize=_CACHE_MAX)
 def _site_keys(host: str) -> tuple[str, ...]:
-    got = _HOST_CACHE.get(host)
-    if got is None:
-        labels = key_value(host).strip(".").split(".")
-        got = tuple("site=" + ".".join(labels[i:]) for i in range(len(labels)) if labels[i])
-        if len(_HOST_CACHE) >= _CACHE_MAX:
-            _HOST_CACHE.clear()
-        _HOST_CACHE[host] = got
-    return got
+    labels = key_value(host).strip(".").split(".")
+    return tuple("site=" + ".".join(labels[i:]) for i in range(len(labels)) if labels[i])
 
 
 def post_lang(post: Post) -> str | None:
@@ -113,7 +100,7 @@ def post_lang(post: Post) -> str | None:
     return post.lang if post.lang is not None else post.lang_declared
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_CACHE_MAX)
 def _lang_keys(lang: str) -> tuple[str, ...]:
     """``lang=`` keys of a language and of what contains it: ``pt-br`` is also ``pt``, and a language
     within a macrolanguage (``MACROLANGUAGES``: ``ary``) is also that macrolanguage (``ar``)."""
@@ -123,7 +110,7 @@ def _lang_keys(lang: str) -> tuple[str, ...]:
     return (*keys, "lang=" + macro) if macro else keys
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=_CACHE_MAX)
 def _platform_key(platform: str) -> str:
     return "platform=" + key_value(platform)
 

@@ -31,7 +31,6 @@ import pickle
 import re
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from murmur.cache import cache_root
+from murmur.cache import cache_root, replacing
 from murmur.enrich.neural import smoothquant
 from murmur.enrich.neural.e5file import E5File, dequantize_q4
 from murmur.errors import ModelError
@@ -192,28 +191,24 @@ def quantize_onnx(source: Path, target: Path, recipe: Int8Recipe, hidden: int, f
     exclude = [
         name for name, role, layer, br in weight_matmuls(source, hidden, ffn) if recipe.keeps(role, layer, br)
     ]
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
-    os.close(fd)
     quant_log = logging.getLogger()  # quantize_dynamic advises pre-processing on the root logger
     level = quant_log.level
-    try:
-        quant_log.setLevel(max(level, logging.ERROR))
-        quantize_dynamic(
-            source,
-            tmp,
-            op_types_to_quantize=["MatMul", "Attention"],  # Attention becomes QAttention
-            per_channel=recipe.per_channel,
-            reduce_range=recipe.reduce_range,
-            weight_type=QuantType.QInt8 if recipe.weight_type == "int8" else QuantType.QUInt8,
-            nodes_to_exclude=exclude,
-            # shape inference cannot type the outputs of the fused (com.microsoft) Attention
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        os.replace(tmp, target)
-    finally:
-        quant_log.setLevel(level)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(target) as tmp:
+        try:
+            quant_log.setLevel(max(level, logging.ERROR))
+            quantize_dynamic(
+                source,
+                tmp,
+                op_types_to_quantize=["MatMul", "Attention"],  # Attention becomes QAttention
+                per_channel=recipe.per_channel,
+                reduce_range=recipe.reduce_range,
+                weight_type=QuantType.QInt8 if recipe.weight_type == "int8" else QuantType.QUInt8,
+                nodes_to_exclude=exclude,
+                # shape inference cannot type the outputs of the fused (com.microsoft) Attention
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        finally:
+            quant_log.setLevel(level)
 
 
 def fuse_attention(path: Path, heads: int) -> int:
@@ -296,30 +291,25 @@ def export_onnx(
     outputs = ["pooled", "logits"] if branch is not None else ["pooled"]
     x = torch.zeros(2, 7, weights.config.hidden)
     real = torch.ones(2, 7, dtype=torch.bool)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
-    os.close(fd)
     try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-            torch.onnx.export(
-                module,
-                (x, real),
-                tmp,
-                dynamo=False,
-                input_names=["x", "real"],
-                output_names=outputs,
-                dynamic_axes={"x": {0: "batch", 1: "tokens"}, "real": {0: "batch", 1: "tokens"}},
-                opset_version=17,
-            )
-        expected = len(encoder.layers) + (len(branch.layers) if branch is not None else 0)
-        if fuse_attention(Path(tmp), weights.config.heads) != expected:
-            msg = f"export_onnx: fused fewer attention blocks than the {expected} layers exported"
-            raise ModelError(msg)
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            with warnings.catch_warnings(), torch.inference_mode():
+                warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+                torch.onnx.export(
+                    module,
+                    (x, real),
+                    tmp,
+                    dynamo=False,
+                    input_names=["x", "real"],
+                    output_names=outputs,
+                    dynamic_axes={"x": {0: "batch", 1: "tokens"}, "real": {0: "batch", 1: "tokens"}},
+                    opset_version=17,
+                )
+            expected = len(encoder.layers) + (len(branch.layers) if branch is not None else 0)
+            if fuse_attention(tmp, weights.config.heads) != expected:
+                msg = f"export_onnx: fused fewer attention blocks than the {expected} layers exported"
+                raise ModelError(msg)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         del encoder
         gc.collect()
 
