@@ -1,5 +1,6 @@
 """murmur's cache folder: what a process derives once per machine from shipped files (the e5 ONNX
-graphs, a user-chosen model's export, langid.py's tables unpacked) and later processes only read.
+graphs, a user-chosen model's export, langid.py's tables unpacked, the lexical model's tables) and
+later processes only read (the arrays memory-mapped: ``mapped_arrays``).
 
 Everything in it can be rebuilt from the installed packages, so a file that is missing, unreadable
 or from another version is rebuilt, and a folder that cannot be written costs only the time.
@@ -7,11 +8,20 @@ or from another version is rebuilt, and a folder that cannot be written costs on
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -36,3 +46,69 @@ def replacing(target: Path) -> Iterator[Path]:
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+Arrays = dict[str, npt.NDArray[Any]]
+
+_MANIFEST = "arrays.json"
+
+
+def mapped_arrays(
+    stem: str, digest: str, build: Callable[[], Mapping[str, npt.NDArray[Any]]], cache_dir: Path | None = None
+) -> Arrays:
+    """``build()``'s arrays, kept in the cache folder (``cache_dir``, default ``cache_root()``) as
+    one ``.npy`` file each under ``{stem}-{digest}/`` and read back memory-mapped, read-only: a
+    process that starts then pays no unpacking and no copy, and the processes of one machine
+    (``murmur run``'s workers) share one copy of the pages. ``digest`` names what the arrays were
+    derived from (a shipped file's hash and the format's version).
+
+    A folder is published whole (written beside it, then renamed), so a reader never sees part of
+    one; one that is missing, unreadable or incomplete is built again (the damaged one moved aside
+    and deleted, never rewritten in place: a file cut short under a process that maps it faults
+    that process, SIGBUS, so nothing may edit these files in place). An unwritable folder only
+    costs the time: the arrays are then built in memory each time."""
+    target = (cache_dir or cache_root()) / f"{stem}-{digest}"
+    try:
+        return _read_arrays(target)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    arrays = {name: np.asarray(a) for name, a in build().items()}
+    try:
+        _publish_arrays(target, arrays)
+        return _read_arrays(target)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.info("%s not cached under %s (%s): building it each time", stem, target.parent, exc)
+    return arrays
+
+
+def _read_arrays(folder: Path) -> Arrays:
+    names = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
+    out: Arrays = {}
+    for name, (shape, dtype) in names.items():
+        a = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        if list(a.shape) != shape or a.dtype.str != dtype:
+            msg = f"{folder / name}.npy holds {a.dtype.str} {a.shape}, its manifest says {dtype} {shape}"
+            raise ValueError(msg)
+        out[name] = np.asarray(a)  # a plain view (ndarray, not np.memmap): no subclass cost per use
+    return out
+
+
+def _publish_arrays(target: Path, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        for name, a in arrays.items():
+            np.save(tmp / f"{name}.npy", a, allow_pickle=False)
+        manifest = {name: [list(a.shape), a.dtype.str] for name, a in arrays.items()}
+        (tmp / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")  # last: marks it whole
+        if target.exists():  # damaged: moved aside first (a folder cannot be renamed over another)
+            stale = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".stale"))
+            target.rename(stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / _MANIFEST).exists():  # not another process's whole copy: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

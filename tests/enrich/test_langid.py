@@ -451,23 +451,29 @@ def test_maghrebi_rule_on_afrisenti_and_xlmt_arabic() -> None:
     assert [t for t in lingua.texts if maghrebi_arabic(t)] == []
 
 
-def test_langid_tables_are_unpacked_once_and_read_back_the_same(tmp_path: Path) -> None:
+def test_langid_tables_are_unpacked_once_and_mapped_back_the_same(tmp_path: Path) -> None:
     # langid.py's model ships LZMA-compressed (~0.5 s to unpack in every process that starts); the
-    # tables are kept unpacked in the cache folder, and what is read back classifies identically
+    # tables are kept unpacked in the cache folder and mapped back read-only, and what is mapped
+    # classifies identically
     from murmur.enrich.langid_batch import BatchLangid
 
     texts = ["bonjour tout le monde", "Guten Morgen zusammen", "こんにちは", "hello world", ""]
     first = BatchLangid(cache_dir=tmp_path)
-    (cached,) = tmp_path.glob("langid-tables-*.npz")
+    (cached,) = tmp_path.glob("langid-tables-*")
     again = BatchLangid(cache_dir=tmp_path)
+    assert not again._nm.flags.writeable  # the mapped file, not a copy
     assert again.classes == first.classes
     np.testing.assert_array_equal(again.proba(texts), first.proba(texts))
     assert again.top(texts[:1], 1)[0][0][0] == "fr"
-    # a damaged file (a full disk, a killed writer) is rebuilt, not trusted
-    cached.write_bytes(cached.read_bytes()[:1000])
+    # a damaged file is rebuilt, not trusted (damaged as a new file: one cut short in place under a
+    # process that maps it would fault that process, which is why murmur never rewrites one in place)
+    damaged = cached / "ptc.npy"
+    short = tmp_path / "short.npy"
+    short.write_bytes(damaged.read_bytes()[:1000])
+    short.replace(damaged)
     rebuilt = BatchLangid(cache_dir=tmp_path)
     np.testing.assert_array_equal(rebuilt.proba(texts), first.proba(texts))
-    assert cached.stat().st_size > 1000
+    assert damaged.stat().st_size > 1000
     # a folder that cannot be written only costs the time
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("x")

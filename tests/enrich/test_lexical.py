@@ -4,6 +4,7 @@ import json
 import pickle
 import statistics
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,23 @@ def test_trained_languages_are_the_training_folders() -> None:
     assert found == TRAINED_LANGUAGES
     assert not {"om", "ti"} & TRAINED_LANGUAGES
     assert default_model().languages == TRAINED_LANGUAGES
+
+
+def test_the_shipped_model_mapped_from_the_cache_predicts_as_loaded(tmp_path: Path) -> None:
+    # the default model's arrays and combined table are kept in the cache folder and mapped back
+    # (workers start without unpacking the file or building the table): same probabilities
+    texts = ["I love this so much!", "terrible, awful day", "la réunion est à 15h", "مرحبا بكم", "ok"]
+    langs = ["en", "en", "fr", "ar", None]
+    loaded = LexicalSentimentModel.load(DEFAULT_MODEL)
+    built = LexicalSentimentModel.load_cached(DEFAULT_MODEL, tmp_path)
+    mapped = LexicalSentimentModel.load_cached(DEFAULT_MODEL, tmp_path)
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "_combined.table.npy").exists()
+    assert not mapped._table()[1].flags.writeable  # mapped, not rebuilt
+    want = loaded.predict_proba(texts, langs)
+    np.testing.assert_array_equal(built.predict_proba(texts, langs), want)
+    np.testing.assert_array_equal(mapped.predict_proba(texts, langs), want)
+    assert mapped.meta == loaded.meta
+    assert mapped.config == loaded.config
+    with pytest.raises(ModelError, match="not found"):
+        LexicalSentimentModel.load_cached(tmp_path / "missing.npz", tmp_path)

@@ -23,9 +23,10 @@ positive).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from murmur.cache import mapped_arrays
 from murmur.enrich import hashing
 from murmur.errors import ModelError
 from murmur.text import may_have_link
@@ -405,31 +407,64 @@ class LexicalSentimentModel:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_MODEL) -> LexicalSentimentModel:
-        if not path.exists():
-            msg = (
-                f"lexical sentiment model not found at {path}; "
-                "train it with `python -m murmur.enrich.train_lexical` (needs ../shared/data)"
+        with np.load(_existing(path), allow_pickle=False) as z:
+            return cls.from_arrays({k: z[k] for k in z.files})
+
+    @classmethod
+    def load_cached(cls, path: Path = DEFAULT_MODEL, cache_dir: Path | None = None) -> LexicalSentimentModel:
+        """``load(path)`` with the arrays, the combined table among them, kept in murmur's cache
+        folder under the file's SHA-256 and read back memory-mapped (``murmur.cache.mapped_arrays``):
+        a process that starts skips unpacking the file and building the table (~0.2 s), and
+        ``murmur run``'s workers share one copy of it."""
+        digest = hashlib.sha256(_CACHED_FORMAT.encode() + _existing(path).read_bytes()).hexdigest()[:16]
+
+        def build() -> dict[str, npt.NDArray[Any]]:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            names, table = cls.from_arrays(arrays)._table()
+            return {**arrays, _TABLE: table, _TABLE_HEADS: np.array(names)}
+
+        return cls.from_arrays(mapped_arrays(f"lexical-{path.stem}", digest, build, cache_dir))
+
+    @classmethod
+    def from_arrays(cls, z: Mapping[str, npt.NDArray[Any]]) -> LexicalSentimentModel:
+        """The model ``save`` wrote, from its arrays (and the combined table, when they hold it)."""
+        cfg = FeatureConfig.from_json(str(z["config"]))
+        meta: dict[str, Any] = json.loads(str(z["meta"]))
+        names = sorted({k.split(".")[0] for k in z if k.endswith(".coef")})
+        heads = {
+            n: LinearHead(  # float16 as saved: the combined table is what predicts
+                idf=z[f"{n}.idf"],
+                coef=z[f"{n}.coef"],
+                intercept=z[f"{n}.intercept"].astype(np.float32),
             )
-            raise ModelError(msg)
-        with np.load(path, allow_pickle=False) as z:
-            cfg = FeatureConfig.from_json(str(z["config"]))
-            meta: dict[str, Any] = json.loads(str(z["meta"]))
-            names = sorted({k.split(".")[0] for k in z.files if k.endswith(".coef")})
-            heads = {
-                n: LinearHead(  # float16 as saved: the combined table is what predicts
-                    idf=z[f"{n}.idf"],
-                    coef=z[f"{n}.coef"],
-                    intercept=z[f"{n}.intercept"].astype(np.float32),
-                )
-                for n in names
-            }
-        return cls(cfg, heads, dict(DEFAULT_MIXTURE), dict(ROUTES), meta, TRAINED_LANGUAGES)
+            for n in names
+        }
+        model = cls(cfg, heads, dict(DEFAULT_MIXTURE), dict(ROUTES), meta, TRAINED_LANGUAGES)
+        if _TABLE in z:
+            model._combined = (tuple(str(h) for h in z[_TABLE_HEADS]), z[_TABLE])
+        return model
+
+
+_CACHED_FORMAT = "1"  # bump when ``load_cached``'s arrays change shape or meaning
+_TABLE = "_combined.table"
+_TABLE_HEADS = "_combined.heads"
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        msg = (
+            f"lexical sentiment model not found at {path}; "
+            "train it with `python -m murmur.enrich.train_lexical` (needs ../shared/data)"
+        )
+        raise ModelError(msg)
+    return path
 
 
 @cache
 def default_model() -> LexicalSentimentModel:
     """The shipped model, loaded once per process."""
-    return LexicalSentimentModel.load(DEFAULT_MODEL)
+    return LexicalSentimentModel.load_cached(DEFAULT_MODEL)
 
 
 def is_default_model(model: object) -> bool:
