@@ -48,6 +48,14 @@ def redactor() -> Redactor:
         ("NI number AB 12 34 56 C", "NI number <ID>"),
         ("ni ab123456c", "ni <ID>"),
         ("call +91 98765 43210", "call <PHONE>"),  # an Indian phone number stays one
+        # a phone number beside a date is still found once the date is taken out; two-digit years
+        # are not taken for dates (the groups of a French number would read as one)
+        ("2016-07-17 555-123-4567", "<PHONE>"),
+        ("tel 01-23-45-67-89", "tel <PHONE>"),
+        (
+            "uuid 12345678-1234-1234-1234-123456789012 and +1 (760) 434-7878",
+            "uuid 12345678-1234-1234-1234-123456789012 and <PHONE>",
+        ),
     ],
 )
 def test_redacts(redactor: Redactor, text: str, expected: str) -> None:
@@ -68,6 +76,16 @@ def test_redacts(redactor: Redactor, text: str, expected: str) -> None:
         "dni 12345678A has the wrong letter",
         "NIR 1 85 05 78 006 084 36 has the wrong key",
         "BG 12 34 56 A is no NI prefix",
+        # dates and times, as real posts wrote them (each was replaced as a phone number before)
+        "top posts from 2011-12-08 to 2012-09-21 13:19 PDT",
+        "Wann? 30.08.2013 17:14 Uhr!",
+        "Dauer: 22.08.2013 08:30 Uhr bis 16:00",
+        "10. 2012-03-22 top submission",
+        "on 2019-12-27 96.88% match",
+        "fall rechts vor links gesucht 09.03.2013",
+        "from 07/17/2016 10:45 on",
+        # an identifier of a thing is no one's number
+        "Unique reply: 2851a23d-0782-4863-a3f0-53c7d310e2a1",
     ],
 )
 def test_leaves_ordinary_text(redactor: Redactor, text: str) -> None:

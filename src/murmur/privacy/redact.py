@@ -88,6 +88,7 @@ _NUMERIC = re.compile(
              [ ]?\d{2}[ ]?\d{2}[ ]?\d{2}[ ]?[A-D]\b)
   | (?P<ipv4>\b(?:\d{1,3}\.){3}\d{1,3}\b)
   | (?P<ipv6>(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?![\w:]))
+  | (?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![\w-]))  # kept whole
   | (?P<digits>(?<![\w+])\+?\(?\d[\d \-./() \u00a0\u2007\u2009\u202f]{5,22}\d(?!\w))
     )
     """,
@@ -217,15 +218,49 @@ def _phone_spans(text: str) -> bool:
     return False
 
 
-def _digits_placeholder(span: str) -> str | None:
-    span = span.translate(_TO_SPACE)
-    digits = re.sub(r"\D", "", span)
+_DATE = re.compile(
+    r"(?<!\d)(?:(?:19|20)\d\d([-./])(\d{1,2})\1(\d{1,2})|(\d{1,2})([-./])(\d{1,2})\5(?:19|20)\d\d)(?!\d)"
+)
+"""A calendar date with a four-digit year, 1900-2099: ``2016-07-17``, ``30.08.2013``, ``07/17/2016``
+(day and month either way round). ``_digits_placeholder`` takes such dates out of a run of digits
+before it looks for a phone number in what is left: ``2016-07-17 15`` (from ``… to 2016-07-17
+15:40 PDT``) was replaced as a phone number. Two-digit years stay in: ``01-23-45`` would take the
+start of a French number for a date."""
+
+
+def _is_date(m: re.Match[str]) -> bool:
+    if m.group(1):  # year first: month then day
+        a, b = int(m.group(2)), int(m.group(3))
+        return 1 <= a <= 12 and 1 <= b <= 31
+    a, b = int(m.group(4)), int(m.group(6))
+    return (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+
+
+def _without_dates(span: str) -> str:
+    """``span`` with its dates (``_DATE``) replaced by a space; ``span`` itself when it holds none."""
+    if "-" not in span and "." not in span and "/" not in span:
+        return span
+    out = _DATE.sub(lambda m: " " if _is_date(m) else m.group(), span)
+    return span if out == span else out
+
+
+def _digits_of(span: str) -> str:
+    digits = _NON_DIGIT.sub("", span)
     if not digits.isascii():  # Arabic-Indic, Devanagari, full-width … digits: luhn_ok reads ASCII
         digits = "".join(str(int(d)) for d in digits)
+    return digits
+
+
+def _digits_placeholder(span: str) -> str | None:
+    span = span.translate(_TO_SPACE)
+    digits = _digits_of(span)
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return CARD
     if nir_ok(digits) or (not span.startswith(("+", "(")) and aadhaar_ok(digits)):
         return NATIONAL_ID  # before phone: "+91 …" stays a phone number
+    undated = _without_dates(span)  # a phone number is looked for in what the dates leave
+    if undated is not span:
+        span, digits = undated, _digits_of(undated)
     if 7 <= len(digits) <= 15 and _phone_spans(span):
         return PHONE
     return None
@@ -284,6 +319,8 @@ class Redactor:
                 out = IP if _ipv6_ok(span) else None
             elif kind == "digits":
                 out = _digits_placeholder(span)
+            elif kind == "uuid":  # an identifier of a thing, not a number of anyone's: its digits stay
+                return span
             elif kind in ("address", None):
                 out = ADDRESS
             else:  # mention
