@@ -248,6 +248,10 @@ def run_tier(
         "posts_per_s": stats.posts / elapsed,
         "cpu_us_per_post": cpu / max(stats.posts, 1) * 1e6,
         "steady_posts_per_s": steady.posts_per_s(),
+        # from the run's start to the first stored batch: spawning the workers, loading their
+        # models, and the first batch's own processing and write
+        "first_batch_s": steady.times[0] - t0 if steady.times else float("nan"),
+        "first_batch_posts": steady.posts[0] if steady.posts else 0,
         "steady_cpu_us_per_post": steady.cpu_us_per_post(),
         "steady_main_cpu_us_per_post": steady.main_cpu_us_per_post(),
         "steady_system_us_per_post": steady.system_us_per_post(),
@@ -304,6 +308,10 @@ def report(result: dict[str, object]) -> None:
     print(
         f"  of which the runtime's own process: {result['steady_main_cpu_us_per_post']:.0f} us/post; "
         f"in the kernel (all processes): {result['steady_system_us_per_post']:.0f} us/post"
+    )
+    print(
+        f"  start-up: the first batch ({result['first_batch_posts']:,} posts) stored after"
+        f" {result['first_batch_s']:.2f} s (spawning the workers, loading their models, that batch itself)"
     )
     layer = "on" if result["query_layer"] else "off"
     ckpt = float(result["checkpoint_us_per_post"])  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ def test_enrich_bench_firehose() -> None:
     assert re.search(r"cpu: .+, \d+ cores \(avx2 (yes|no), .*e5 auto backend: [\w-]+\)", out), out
     assert "query layer's hooks): on" in out
     assert re.search(r"final checkpoint \(not in the figures above\): [\d.]+ us/post", out), out
+    assert re.search(r"start-up: the first batch \([\d,]+ posts\) stored after \d+\.\d\d s", out), out
     for component in ("murmur.lang.cld2lingua@2", "murmur.sentiment.lexical@1", *FIREHOSE[-2:]):
         assert component in out
 
