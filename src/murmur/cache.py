@@ -8,6 +8,7 @@ or from another version is rebuilt, and a folder that cannot be written costs on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -31,6 +32,16 @@ def cache_root() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "murmur"
+
+
+def file_digest(path: Path, salt: str) -> str:
+    """What a cached derivative is keyed by: SHA-256 of ``salt`` (the recipe or format version) and
+    the shipped file's bytes, read in chunks; 16 hex digits."""
+    h = hashlib.sha256(salt.encode())
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 @contextmanager

@@ -9,7 +9,6 @@ model) are applied to many texts in lock step: step ``t`` advances every text st
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
@@ -20,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse  # type: ignore[import-untyped]  # scipy ships no type information
 
-from murmur.cache import mapped_arrays
+from murmur.cache import file_digest, mapped_arrays
 from murmur.errors import ModelError
 
 F32 = npt.NDArray[np.float32]
@@ -153,5 +152,4 @@ def load_tables(cache_dir: Path | None = None) -> dict[str, npt.NDArray[Any]]:
     unpacking them (~0.5 s) or reading a copy (~0.3 s), and ``murmur run``'s workers share one copy
     of the ~97 MB."""
     path, _ = _py3langid()
-    digest = hashlib.sha256(_TABLES_FORMAT.encode() + path.read_bytes()).hexdigest()[:16]
-    return mapped_arrays("langid-tables", digest, build_tables, cache_dir)
+    return mapped_arrays("langid-tables", file_digest(path, _TABLES_FORMAT), build_tables, cache_dir)

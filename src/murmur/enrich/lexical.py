@@ -23,7 +23,6 @@ positive).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from murmur.cache import mapped_arrays
+from murmur.cache import file_digest, mapped_arrays
 from murmur.enrich import hashing
 from murmur.errors import ModelError
 from murmur.text import may_have_link
@@ -416,7 +415,7 @@ class LexicalSentimentModel:
         folder under the file's SHA-256 and read back memory-mapped (``murmur.cache.mapped_arrays``):
         a process that starts skips unpacking the file and building the table (~0.2 s), and
         ``murmur run``'s workers share one copy of it."""
-        digest = hashlib.sha256(_CACHED_FORMAT.encode() + _existing(path).read_bytes()).hexdigest()[:16]
+        digest = file_digest(_existing(path), _CACHED_FORMAT)
 
         def build() -> dict[str, npt.NDArray[Any]]:
             with np.load(path, allow_pickle=False) as z:

@@ -237,11 +237,10 @@ def _is_date(m: re.Match[str]) -> bool:
 
 
 def _without_dates(span: str) -> str:
-    """``span`` with its dates (``_DATE``) replaced by a space; ``span`` itself when it holds none."""
-    if "-" not in span and "." not in span and "/" not in span:
+    """``span`` with its dates (``_DATE``) replaced by a space."""
+    if "-" not in span and "." not in span and "/" not in span:  # no date without a separator
         return span
-    out = _DATE.sub(lambda m: " " if _is_date(m) else m.group(), span)
-    return span if out == span else out
+    return _DATE.sub(lambda m: " " if _is_date(m) else m.group(), span)
 
 
 def _digits_of(span: str) -> str:
@@ -259,7 +258,7 @@ def _digits_placeholder(span: str) -> str | None:
     if nir_ok(digits) or (not span.startswith(("+", "(")) and aadhaar_ok(digits)):
         return NATIONAL_ID  # before phone: "+91 …" stays a phone number
     undated = _without_dates(span)  # a phone number is looked for in what the dates leave
-    if undated is not span:
+    if undated != span:
         span, digits = undated, _digits_of(undated)
     if 7 <= len(digits) <= 15 and _phone_spans(span):
         return PHONE

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from murmur.cache import cache_root, replacing
+from murmur.cache import cache_root, file_digest, replacing
 from murmur.enrich.neural import smoothquant
 from murmur.enrich.neural.e5file import E5File, dequantize_q4
 from murmur.errors import ModelError
@@ -147,14 +147,6 @@ class Int8Recipe:
 # so no saturation shows there: the default recipe passes the bar; XLM-T val macro-F1 0.6478 (float32
 # 0.6500 on that machine; per language -0.011 to +0.010), end to end 86 vs 58 posts/s (bench/enrich.py).
 DEFAULT_INT8 = Int8Recipe()
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256(EXPORT_RECIPE.encode())
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def weight_matmuls(
@@ -419,7 +411,7 @@ class OnnxEncoder:
     ) -> None:
         root = Path(cache_dir) if cache_dir is not None else cache_root()
         layers = "-".join(map(str, pool)) or "last"
-        key = _file_digest(weights.path)
+        key = file_digest(weights.path, EXPORT_RECIPE)
         if branch is not None:
             key += "-branch" + smoothquant.branch_digest(branch)
         self.fp32_path = root / f"e5-small-{key}-pool{layers}.onnx"
